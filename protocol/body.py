@@ -1,0 +1,58 @@
+"""Body codec: the ``msgpack`` package on CPython, ``mpack`` on the device.
+
+Both write maps in canonical key order, so an encoded body is the same bytes on
+either interpreter, and both reject what the protocol does not use.
+"""
+
+from .compat import MICROPYTHON
+from .errors import MalformedBody
+from .mpack import MAX_DEPTH, sort_keys
+
+if MICROPYTHON:
+    from .mpack import packb, unpackb
+else:
+    import msgpack
+
+    def _canonical(obj, depth=0):
+        if depth > MAX_DEPTH:
+            raise MalformedBody("body nested too deeply", "depth", depth)
+        if isinstance(obj, dict):
+            return {k: _canonical(obj[k], depth + 1) for k in sort_keys(obj)}
+        if isinstance(obj, (list, tuple)):
+            return [_canonical(v, depth + 1) for v in obj]
+        if isinstance(obj, float):
+            raise MalformedBody("floats do not go on the wire (use fixed-point integers)", "type", obj)
+        return obj
+
+    def packb(obj):
+        try:
+            return msgpack.packb(_canonical(obj), use_bin_type=True)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise MalformedBody("body cannot be encoded: %s" % exc, "body", obj) from None
+
+    def _no_ext(code, data):
+        raise MalformedBody("msgpack ext type %d is not used by the protocol" % code, "body", code)
+
+    def _check(obj, depth=0):
+        if depth > MAX_DEPTH:
+            raise MalformedBody("body nested too deeply", "depth", depth)
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                if not isinstance(key, (int, str)) or isinstance(key, bool):
+                    raise MalformedBody("map key must be int or str", "key", key)
+                _check(value, depth + 1)
+        elif isinstance(obj, list):
+            for value in obj:
+                _check(value, depth + 1)
+
+    def unpackb(data):
+        try:
+            obj = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext)
+        except MalformedBody:
+            raise
+        except Exception as exc:  # msgpack raises several unrelated types
+            raise MalformedBody("body is not valid msgpack: %s" % exc, "body", bytes(data)) from None
+        _check(obj)
+        return obj
+
+__all__ = ["packb", "unpackb"]

@@ -1,0 +1,192 @@
+"""Message catalogue of protocol v1: type codes, body keys and schemas, channels.
+
+SPEC.md section "Messages" is the prose form of the tables below.
+"""
+
+from .compat import const
+from .errors import MalformedBody
+
+HELLO = const(0x01)
+DATA = const(0x02)
+EVENT = const(0x03)
+STATUS = const(0x04)
+LOG = const(0x05)
+RESULT = const(0x06)
+ACK = const(0x10)
+TIME = const(0x11)
+CONFIG = const(0x12)
+COMMAND = const(0x13)
+
+# Types sent by the gateway to a node (the DOWNLINK flag is set on them).
+DOWNLINK_TYPES = (ACK, TIME, CONFIG, COMMAND)
+
+# Value kinds of a body key: i int, s str, b bytes, l list, m map, t bool.
+# Each schema: type -> (name, {key: (field name, kind, required)}).
+SCHEMAS = {
+    HELLO: ("hello", {
+        1: ("kind", "s", True),
+        2: ("firmware", "s", True),
+        3: ("protocol", "l", True),
+        4: ("sensors", "l", True),
+        5: ("reset_cause", "i", True),
+        6: ("boot", "i", True),
+        7: ("capabilities", "l", False),
+        8: ("uptime_ms", "i", False),
+    }),
+    DATA: ("data", {
+        1: ("ts", "i", True),
+        2: ("clock", "i", True),
+        3: ("interval_s", "i", False),
+        4: ("readings", "l", True),
+    }),
+    EVENT: ("event", {
+        1: ("ts", "i", True),
+        2: ("clock", "i", True),
+        3: ("event", "i", True),
+        4: ("args", "m", False),
+    }),
+    STATUS: ("status", {
+        1: ("uptime_s", "i", True),
+        2: ("free_heap", "i", True),
+        3: ("link", "m", True),
+        4: ("faults", "m", False),
+        5: ("ts", "i", False),
+        6: ("clock", "i", False),
+    }),
+    LOG: ("log", {
+        1: ("level", "i", True),
+        2: ("message", "s", True),
+        3: ("ts", "i", False),
+        4: ("clock", "i", False),
+    }),
+    RESULT: ("result", {
+        1: ("request", "i", True),
+        2: ("code", "i", True),
+        3: ("message", "s", False),
+        4: ("data", "m", False),
+    }),
+    ACK: ("ack", {
+        1: ("boot", "i", True),
+        2: ("seq", "i", True),
+    }),
+    TIME: ("time", {
+        1: ("utc_ms", "i", True),
+    }),
+    CONFIG: ("config", {
+        1: ("request", "i", True),
+        2: ("settings", "m", True),
+    }),
+    COMMAND: ("command", {
+        1: ("request", "i", True),
+        2: ("name", "s", True),
+        3: ("args", "m", False),
+    }),
+}  # fmt: skip
+
+# DATA/EVENT/STATUS/LOG "clock": where the timestamp "ts" (seconds) comes from.
+CLOCK_UTC = const(0)  # Unix time, the node has applied a TIME message
+CLOCK_UPTIME = const(1)  # seconds since the node booted (no TIME yet)
+
+# EVENT codes.
+EVENT_VEHICLE = const(1)
+
+# RESULT codes.
+RESULT_OK = const(0)
+RESULT_UNKNOWN_COMMAND = const(1)
+RESULT_BAD_ARGS = const(2)
+RESULT_FAILED = const(3)
+
+# LOG levels (syslog severities).
+LOG_ERROR = const(3)
+LOG_WARNING = const(4)
+LOG_INFO = const(6)
+LOG_DEBUG = const(7)
+
+# DATA readings are arrays: [channel, exponent, value] for one sample, or
+# [channel, exponent, mean, min, max, count] for an interval's statistics.
+# Values are fixed-point: real value = value * 10**exponent.
+# The channel's low byte is the quantity; its high byte the instance (a lane, a sensor).
+QUANTITIES = {
+    1: ("pm1_0", "ug/m3"),
+    2: ("pm2_5", "ug/m3"),
+    3: ("pm10", "ug/m3"),
+    4: ("co2", "ppm"),
+    5: ("temperature", "degC"),
+    6: ("humidity", "%RH"),
+    7: ("pressure", "hPa"),
+    16: ("motorbikes", "vehicles"),
+    17: ("cars", "vehicles"),
+    18: ("heavy_vehicles", "vehicles"),
+    19: ("speed_mean", "km/h"),
+    20: ("occupancy", "%"),
+}
+
+
+def channel(quantity, instance=0):
+    """The channel number of ``quantity`` at ``instance`` (a lane, a sensor index)."""
+    return (instance << 8) | quantity
+
+
+def _kind_ok(value, kind):
+    if kind == "i":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "s":
+        return isinstance(value, str)
+    if kind == "l":
+        return isinstance(value, list)
+    if kind == "m":
+        return isinstance(value, dict)
+    if kind == "b":
+        return isinstance(value, bytes)
+    return isinstance(value, bool)
+
+
+def _check_reading(reading, index):
+    if not isinstance(reading, list) or len(reading) not in (3, 6):
+        raise MalformedBody("a reading is [ch, exp, value] or [ch, exp, mean, min, max, n]",
+                            "readings", index)
+    for item in reading:
+        if not _kind_ok(item, "i"):
+            raise MalformedBody("reading items are integers", "readings", index)
+    if not -9 <= reading[1] <= 9:
+        raise MalformedBody("reading exponent out of range -9..9", "readings", index)
+
+
+def validate(mtype, body):
+    """Check ``body`` against the schema of ``mtype``; unknown keys are allowed and kept.
+
+    Unknown message types are not checked (receivers ignore them, see SPEC.md).
+    """
+    schema = SCHEMAS.get(mtype)
+    if schema is None:
+        return
+    if not isinstance(body, dict):
+        raise MalformedBody("body of %s must be a map" % schema[0], "body", body)
+    for key, (name, kind, required) in schema[1].items():
+        if key not in body:
+            if required:
+                raise MalformedBody("%s body lacks %s" % (schema[0], name), name, None)
+        elif not _kind_ok(body[key], kind):
+            raise MalformedBody("%s.%s has the wrong type" % (schema[0], name), name, body[key])
+    if mtype == DATA:
+        for index, reading in enumerate(body[4]):
+            _check_reading(reading, index)
+
+
+def type_name(mtype):
+    """The lower-case name of a message type, or None for a type this version does not know."""
+    schema = SCHEMAS.get(mtype)
+    return schema[0] if schema else None
+
+
+def named(mtype, body):
+    """The body with field names instead of integer keys (unknown keys kept as numbers)."""
+    schema = SCHEMAS.get(mtype)
+    if schema is None or not isinstance(body, dict):
+        return body
+    fields = schema[1]
+    out = {}
+    for key, value in body.items():
+        field = fields.get(key)
+        out[field[0] if field else key] = value
+    return out

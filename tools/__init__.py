@@ -1,0 +1,1 @@
+"""The ``streetsense`` command-line tools."""
