@@ -21,7 +21,7 @@ else:
         if isinstance(obj, (list, tuple)):
             return [_canonical(v, depth + 1) for v in obj]
         if isinstance(obj, float):
-            raise MalformedBody("floats do not go on the wire (use fixed-point integers)", "type", obj)
+            raise MalformedBody("floats do not go on the wire (use fixed point)", "type", obj)
         return obj
 
     def packb(obj):
@@ -51,8 +51,10 @@ else:
         except MalformedBody:
             raise
         except Exception as exc:  # msgpack raises several unrelated types
-            raise MalformedBody("body is not valid msgpack: %s" % exc, "body", bytes(data)) from None
+            message = "body is not valid msgpack: %s" % exc
+            raise MalformedBody(message, "body", bytes(data)) from None
         _check(obj)
         return obj
+
 
 __all__ = ["packb", "unpackb"]

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-
 from streetsense.protocol import Deframer, ProtocolError, parse_frame
 from streetsense.protocol.messages import named
 
@@ -71,3 +70,7 @@ def decode(source: str) -> None:
         }))
     if failed:
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
