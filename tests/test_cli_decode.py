@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from streetsense.protocol import FLAG_ACK_REQ, Frame
 from streetsense.protocol import messages as m
 from streetsense.tools.cli import main

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from streetsense.protocol import Deframer, ProtocolError, parse_frame
 from streetsense.protocol.messages import named
 
