@@ -30,6 +30,7 @@ test: venv broker
 lint: venv
 	$(BIN)/ruff check protocol tools tests benchmarks
 	$(BIN)/mypy
+	scripts/typecheck-device
 
 bench: venv
 	$(BIN)/python benchmarks/protocol_bench.py

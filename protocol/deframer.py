@@ -19,7 +19,7 @@ class Deframer:
         self._skipping = False  # inside an oversize run: drop bytes until the next 0x00
 
     def feed(self, data):
-        out = []
+        out: list = []  # frames (bytes) and ProtocolErrors, in stream order
         start = 0
         while True:
             end = data.find(b"\x00", start)
