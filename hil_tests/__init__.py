@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop rig: emulated boards, sensor emulators and (to come) the pytest plugin."""

@@ -1,0 +1,1 @@
+"""CPython models of the sensors, speaking their datasheet wire formats."""
