@@ -21,7 +21,8 @@ else:
         if isinstance(obj, (list, tuple)):
             return [_canonical(v, depth + 1) for v in obj]
         if isinstance(obj, float):
-            raise MalformedBody("floats do not go on the wire (use fixed point)", "type", obj)
+            message = "type cannot go on the wire (use fixed-point integers)"
+            raise MalformedBody(message, "type", obj)
         return obj
 
     def packb(obj):
@@ -50,6 +51,8 @@ else:
             obj = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext)
         except MalformedBody:
             raise
+        except TypeError:  # msgpack: an array or map used as a map key (unhashable)
+            raise MalformedBody("map key must be int or str", "key", None) from None
         except Exception as exc:  # msgpack raises several unrelated types
             message = "body is not valid msgpack: %s" % exc
             raise MalformedBody(message, "body", bytes(data)) from None

@@ -12,7 +12,7 @@ try:
     from micropython import const
 except ImportError:
 
-    def const(value):
+    def const(value):  # type: ignore[misc]  # the stubs type const generically
         return value
 
 
@@ -20,20 +20,22 @@ if MICROPYTHON:
     _BLOCK = const(64)
 
     def hmac_sha256(key, msg):
-        """HMAC-SHA256 (RFC 2104) from two SHA-256 passes; MicroPython has no hmac module."""
+        """HMAC-SHA256 (RFC 2104) from two SHA-256 passes; MicroPython has no hmac module.
+
+        One 64-byte pad serves both passes: it holds key ^ ipad for the inner hash, then
+        is turned in place into key ^ opad (ipad ^ opad == 0x6A). Nothing outlives the call.
+        """
         if len(key) > _BLOCK:
             key = hashlib.sha256(key).digest()
-        ipad = bytearray(_BLOCK)
-        opad = bytearray(_BLOCK)
-        for i in range(len(key)):
-            ipad[i] = key[i]
-            opad[i] = key[i]
+        pad = bytearray(_BLOCK)
+        pad[: len(key)] = key
         for i in range(_BLOCK):
-            ipad[i] ^= 0x36
-            opad[i] ^= 0x5C
-        inner = hashlib.sha256(ipad)
+            pad[i] ^= 0x36
+        inner = hashlib.sha256(pad)
         inner.update(msg)
-        outer = hashlib.sha256(opad)
+        for i in range(_BLOCK):
+            pad[i] ^= 0x6A  # 0x36 ^ 0x5C: from key ^ ipad to key ^ opad
+        outer = hashlib.sha256(pad)
         outer.update(inner.digest())
         return outer.digest()
 

@@ -9,7 +9,7 @@ import struct
 
 from . import cobs
 from .body import packb, unpackb
-from .compat import const, digest_equal, hmac_sha256
+from .compat import MICROPYTHON, const, digest_equal, hmac_sha256
 from .errors import (
     BadCRC,
     BadTag,
@@ -21,6 +21,7 @@ from .errors import (
     UnsupportedVersion,
 )
 from .messages import DOWNLINK_TYPES, type_name, validate
+from .mpack import pack_into
 
 VERSION_MAJOR = const(1)
 VERSION_MINOR = const(0)
@@ -83,6 +84,15 @@ class Frame:
 
     def to_bytes(self, key=None):
         """The decoded frame bytes; signs it (and sets SIGNED) when ``key`` is given."""
+        return bytes(self._build(key))
+
+    def encode(self, key=None):
+        """The frame as it goes on the wire: COBS-encoded, with the 0x00 delimiter."""
+        return cobs.encode_delimited(self._build(key))
+
+    def _build(self, key):
+        # The whole decoded frame in one bytearray: header packed in place, body appended
+        # to it, tag and CRC appended. Returned as the bytearray (to_bytes copies it once).
         flags = self.flags & ~FLAG_SIGNED
         if key is not None:
             _check_key(key)
@@ -90,23 +100,24 @@ class Frame:
         if self.type in DOWNLINK_TYPES:
             flags |= FLAG_DOWNLINK
         validate(self.type, self.body)
-        raw = bytearray(
-            struct.pack(HEADER_FORMAT, self.version, self.type, flags,
-                        self.node_id, self.boot, self.seq)
-        )
-        raw += packb(self.body)
+        raw = bytearray(HEADER_LEN)
+        struct.pack_into(HEADER_FORMAT, raw, 0, self.version, self.type, flags,
+                         self.node_id, self.boot, self.seq)
+        if MICROPYTHON:
+            pack_into(raw, self.body)
+        else:
+            raw += packb(self.body)
         if key is not None:
             self.tag = sign(key, raw)
             raw += self.tag
-        raw += struct.pack(">I", binascii.crc32(raw) & 0xFFFFFFFF)
+        crc = binascii.crc32(raw) & 0xFFFFFFFF
+        at = len(raw)
+        raw += b"\x00\x00\x00\x00"
+        struct.pack_into(">I", raw, at, crc)
         if len(raw) > MAX_FRAME:
             raise Oversize("frame longer than %d bytes" % MAX_FRAME, "length", len(raw))
         self.flags = flags
-        return bytes(raw)
-
-    def encode(self, key=None):
-        """The frame as it goes on the wire: COBS-encoded, with the 0x00 delimiter."""
-        return cobs.encode(self.to_bytes(key)) + b"\x00"
+        return raw
 
     @classmethod
     def from_bytes(cls, raw, key=None):

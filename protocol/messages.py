@@ -162,7 +162,11 @@ def validate(mtype, body):
         return
     if not isinstance(body, dict):
         raise MalformedBody("body of %s must be a map" % schema[0], "body", body)
-    for key, (name, kind, required) in schema[1].items():
+    fields = schema[1]
+    # Keys in ascending order: dict order differs between the interpreters, and both
+    # must report the same first problem.
+    for key in sorted(fields):
+        name, kind, required = fields[key]
         if key not in body:
             if required:
                 raise MalformedBody("%s body lacks %s" % (schema[0], name), name, None)

@@ -14,20 +14,43 @@ from .errors import MalformedBody
 MAX_DEPTH = 8
 
 
+def _utf8(key):
+    return key.encode()
+
+
 def sort_keys(mapping):
     """Canonical key order: integer keys ascending, then string keys by their UTF-8 bytes."""
     ints = []
-    strs = []
+    strs = None  # most maps have integer keys only: no second list for them
     for key in mapping:
         if isinstance(key, int) and not isinstance(key, bool):
             ints.append(key)
         elif isinstance(key, str):
+            if strs is None:
+                strs = []
             strs.append(key)
         else:
             raise MalformedBody("map key must be int or str", "key", key)
     ints.sort()
-    strs.sort(key=lambda k: k.encode())
+    if strs is None:
+        return ints
+    strs.sort(key=_utf8)
     return ints + strs
+
+
+# The encoder writes straight into one bytearray: it grows the array by a constant run
+# of zero bytes and packs the value over them with struct.pack_into, so a head or an
+# integer costs no temporary bytes object on the device. _ZEROS[n] is n zero bytes.
+_ZEROS = (b"", b"\x00", b"\x00\x00", b"\x00\x00\x00", b"\x00\x00\x00\x00",
+          b"\x00\x00\x00\x00\x00", b"\x00\x00\x00\x00\x00\x00",
+          b"\x00\x00\x00\x00\x00\x00\x00", b"\x00\x00\x00\x00\x00\x00\x00\x00",
+          b"\x00\x00\x00\x00\x00\x00\x00\x00\x00")  # fmt: skip
+
+
+def _put(out, fmt, size, code, value):
+    at = len(out)
+    out += _ZEROS[size]
+    struct.pack_into(fmt, out, at, code, value)
 
 
 def _head(out, value, fix_base, fix_max, code8, code16, code32):
@@ -37,11 +60,9 @@ def _head(out, value, fix_base, fix_max, code8, code16, code32):
         out.append(code8)
         out.append(value)
     elif value <= 0xFFFF:
-        out.append(code16)
-        out += struct.pack(">H", value)
+        _put(out, ">BH", 3, code16, value)
     else:
-        out.append(code32)
-        out += struct.pack(">I", value)
+        _put(out, ">BI", 5, code32, value)
 
 
 def _pack_int(out, value):
@@ -49,28 +70,31 @@ def _pack_int(out, value):
         out.append(value & 0xFF)
     elif value > 0:
         if value <= 0xFF:
-            out += struct.pack(">BB", 0xCC, value)
+            out.append(0xCC)
+            out.append(value)
         elif value <= 0xFFFF:
-            out += struct.pack(">BH", 0xCD, value)
+            _put(out, ">BH", 3, 0xCD, value)
         elif value <= 0xFFFFFFFF:
-            out += struct.pack(">BI", 0xCE, value)
+            _put(out, ">BI", 5, 0xCE, value)
         elif value <= 0xFFFFFFFFFFFFFFFF:
-            out += struct.pack(">BQ", 0xCF, value)
+            _put(out, ">BQ", 9, 0xCF, value)
         else:
             raise MalformedBody("integer does not fit 64 bits", "int", value)
     elif value >= -0x80:
-        out += struct.pack(">Bb", 0xD0, value)
+        _put(out, ">Bb", 2, 0xD0, value)
     elif value >= -0x8000:
-        out += struct.pack(">Bh", 0xD1, value)
+        _put(out, ">Bh", 3, 0xD1, value)
     elif value >= -0x80000000:
-        out += struct.pack(">Bi", 0xD2, value)
+        _put(out, ">Bi", 5, 0xD2, value)
     elif value >= -0x8000000000000000:
-        out += struct.pack(">Bq", 0xD3, value)
+        _put(out, ">Bq", 9, 0xD3, value)
     else:
         raise MalformedBody("integer does not fit 64 bits", "int", value)
 
 
 def _pack(out, obj, depth):
+    # isinstance with one type at a time: a tuple of types is built (allocated) per call
+    # on MicroPython.
     if depth > MAX_DEPTH:
         raise MalformedBody("body nested too deeply", "depth", depth)
     if obj is None:
@@ -85,10 +109,10 @@ def _pack(out, obj, depth):
         raw = obj.encode()
         _head(out, len(raw), 0xA0, 31, 0xD9, 0xDA, 0xDB)
         out += raw
-    elif isinstance(obj, (bytes, bytearray)):
+    elif isinstance(obj, bytes) or isinstance(obj, bytearray):
         _head(out, len(obj), 0xC4, -1, 0xC4, 0xC5, 0xC6)
         out += obj
-    elif isinstance(obj, (list, tuple)):
+    elif isinstance(obj, list) or isinstance(obj, tuple):
         _head(out, len(obj), 0x90, 15, 0, 0xDC, 0xDD)
         for item in obj:
             _pack(out, item, depth + 1)
@@ -99,6 +123,11 @@ def _pack(out, obj, depth):
             _pack(out, obj[key], depth + 1)
     else:
         raise MalformedBody("type cannot go on the wire (use fixed-point integers)", "type", obj)
+
+
+def pack_into(out, obj):
+    """Append the msgpack encoding of ``obj`` to the bytearray ``out`` (canonical map order)."""
+    _pack(out, obj, 0)
 
 
 def packb(obj):
@@ -168,7 +197,8 @@ class _Reader:
             if kind == "a":
                 return self.array(length, depth)
             return self.map(length, depth)
-        raise MalformedBody("msgpack type 0x%02x is not used by the protocol" % first, "body", first)
+        message = "msgpack type 0x%02x is not used by the protocol" % first
+        raise MalformedBody(message, "body", first)
 
     def text(self, length):
         raw = self.take(length)
