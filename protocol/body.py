@@ -45,6 +45,8 @@ else:
         elif isinstance(obj, list):
             for value in obj:
                 _check(value, depth + 1)
+        elif isinstance(obj, msgpack.Timestamp):  # ext type -1 bypasses ext_hook
+            raise MalformedBody("msgpack ext type -1 is not used by the protocol", "body", -1)
 
     def unpackb(data):
         try:

@@ -218,3 +218,11 @@ def test_sort_keys_order() -> None:
     mapping = {"b": 0, 3: 0, "\uffff": 0, "\U0001f600": 0, -1: 0, "a": 0, 2**64 - 1: 0}
     keys = mpack.sort_keys(mapping)
     assert keys == [-1, 3, 2**64 - 1, "a", "b", "\uffff", "\U0001f600"]
+
+
+@pytest.mark.parametrize("data", [b"\xd6\xff\x00\x00\x00\x01", b"\x91\xd4\x05\x00"])
+def test_ext_types_rejected_by_both_codecs(data: bytes) -> None:
+    """Ext types, the msgpack timestamp (-1) included, are MalformedBody on both codecs."""
+    for decode in (mpack.unpackb, cpython_body.unpackb):
+        with pytest.raises(MalformedBody):
+            decode(data)

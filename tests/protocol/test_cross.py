@@ -184,7 +184,12 @@ def test_damaged_frames_fail_alike(echo: Echo, raw: bytes, key: bytes | None) ->
     except ProtocolError as exc:
         assert not answer["ok"], answer
         assert answer["error"] == type(exc).__name__
-        assert answer["field"] == exc.field, answer
+        if not isinstance(exc, MalformedBody):
+            # A damaged body can hold several faults (a bad key, then a truncation): the
+            # streaming device codec stops at the first, msgpack at the parse failure.
+            # Single faults name the same field: test_first_bad_field_is_the_same and
+            # test_container_map_key_field_agrees pin that.
+            assert answer["field"] == exc.field, answer
     else:
         assert answer["ok"], answer
         try:
