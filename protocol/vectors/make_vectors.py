@@ -216,7 +216,8 @@ def build():
                                     -32768, -32769, -0x80000000, -0x80000001,
                                     -0x8000000000000000]}, key=None)
     valid("event_vehicle_signed", "EVENT vehicle with str-keyed args", m.EVENT,
-          {1: ts, 2: d, 3: m.EVENT_VEHICLE, 4: {"class": 1, "dir": 1, "lane": 1, "length_cm": 180, "speed_dkmh": 312}},
+          {1: ts, 2: d, 3: m.EVENT_VEHICLE,
+           4: {"class": 1, "dir": 1, "lane": 1, "length_cm": 180, "speed_dkmh": 312}},
           flags=FLAG_ACK_REQ, seq=77)
     valid("event_vehicle_unsigned_no_args", "EVENT vehicle without the optional args",
           m.EVENT, {1: 12, 2: m.CLOCK_UPTIME, 3: m.EVENT_VEHICLE}, key=None)
