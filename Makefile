@@ -28,7 +28,7 @@ test: venv broker
 	$(BIN)/python -m pytest
 
 lint: venv
-	$(BIN)/ruff check protocol tools tests benchmarks
+	$(BIN)/ruff check protocol tools tests benchmarks hil_tests firmware
 	$(BIN)/mypy
 	scripts/typecheck-device
 

@@ -1,0 +1,163 @@
+"""Plantower PMS5003 particulate sensor over UART (9600 8N1).
+
+Source: Plantower "Digital universal particle concentration sensor PMS5003 series data manual"
+(2016, V2.5), Appendix I (transport protocol, active mode) and Appendix II (commands).
+
+Data frame, 32 bytes: 0x42 0x4D, frame length u16 BE (= 2*13 + 2 = 28), 13 data words u16 BE,
+checksum u16 BE = 16-bit sum of bytes 0..29. Words at byte offsets 4/6/8 are PM1.0/2.5/10 at
+"CF=1, standard particle"; 10/12/14 are the same under atmospheric environment (what we report).
+Commands, 7 bytes: 0x42 0x4D CMD DATAH DATAL LRCH LRCL, LRC = sum of bytes 0..4.
+E1 00/01 = passive/active mode, E2 00 00 = read in passive mode, E4 00/01 = sleep/wake.
+After wake the fan needs ~30 s before readings are stable (datasheet: "stable data should be got
+at least 30 seconds after the sensor wakeup"): waiting is the caller's business.
+
+Some sensors answer mode commands with a 4-data-byte frame (length 4); it is checked and skipped.
+"""
+
+import time
+
+from micropython import const
+
+from .errors import ChecksumError, SensorMissing
+
+_NAME = "PMS5003"
+_H1 = const(0x42)
+_H2 = const(0x4D)
+_DATA_LEN = const(28)  # length field of a data frame
+_ACK_LEN = const(4)  # length field of a command reply
+_CMD_MODE = const(0xE1)
+_CMD_READ = const(0xE2)
+_CMD_SLEEP = const(0xE4)
+_BUF_SIZE = const(64)  # two frames: enough to resync on one without losing the next
+
+
+class PMS5003:
+    """Driver; `uart` is anything with read(n)/write(b)/any() (machine.UART on the ESP32)."""
+
+    def __init__(self, uart, timeout_ms=3000):
+        self._uart = uart
+        self.timeout_ms = timeout_ms
+        self._buf = bytearray(_BUF_SIZE)
+        self._n = 0  # bytes held in _buf
+        self._cmd = bytearray(7)
+        self.passive = False  # the sensor powers up in active mode
+
+    # -- commands ---------------------------------------------------------------------------
+    def _send(self, cmd, data):
+        c = self._cmd
+        c[0] = _H1
+        c[1] = _H2
+        c[2] = cmd
+        c[3] = 0
+        c[4] = data
+        s = _H1 + _H2 + cmd + data
+        c[5] = s >> 8
+        c[6] = s & 0xFF
+        self._uart.write(c)
+
+    def set_passive(self):
+        """Passive mode: the sensor sends a frame only when asked (read())."""
+        self._send(_CMD_MODE, 0)
+        self.passive = True
+
+    def set_active(self):
+        """Active mode: the sensor streams frames on its own (default after power-up)."""
+        self._send(_CMD_MODE, 1)
+        self.passive = False
+
+    def sleep(self):
+        """Stop the fan and laser; the sensor then sends nothing until wake()."""
+        self._send(_CMD_SLEEP, 0)
+
+    def wake(self):
+        self._send(_CMD_SLEEP, 1)
+
+    def request(self):
+        """Ask for one frame (passive mode)."""
+        self._send(_CMD_READ, 0)
+
+    # -- receiving --------------------------------------------------------------------------
+    def _fill(self):
+        avail = self._uart.any()
+        space = _BUF_SIZE - self._n
+        if avail and space:
+            data = self._uart.read(min(avail, space))
+            if data:
+                n = self._n
+                self._buf[n : n + len(data)] = data
+                self._n = n + len(data)
+
+    def _drop(self, k):
+        n = self._n
+        if k >= n:
+            self._n = 0
+        elif k:
+            self._buf[: n - k] = self._buf[k:n]
+            self._n = n - k
+
+    def flush(self):
+        """Discard everything received so far."""
+        self._n = 0
+        while self._uart.any():
+            self._uart.read(_BUF_SIZE)
+
+    def poll(self):
+        """Non-blocking: (pm1_0, pm2_5, pm10) atmospheric µg/m³ if a whole frame is in, else None.
+
+        Raises ChecksumError for a damaged frame (already dropped: the next call goes on with
+        the bytes after its header, so the following good frame is still found).
+        """
+        self._fill()
+        buf = self._buf
+        while True:
+            n = self._n
+            i = 0
+            while i < n and not (buf[i] == _H1 and (i + 1 == n or buf[i + 1] == _H2)):
+                i += 1
+            self._drop(i)  # garbage before a header
+            if self._n < 4:
+                return None
+            length = (buf[2] << 8) | buf[3]
+            if length != _DATA_LEN and length != _ACK_LEN:
+                self._drop(1)  # "42 4D" inside garbage: not a frame start
+                continue
+            total = 4 + length
+            if self._n < total:
+                return None
+            s = 0
+            for j in range(total - 2):
+                s += buf[j]
+            got = (buf[total - 2] << 8) | buf[total - 1]
+            if s & 0xFFFF != got:
+                self._drop(1)
+                raise ChecksumError(_NAME, s & 0xFFFF, got)
+            if length == _ACK_LEN:
+                self._drop(total)
+                continue
+            pm = (
+                (buf[10] << 8) | buf[11],
+                (buf[12] << 8) | buf[13],
+                (buf[14] << 8) | buf[15],
+            )
+            self._drop(total)
+            return pm
+
+    def read(self, timeout_ms=None):
+        """Blocking read of one frame; in passive mode it is requested first.
+
+        Raises SensorMissing if no good frame arrives within timeout_ms, ChecksumError if a
+        damaged one does (call again for the next).
+        """
+        if timeout_ms is None:
+            timeout_ms = self.timeout_ms
+        if self.passive:
+            self.flush()  # a frame left from before is not the answer to this request
+            self.request()
+        start = time.ticks_ms()
+        while True:
+            pm = self.poll()
+            if pm is not None:
+                return pm
+            if time.ticks_diff(time.ticks_ms(), start) >= timeout_ms:
+                raise SensorMissing(_NAME, f"no data frame within {timeout_ms} ms")
+            time.sleep_ms(5)
