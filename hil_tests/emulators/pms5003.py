@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import struct
 
+from .base import UartSensorModel
+
 HEADER = b"\x42\x4d"
 CMD_MODE = 0xE1
 CMD_READ = 0xE2
@@ -48,67 +50,39 @@ def data_frame(pm1_0: int, pm2_5: int, pm10: int, *, corrupt: bool = False) -> b
     return body + struct.pack(">H", checksum)
 
 
-class Pms5003:
+class Pms5003(UartSensorModel[tuple[int, int, int]]):
     """The sensor: set `pm1_0`/`pm2_5`/`pm10` (µg/m³); faults: `unplugged` (silent),
     `corrupt_next` (that many frames go out with a bad checksum), `noise_next` (line noise sent
     just before the next frame), `stuck` (keeps reporting the values it had when it got stuck)."""
 
+    CMD_HEADER = HEADER
+    CMD_LEN = 7
+
     def __init__(
         self, *, pm1_0: int = 5, pm2_5: int = 10, pm10: int = 15, interval_s: float = 1.0
     ) -> None:
+        # interval_s: active mode cadence (datasheet: 200-800 ms to 2.3 s)
+        super().__init__(interval_s=interval_s)
         self.pm1_0 = pm1_0
         self.pm2_5 = pm2_5
         self.pm10 = pm10
-        self.interval_s = interval_s  # active mode cadence (datasheet: 200-800 ms to 2.3 s)
         self.passive = False
-        self.asleep = False
-        self.unplugged = False
-        self.corrupt_next = 0
         self.noise_next = b""
-        self._stuck_at: tuple[int, int, int] | None = None
-        self.commands: list[bytes] = []  # every valid command received, in order
-        self.frames_sent = 0
-        self._rx = bytearray()
 
-    @property
-    def stuck(self) -> bool:
-        return self._stuck_at is not None
+    def _values(self) -> tuple[int, int, int]:
+        return self.pm1_0, self.pm2_5, self.pm10
 
-    @stuck.setter
-    def stuck(self, value: bool) -> None:
-        self._stuck_at = (self.pm1_0, self.pm2_5, self.pm10) if value else None
-
-    def frame(self) -> bytes:
-        """The next data frame, with the fault settings applied."""
-        values = self._stuck_at or (self.pm1_0, self.pm2_5, self.pm10)
-        corrupt = self.corrupt_next > 0
-        if corrupt:
-            self.corrupt_next -= 1
-        self.frames_sent += 1
+    def _encode(self, values: tuple[int, int, int], corrupt: bool) -> bytes:
         noise, self.noise_next = self.noise_next, b""
         return noise + data_frame(*values, corrupt=corrupt)
 
-    def feed(self, data: bytes) -> bytes:
-        """Bytes from the host; returns what the sensor answers (a frame for a passive read)."""
-        if self.unplugged:
-            return b""
-        self._rx += data
-        out = b""
-        while True:
-            start = self._rx.find(HEADER)
-            if start < 0:
-                del self._rx[: max(0, len(self._rx) - 1)]
-                return out
-            del self._rx[:start]
-            if len(self._rx) < 7:
-                return out
-            cmd = bytes(self._rx[:7])
-            if sum(cmd[:5]) & 0xFFFF != struct.unpack(">H", cmd[5:])[0]:
-                del self._rx[:1]  # a real sensor ignores a bad command
-                continue
-            del self._rx[:7]
-            self.commands.append(cmd)
-            out += self._execute(cmd[2], cmd[4])
+    def _valid(self, cmd: bytes) -> bool:
+        (lrc,) = struct.unpack(">H", cmd[5:])
+        return bool(sum(cmd[:5]) & 0xFFFF == lrc)
+
+    def _command(self, cmd: bytes) -> bytes:
+        self.commands.append(cmd)
+        return self._execute(cmd[2], cmd[4])
 
     def _execute(self, cmd: int, data: int) -> bytes:
         if cmd == CMD_SLEEP:
@@ -121,8 +95,5 @@ class Pms5003:
             return self.frame()
         return b""
 
-    def tick(self) -> bytes:
-        """Called every `interval_s`: the frame an awake sensor in active mode sends."""
-        if self.unplugged or self.asleep or self.passive:
-            return b""
-        return self.frame()
+    def _on_request(self) -> bool:
+        return self.passive

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from .base import SensorModel
+
 ADDR = 0x62
 START_PERIODIC = 0x21B1
 READ_MEASUREMENT = 0xEC05
@@ -41,7 +43,7 @@ def words(*values: int) -> bytes:
     return bytes(out)
 
 
-class Scd4x:
+class Scd4x(SensorModel):
     """The sensor: set `co2_ppm`, `temperature_c`, `humidity_pct`; faults: `unplugged` (NACKs
     everything), `corrupt_next` (that many replies get a bad CRC on their first word)."""
 
@@ -55,13 +57,11 @@ class Scd4x:
         serial: int = 0x1234_5678_9ABC,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(interval_s=interval_s)  # periodic measurement: 5 s on the real part
         self.co2_ppm = co2_ppm
         self.temperature_c = temperature_c
         self.humidity_pct = humidity_pct
-        self.interval_s = interval_s  # periodic measurement: 5 s on the real part
         self.serial = serial
-        self.unplugged = False
-        self.corrupt_next = 0
         self.commands: list[int] = []
         self._clock = clock
         self._measuring_since: float | None = None
@@ -115,8 +115,7 @@ class Scd4x:
             self._reply = words(SCD41_VARIANT)
         else:
             return False
-        if self._reply and self.corrupt_next > 0:
-            self.corrupt_next -= 1
+        if self._reply and self._take_corrupt():
             self._reply = (
                 bytes((self._reply[0], self._reply[1], self._reply[2] ^ 0xFF)) + (self._reply[3:])
             )

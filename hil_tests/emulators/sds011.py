@@ -9,6 +9,8 @@ everything but the work command, and reports nothing.
 
 from __future__ import annotations
 
+from .base import UartSensorModel
+
 HEAD = 0xAA
 TAIL = 0xAB
 CMD_MODE = 0x02
@@ -39,9 +41,12 @@ def data_frame(pm2_5_x10: int, pm10_x10: int, device_id: int, *, corrupt: bool =
     return _frame(0xC0, payload, corrupt)
 
 
-class Sds011:
+class Sds011(UartSensorModel[tuple[float, float]]):
     """The sensor: set `pm2_5`/`pm10` in µg/m³; faults: `unplugged` (silent), `corrupt_next`
     (that many data frames get a bad checksum), `stuck` (keeps its values from then on)."""
+
+    CMD_HEADER = bytes((HEAD, 0xB4))
+    CMD_LEN = 19
 
     def __init__(
         self,
@@ -49,35 +54,19 @@ class Sds011:
         pm2_5: float = 10.0,
         pm10: float = 20.0,
         device_id: int = 0xA1B2,
-        interval_s: float = 1.0,
+        interval_s: float = 1.0,  # active reporting: once a second
     ) -> None:
+        super().__init__(interval_s=interval_s)
         self.pm2_5 = pm2_5
         self.pm10 = pm10
         self.device_id = device_id
-        self.interval_s = interval_s  # active reporting: once a second
         self.query_mode = False
-        self.asleep = False
-        self.unplugged = False
-        self.corrupt_next = 0
-        self._stuck_at: tuple[float, float] | None = None
-        self.commands: list[bytes] = []
-        self.frames_sent = 0
-        self._rx = bytearray()
 
-    @property
-    def stuck(self) -> bool:
-        return self._stuck_at is not None
+    def _values(self) -> tuple[float, float]:
+        return self.pm2_5, self.pm10
 
-    @stuck.setter
-    def stuck(self, value: bool) -> None:
-        self._stuck_at = (self.pm2_5, self.pm10) if value else None
-
-    def frame(self) -> bytes:
-        pm2_5, pm10 = self._stuck_at or (self.pm2_5, self.pm10)
-        corrupt = self.corrupt_next > 0
-        if corrupt:
-            self.corrupt_next -= 1
-        self.frames_sent += 1
+    def _encode(self, values: tuple[float, float], corrupt: bool) -> bytes:
+        pm2_5, pm10 = values
         clamp = 9999  # 999.9 µg/m³: the top of the range
         return data_frame(
             min(clamp, round(pm2_5 * 10)),
@@ -89,29 +78,15 @@ class Sds011:
     def _reply(self, cmd: int, d1: int, d2: int) -> bytes:
         return _frame(0xC5, bytes((cmd, d1, d2, 0)) + self.device_id.to_bytes(2, "little"))
 
-    def feed(self, data: bytes) -> bytes:
-        if self.unplugged:
+    def _valid(self, cmd: bytes) -> bool:
+        return cmd[18] == TAIL and sum(cmd[2:17]) & 0xFF == cmd[17]
+
+    def _command(self, cmd: bytes) -> bytes:
+        target = cmd[15] | cmd[16] << 8
+        if target not in (0xFFFF, self.device_id):
             return b""
-        self._rx += data
-        out = b""
-        while True:
-            start = self._rx.find(bytes((HEAD, 0xB4)))
-            if start < 0:
-                del self._rx[: max(0, len(self._rx) - 1)]
-                return out
-            del self._rx[:start]
-            if len(self._rx) < 19:
-                return out
-            cmd = bytes(self._rx[:19])
-            if cmd[18] != TAIL or sum(cmd[2:17]) & 0xFF != cmd[17]:
-                del self._rx[:1]
-                continue
-            del self._rx[:19]
-            target = cmd[15] | cmd[16] << 8
-            if target not in (0xFFFF, self.device_id):
-                continue
-            self.commands.append(cmd)
-            out += self._execute(cmd[2], cmd[3], cmd[4])
+        self.commands.append(cmd)
+        return self._execute(cmd[2], cmd[3], cmd[4])
 
     def _execute(self, cmd: int, d1: int, d2: int) -> bytes:
         if cmd == CMD_SLEEP:
@@ -128,7 +103,5 @@ class Sds011:
             return self.frame()
         return b""
 
-    def tick(self) -> bytes:
-        if self.unplugged or self.asleep or self.query_mode:
-            return b""
-        return self.frame()
+    def _on_request(self) -> bool:
+        return self.query_mode

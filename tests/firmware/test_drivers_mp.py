@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sensor_harness import DriverError, MpDriver, write_board
 
+from streetsense.hil.emulators.base import UartSensorModel
 from streetsense.hil.emulators.bme280 import Bme280
 from streetsense.hil.emulators.i2c_bus import I2CBus
 from streetsense.hil.emulators.pms5003 import Pms5003
@@ -61,13 +63,7 @@ async def test_pms5003_active_stream(pms: tuple[Pms5003, UartPty, MpDriver]) -> 
 async def test_pms5003_passive_corrupt_then_good(pms: tuple[Pms5003, UartPty, MpDriver]) -> None:
     """Passive reads: a frame with a bad checksum raises ChecksumError, the next read is good."""
     model, _, mp = pms
-    await mp.call("set_passive")
-    await _until(lambda: model.passive)
-    model.corrupt_next = 1
-    with pytest.raises(DriverError) as err:
-        await mp.call("read")
-    assert err.value.name == "ChecksumError"
-    assert await mp.call("read") == [4, 17, 33]
+    await _corrupt_then_good(model, mp, "set_passive", lambda: model.passive, [4, 17, 33])
     assert model.commands[-1] == bytes.fromhex("424DE200000171")
 
 
@@ -84,18 +80,7 @@ async def test_pms5003_resync_after_garbage(pms: tuple[Pms5003, UartPty, MpDrive
 async def test_pms5003_sleep_unplugged(pms: tuple[Pms5003, UartPty, MpDriver]) -> None:
     """Asleep or unplugged, the sensor is silent and read raises SensorMissing; wake recovers."""
     model, _, mp = pms
-    await mp.call("set_passive")
-    await mp.call("sleep")
-    await _until(lambda: model.asleep)
-    with pytest.raises(DriverError) as err:
-        await mp.call("read 300")
-    assert err.value.name == "SensorMissing" and "no data frame" in err.value.msg
-    await mp.call("wake")
-    assert await mp.call("read") == [4, 17, 33]
-    model.unplugged = True
-    with pytest.raises(DriverError) as err:
-        await mp.call("read 300")
-    assert err.value.name == "SensorMissing"
+    await _sleep_wake_unplug(model, mp, "set_passive", "wake", [4, 17, 33], "no data frame")
 
 
 async def test_sds011_values_and_query_mode(sds: tuple[Sds011, UartPty, MpDriver]) -> None:
@@ -111,26 +96,52 @@ async def test_sds011_values_and_query_mode(sds: tuple[Sds011, UartPty, MpDriver
 async def test_sds011_corrupt_then_good(sds: tuple[Sds011, UartPty, MpDriver]) -> None:
     """A data frame with a bad checksum raises ChecksumError; the next one reads."""
     model, _, mp = sds
-    await mp.call("set_query_mode")
-    await _until(lambda: model.query_mode)
-    model.corrupt_next = 1
-    with pytest.raises(DriverError) as err:
-        await mp.call("read")
-    assert err.value.name == "ChecksumError"
-    assert await mp.call("read") == [123, 456]
+    await _corrupt_then_good(model, mp, "set_query_mode", lambda: model.query_mode, [123, 456])
 
 
 async def test_sds011_sleep_and_unplugged(sds: tuple[Sds011, UartPty, MpDriver]) -> None:
     """A sleeping or unplugged SDS011 gives SensorMissing; work() brings it back."""
     model, _, mp = sds
-    await mp.call("set_query_mode")
+    await _sleep_wake_unplug(model, mp, "set_query_mode", "work", [123, 456])
+
+
+async def _corrupt_then_good(
+    model: UartSensorModel[Any],
+    mp: MpDriver,
+    set_mode: str,
+    in_mode: Callable[[], bool],
+    good: list[int],
+) -> None:
+    """Into on-request mode; a frame with a bad checksum raises ChecksumError, the next reads."""
+    await mp.call(set_mode)
+    await _until(in_mode)
+    model.corrupt_next = 1
+    with pytest.raises(DriverError) as err:
+        await mp.call("read")
+    assert err.value.name == "ChecksumError"
+    assert await mp.call("read") == good
+
+
+async def _sleep_wake_unplug(
+    model: UartSensorModel[Any],
+    mp: MpDriver,
+    set_mode: str,
+    wake: str,
+    good: list[int],
+    missing_msg: str | None = None,
+) -> None:
+    """Asleep, then unplugged, read raises SensorMissing (with missing_msg in its text, if
+    given); the `wake` command brings the sensor back in between."""
+    await mp.call(set_mode)
     await mp.call("sleep")
     await _until(lambda: model.asleep)
     with pytest.raises(DriverError) as err:
         await mp.call("read 300")
     assert err.value.name == "SensorMissing"
-    await mp.call("work")
-    assert await mp.call("read") == [123, 456]
+    if missing_msg is not None:
+        assert missing_msg in err.value.msg
+    await mp.call(wake)
+    assert await mp.call("read") == good
     model.unplugged = True
     with pytest.raises(DriverError) as err:
         await mp.call("read 300")

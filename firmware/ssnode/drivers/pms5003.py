@@ -14,11 +14,10 @@ at least 30 seconds after the sensor wakeup"): waiting is the caller's business.
 Some sensors answer mode commands with a 4-data-byte frame (length 4); it is checked and skipped.
 """
 
-import time
-
 from micropython import const
 
-from .errors import ChecksumError, SensorMissing
+from .errors import ChecksumError
+from .uart_frames import UartFrames
 
 _NAME = "PMS5003"
 _H1 = const(0x42)
@@ -31,15 +30,17 @@ _CMD_SLEEP = const(0xE4)
 _BUF_SIZE = const(64)  # two frames: enough to resync on one without losing the next
 
 
-class PMS5003:
-    """Driver; `uart` is anything with read(n)/write(b)/any() (machine.UART on the ESP32)."""
+class PMS5003(UartFrames):
+    """Driver; `uart` is anything with read(n)/write(b)/any() (machine.UART on the ESP32).
+
+    read(timeout_ms=None) (from UartFrames): blocking read of one frame, requested first in
+    passive mode; SensorMissing if none within timeout_ms, ChecksumError for a damaged one.
+    """
+
+    NAME = _NAME
 
     def __init__(self, uart, timeout_ms=3000):
-        self._uart = uart
-        self.timeout_ms = timeout_ms
-        self._buf = bytearray(_BUF_SIZE)
-        self._n = 0  # bytes held in _buf
-        self._cmd = bytearray(7)
+        super().__init__(uart, timeout_ms, _BUF_SIZE, 7)
         self.passive = False  # the sensor powers up in active mode
 
     # -- commands ---------------------------------------------------------------------------
@@ -76,31 +77,7 @@ class PMS5003:
         """Ask for one frame (passive mode)."""
         self._send(_CMD_READ, 0)
 
-    # -- receiving --------------------------------------------------------------------------
-    def _fill(self):
-        avail = self._uart.any()
-        space = _BUF_SIZE - self._n
-        if avail and space:
-            data = self._uart.read(min(avail, space))
-            if data:
-                n = self._n
-                self._buf[n : n + len(data)] = data
-                self._n = n + len(data)
-
-    def _drop(self, k):
-        n = self._n
-        if k >= n:
-            self._n = 0
-        elif k:
-            self._buf[: n - k] = self._buf[k:n]
-            self._n = n - k
-
-    def flush(self):
-        """Discard everything received so far."""
-        self._n = 0
-        while self._uart.any():
-            self._uart.read(_BUF_SIZE)
-
+    # -- receiving (buffering, flush() and read() are UartFrames') -------------------------
     def poll(self):
         """Non-blocking: (pm1_0, pm2_5, pm10) atmospheric µg/m³ if a whole frame is in, else None.
 
@@ -142,22 +119,8 @@ class PMS5003:
             self._drop(total)
             return pm
 
-    def read(self, timeout_ms=None):
-        """Blocking read of one frame; in passive mode it is requested first.
+    def _on_request(self):
+        return self.passive
 
-        Raises SensorMissing if no good frame arrives within timeout_ms, ChecksumError if a
-        damaged one does (call again for the next).
-        """
-        if timeout_ms is None:
-            timeout_ms = self.timeout_ms
-        if self.passive:
-            self.flush()  # a frame left from before is not the answer to this request
-            self.request()
-        start = time.ticks_ms()
-        while True:
-            pm = self.poll()
-            if pm is not None:
-                return pm
-            if time.ticks_diff(time.ticks_ms(), start) >= timeout_ms:
-                raise SensorMissing(_NAME, f"no data frame within {timeout_ms} ms")
-            time.sleep_ms(5)
+    def _ask(self):
+        self.request()

@@ -12,11 +12,10 @@ addresses every sensor. 02 reporting mode (d1=1 set, d2=0 active / 1 query), 04 
 a query is answered with a data frame.
 """
 
-import time
-
 from micropython import const
 
-from .errors import ChecksumError, SensorMissing
+from .errors import ChecksumError
+from .uart_frames import UartFrames
 
 _NAME = "SDS011"
 _HEAD = const(0xAA)
@@ -30,15 +29,17 @@ _CMD_SLEEP = const(0x06)
 _BUF_SIZE = const(40)
 
 
-class SDS011:
-    """Driver; `uart` is anything with read(n)/write(b)/any() (machine.UART on the ESP32)."""
+class SDS011(UartFrames):
+    """Driver; `uart` is anything with read(n)/write(b)/any() (machine.UART on the ESP32).
+
+    read(timeout_ms=None) (from UartFrames): blocking read of one data frame, queried first in
+    query mode; SensorMissing if none within timeout_ms, ChecksumError for a damaged one.
+    """
+
+    NAME = _NAME
 
     def __init__(self, uart, timeout_ms=3000):
-        self._uart = uart
-        self.timeout_ms = timeout_ms
-        self._buf = bytearray(_BUF_SIZE)
-        self._n = 0
-        self._cmd = bytearray(19)
+        super().__init__(uart, timeout_ms, _BUF_SIZE, 19)
         self.query_mode = False  # the sensor powers up reporting once a second
         self.device_id = None  # from the last good frame (ID1 | ID2 << 8)
         self.last_reply = None  # command byte of the last AA C5 reply seen
@@ -80,30 +81,6 @@ class SDS011:
     def query(self):
         self._send(_CMD_QUERY)
 
-    def _fill(self):
-        avail = self._uart.any()
-        space = _BUF_SIZE - self._n
-        if avail and space:
-            data = self._uart.read(min(avail, space))
-            if data:
-                n = self._n
-                self._buf[n : n + len(data)] = data
-                self._n = n + len(data)
-
-    def _drop(self, k):
-        n = self._n
-        if k >= n:
-            self._n = 0
-        elif k:
-            self._buf[: n - k] = self._buf[k:n]
-            self._n = n - k
-
-    def flush(self):
-        """Discard everything received so far."""
-        self._n = 0
-        while self._uart.any():
-            self._uart.read(_BUF_SIZE)
-
     def poll(self):
         """Non-blocking: (pm2_5, pm10) in 0.1 µg/m³ if a whole data frame is in, else None.
 
@@ -141,21 +118,8 @@ class SDS011:
             self._drop(10)
             return pm
 
-    def read(self, timeout_ms=None):
-        """Blocking read of one data frame (queried first in query mode).
+    def _on_request(self):
+        return self.query_mode
 
-        Raises SensorMissing if none arrives within timeout_ms, ChecksumError for a damaged one.
-        """
-        if timeout_ms is None:
-            timeout_ms = self.timeout_ms
-        if self.query_mode:
-            self.flush()  # a frame left from before is not the answer to this request
-            self.query()
-        start = time.ticks_ms()
-        while True:
-            pm = self.poll()
-            if pm is not None:
-                return pm
-            if time.ticks_diff(time.ticks_ms(), start) >= timeout_ms:
-                raise SensorMissing(_NAME, f"no data frame within {timeout_ms} ms")
-            time.sleep_ms(5)
+    def _ask(self):
+        self.query()
