@@ -18,25 +18,7 @@ sys.path.insert(0, sys.argv[1])
 ITERATIONS = int(sys.argv[2]) if len(sys.argv) > 2 else 500
 REPEATS = 3
 
-from streetsense.protocol import FLAG_ACK_REQ, Frame  # noqa: E402
-from streetsense.protocol import messages as m  # noqa: E402
-
-KEY = bytes(range(1, 33))
-
-
-def air_quality_frame(seq):
-    """A typical air-quality DATA frame: 7 interval statistics, one minute, UTC clock."""
-    readings = [
-        [m.channel(1), -1, 84, 61, 112, 60],  # PM1.0, 0.1 ug/m3
-        [m.channel(2), -1, 127, 95, 181, 60],  # PM2.5
-        [m.channel(3), -1, 163, 120, 240, 60],  # PM10
-        [m.channel(4), 0, 612, 587, 655, 60],  # CO2, ppm
-        [m.channel(5), -2, 1874, 1861, 1890, 60],  # temperature, 0.01 degC
-        [m.channel(6), -1, 553, 547, 561, 60],  # humidity, 0.1 %RH
-        [m.channel(7), -1, 10132, 10131, 10134, 60],  # pressure, 0.1 hPa
-    ]
-    body = {1: 1764115200, 2: m.CLOCK_UTC, 3: 60, 4: readings}
-    return Frame(m.DATA, 0x00A1B2C3, 7, seq, body, FLAG_ACK_REQ)
+from aq_frame import KEY, air_quality_frame  # noqa: E402
 
 
 def alloc_bytes(frame):

@@ -19,9 +19,7 @@ Python, else ``micropython`` on PATH; without one, part c is reported as skipped
 
 import argparse
 import json
-import os
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,38 +27,17 @@ import time
 from pathlib import Path
 
 import msgpack
+from aq_frame import AIR_QUALITY, KEY, TS, air_quality_frame
 
-from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame, parse_frame
+from streetsense.hil.micropython import find_micropython, stage_protocol
+from streetsense.protocol import Deframer, parse_frame
 from streetsense.protocol import messages as m
 from streetsense.protocol.frame import CRC_LEN, HEADER_LEN, TAG_LEN
 
-ROOT = Path(__file__).resolve().parent.parent
 MP_SCRIPT = Path(__file__).resolve().parent / "mp_alloc.py"
-KEY = bytes(range(1, 33))  # the key mp_alloc.py signs with, too
-NODE_ID = 0x00A1B2C3
-BOOT = 7
 CHUNK = 256
 ALLOC_TARGET = 2048
 WIRE_TARGET_PCT = 45.0
-
-# One minute of an air-quality node: [channel, exponent, mean, min, max, count] per
-# quantity, fixed-point (real value = value * 10**exponent). mp_alloc.py uses the same.
-AIR_QUALITY = [
-    [m.channel(1), -1, 84, 61, 112, 60],  # PM1.0, 0.1 ug/m3
-    [m.channel(2), -1, 127, 95, 181, 60],  # PM2.5
-    [m.channel(3), -1, 163, 120, 240, 60],  # PM10
-    [m.channel(4), 0, 612, 587, 655, 60],  # CO2, ppm
-    [m.channel(5), -2, 1874, 1861, 1890, 60],  # temperature, 0.01 degC
-    [m.channel(6), -1, 553, 547, 561, 60],  # humidity, 0.1 %RH
-    [m.channel(7), -1, 10132, 10131, 10134, 60],  # pressure, 0.1 hPa
-]
-TS = 1764115200
-INTERVAL_S = 60
-
-
-def air_quality_frame(seq, readings=AIR_QUALITY, ts=TS):
-    body = {1: ts, 2: m.CLOCK_UTC, 3: INTERVAL_S, 4: readings}
-    return Frame(m.DATA, NODE_ID, BOOT, seq, body, FLAG_ACK_REQ)
 
 
 def varied_readings(rng):
@@ -145,27 +122,13 @@ def reading_json(frame):
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def find_micropython():
-    env = os.environ.get("MICROPYTHON")
-    if env:
-        return env
-    local = Path(sys.executable).parent / "micropython"
-    if local.exists():
-        return str(local)
-    return shutil.which("micropython")
-
-
 def bench_micropython(iterations):
     """Output of mp_alloc.py as a dict, or None when there is no MicroPython interpreter."""
     exe = find_micropython()
     if exe is None:
         return None
     with tempfile.TemporaryDirectory(prefix="ss-mp-") as tmp:
-        pkg = Path(tmp) / "streetsense"
-        (pkg / "protocol").mkdir(parents=True)
-        shutil.copy(ROOT / "streetsense" / "__init__.py", pkg / "__init__.py")
-        for src in (ROOT / "protocol").glob("*.py"):
-            shutil.copy(src, pkg / "protocol" / src.name)
+        stage_protocol(Path(tmp))
         proc = subprocess.run(
             [exe, str(MP_SCRIPT), tmp, str(iterations)],
             capture_output=True,

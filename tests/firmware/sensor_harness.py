@@ -8,11 +8,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from streetsense.hil.micropython import find_micropython
+
 ROOT = Path(__file__).resolve().parents[2]
 BOARD_DIR = ROOT / "hil_tests" / "board"
 FIRMWARE_DIR = ROOT / "firmware"
 SCRIPT = Path(__file__).with_name("mp_driver.py")
-MICROPYTHON = os.environ.get("MICROPYTHON", str(ROOT / ".venv" / "bin" / "micropython"))
+MICROPYTHON = find_micropython() or "micropython"
 
 
 class DriverError(Exception):

@@ -14,7 +14,8 @@ Reads one request per line on stdin, writes one JSON line per request on stdout:
       JSON, see v1.json "format"), "key": hex or null}; answers {"ok": true,
       "wire": hex} or {"ok": false, ...}.
 
-An empty line or EOF ends the process. Uses only json, binascii and sys.
+An empty line or EOF ends the process. Uses only json, binascii, sys
+and mp_common.py (beside this script).
 """
 
 import binascii
@@ -24,35 +25,10 @@ import sys
 if len(sys.argv) > 1:
     sys.path.insert(0, sys.argv[1])
 
+from mp_common import from_tagged, hexof, to_tagged
+
 from streetsense.protocol import Deframer, Frame, ProtocolError, parse_frame
 from streetsense.protocol.body import packb
-
-
-def from_tagged(value):
-    if isinstance(value, list):
-        return [from_tagged(item) for item in value]
-    if isinstance(value, dict):
-        if "bin" in value:
-            return binascii.unhexlify(value["bin"])
-        out = {}
-        for pair in value["map"]:
-            out[from_tagged(pair[0])] = from_tagged(pair[1])
-        return out
-    return value
-
-
-def to_tagged(value):
-    if isinstance(value, list):
-        return [to_tagged(item) for item in value]
-    if isinstance(value, dict):
-        return {"map": [[to_tagged(k), to_tagged(v)] for k, v in value.items()]}
-    if isinstance(value, bytes):
-        return {"bin": hexof(value)}
-    return value
-
-
-def hexof(data):
-    return binascii.hexlify(data).decode()
 
 
 def failure(exc):

@@ -6,30 +6,15 @@ Usage: micropython mp_vectors.py V1_JSON [DIR_ON_SYS_PATH]
 DIR_ON_SYS_PATH, when given, is put first on sys.path; it must hold
 streetsense/__init__.py and streetsense/protocol/. Prints one JSON line per case,
 {"name", "ok", "detail"}, then {"summary": true, "total", "passed", "failed"}.
-Exit status 0 when every case passed, 1 otherwise. Uses only json, binascii and sys.
+Exit status 0 when every case passed, 1 otherwise. Uses only json, binascii, sys
+and mp_common.py (beside this script).
 """
 
 import binascii
 import json
 import sys
 
-
-def from_tagged(value):
-    """The msgpack value of a tagged JSON value (see the "format" key of v1.json)."""
-    if isinstance(value, list):
-        return [from_tagged(item) for item in value]
-    if isinstance(value, dict):
-        if "bin" in value:
-            return binascii.unhexlify(value["bin"])
-        out = {}
-        for pair in value["map"]:
-            out[from_tagged(pair[0])] = from_tagged(pair[1])
-        return out
-    return value
-
-
-def hexof(data):
-    return binascii.hexlify(data).decode()
+from mp_common import from_tagged, hexof
 
 
 def key_arg(key):

@@ -1,12 +1,12 @@
 """COBS and the msgpack body codecs: round trips, known vectors, agreement with msgpack."""
 
-import math
 from typing import Any
 
 import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from protocol_helpers import same
 from protocol_strategies import values
 
 from streetsense.protocol import MalformedBody, MalformedFrame, cobs, mpack
@@ -49,19 +49,6 @@ def canonical(obj: Any) -> Any:
 
 def reference_packb(obj: Any) -> bytes:
     return msgpack.packb(canonical(obj), use_bin_type=True)
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equality that tells bool from int and treats NaN as equal to NaN."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    return bool(a == b)
 
 
 @pytest.mark.parametrize(("decoded", "encoded"), COBS_VECTORS)

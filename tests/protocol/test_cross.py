@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from protocol_helpers import from_tagged, same, to_tagged
 from protocol_strategies import KEYS_OR_NONE, frames
 
 from streetsense.protocol import (
@@ -30,37 +31,6 @@ pytestmark = pytest.mark.micropython
 KEY = bytes(range(32))
 CROSS = settings(max_examples=150, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow])
-
-
-def to_tagged(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [to_tagged(item) for item in value]
-    if isinstance(value, dict):
-        return {"map": [[to_tagged(k), to_tagged(v)] for k, v in value.items()]}
-    if isinstance(value, (bytes, bytearray)):
-        return {"bin": bytes(value).hex()}
-    return value
-
-
-def from_tagged(value: Any) -> Any:
-    if isinstance(value, list):
-        return [from_tagged(item) for item in value]
-    if isinstance(value, dict):
-        if "bin" in value:
-            return bytes.fromhex(value["bin"])
-        return {from_tagged(k): from_tagged(v) for k, v in value["map"]}
-    return value
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equality that also tells bool from int and bytes from str, all the way down."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return bool(a == b)
 
 
 class Echo:

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from protocol_helpers import from_tagged as read_tagged
+from protocol_helpers import same
 
 from streetsense.protocol import Deframer, Frame, ProtocolError, cobs, errors, parse_frame
 from streetsense.protocol import messages as m
@@ -22,29 +24,7 @@ MAKE_VECTORS = VECTORS.parent / "make_vectors.py"
 
 def from_tagged(value: Any) -> Any:
     """Strict reader of the tagged JSON body form: a JSON object must be one known tag."""
-    if isinstance(value, list):
-        return [from_tagged(item) for item in value]
-    if isinstance(value, dict):
-        assert len(value) == 1 and set(value) <= {"bin", "map"}, value
-        if "bin" in value:
-            return bytes.fromhex(value["bin"])
-        out = {}
-        for key, item in value["map"]:
-            out[from_tagged(key)] = from_tagged(item)
-        return out
-    assert value is None or isinstance(value, (bool, int, str)), value
-    return value
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equality that also tells bool from int and bytes from str, all the way down."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return bool(a == b)
+    return read_tagged(value, strict=True)
 
 
 def key_arg(key: str | None) -> Any:
