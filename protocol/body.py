@@ -9,7 +9,7 @@ from .errors import MalformedBody
 from .mpack import MAX_DEPTH, sort_keys
 
 if MICROPYTHON:
-    from .mpack import packb, unpackb
+    from .mpack import pack_into, packb, unpackb
 else:
     import msgpack
 
@@ -30,6 +30,10 @@ else:
             return msgpack.packb(_canonical(obj), use_bin_type=True)
         except (TypeError, ValueError, OverflowError) as exc:
             raise MalformedBody("body cannot be encoded: %s" % exc, "body", obj) from None
+
+    def pack_into(out, obj):
+        """Append the encoding of ``obj`` to the bytearray ``out``."""
+        out += packb(obj)
 
     def _no_ext(code, data):
         raise MalformedBody("msgpack ext type %d is not used by the protocol" % code, "body", code)
@@ -62,4 +66,4 @@ else:
         return obj
 
 
-__all__ = ["packb", "unpackb"]
+__all__ = ["pack_into", "packb", "unpackb"]

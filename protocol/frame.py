@@ -8,8 +8,8 @@ import binascii
 import struct
 
 from . import cobs
-from .body import packb, unpackb
-from .compat import MICROPYTHON, const, digest_equal, hmac_sha256
+from .body import pack_into, unpackb
+from .compat import const, digest_equal, hmac_sha256
 from .errors import (
     BadCRC,
     BadTag,
@@ -21,7 +21,6 @@ from .errors import (
     UnsupportedVersion,
 )
 from .messages import DOWNLINK_TYPES, type_name, validate
-from .mpack import pack_into
 
 VERSION_MAJOR = const(1)
 VERSION_MINOR = const(0)
@@ -103,10 +102,7 @@ class Frame:
         raw = bytearray(HEADER_LEN)
         struct.pack_into(HEADER_FORMAT, raw, 0, self.version, self.type, flags,
                          self.node_id, self.boot, self.seq)
-        if MICROPYTHON:
-            pack_into(raw, self.body)
-        else:
-            raw += packb(self.body)
+        pack_into(raw, self.body)
         if key is not None:
             self.tag = sign(key, raw)
             raw += self.tag
@@ -133,10 +129,10 @@ class Frame:
             raise NeedMoreBytes("frame shorter than %d bytes" % MIN_FRAME, "length", size)
         if size > MAX_FRAME:
             raise Oversize("frame longer than %d bytes" % MAX_FRAME, "length", size)
-        crc = struct.unpack(">I", raw[-CRC_LEN:])[0]
+        crc = struct.unpack_from(">I", raw, size - CRC_LEN)[0]
         if binascii.crc32(raw[:-CRC_LEN]) & 0xFFFFFFFF != crc:
             raise BadCRC("CRC-32 mismatch", "crc", crc)
-        version, mtype, flags, node_id, boot, seq = struct.unpack(HEADER_FORMAT, raw[:HEADER_LEN])
+        version, mtype, flags, node_id, boot, seq = struct.unpack_from(HEADER_FORMAT, raw, 0)
         if version >> 4 != VERSION_MAJOR:
             raise UnsupportedVersion("major version %d is not supported" % (version >> 4),
                                      "version", version)
