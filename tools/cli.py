@@ -1,76 +1,45 @@
-"""The ``streetsense`` command: one click group, one module per topic."""
+"""The ``streetsense`` command: one click group, one module per topic.
+
+Topic modules are imported only when their command runs, so ``streetsense decode`` does not
+pay for loading the gateway's MQTT and BLE stacks.
+"""
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-from typing import Any
+import importlib
 
 import click
 
-from streetsense.protocol import Deframer, ProtocolError, parse_frame
-from streetsense.protocol.messages import named
+# command name -> (module under streetsense.tools, attribute, one-line help for the listing)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "decode": ("decode", "decode", "Decode wire bytes to JSON lines."),
+}
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, bytes):
-        return obj.hex()
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_jsonable(v) for v in obj]
-    return obj
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(f"streetsense.tools.{module}"), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
-@click.group()
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="streetsense")
 def main() -> None:
     """StreetSense: edge stack for city street sensors."""
-
-
-@main.command()
-@click.argument("source")
-def decode(source: str) -> None:
-    """Decode wire bytes to JSON lines: SOURCE is hex, or a file of raw bytes ('-' for stdin).
-
-    The bytes may hold several COBS frames delimited by 0x00; a frame that fails to
-    decode is printed with its error, and the command then exits with status 1.
-    """
-    if source == "-":
-        data = sys.stdin.buffer.read()
-    elif Path(source).is_file():
-        data = Path(source).read_bytes()
-    else:
-        try:
-            data = bytes.fromhex(source.replace(" ", ""))
-        except ValueError:
-            raise click.UsageError(f"{source!r} is neither a file nor hex bytes") from None
-    if not data.endswith(b"\x00"):
-        data += b"\x00"
-    failed = False
-    for item in Deframer().feed(data):
-        if isinstance(item, ProtocolError):
-            failed = True
-            click.echo(json.dumps({"error": type(item).__name__, "reason": item.reason,
-                                   "field": item.field, "message": item.message}))
-            continue
-        try:
-            frame = parse_frame(item)
-        except ProtocolError as exc:
-            failed = True
-            click.echo(json.dumps({"error": type(exc).__name__, "reason": exc.reason,
-                                   "field": exc.field, "message": exc.message,
-                                   "hex": item.hex()}))
-            continue
-        click.echo(json.dumps({
-            "type": frame.type_name or frame.type, "version": frame.version,
-            "flags": frame.flags, "node_id": frame.node_id, "boot": frame.boot,
-            "seq": frame.seq, "signed": frame.signed, "verified": False,
-            "body": _jsonable(named(frame.type, frame.body)),
-        }))
-    if failed:
-        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+"""The ``decode`` command: wire bytes to JSON lines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from streetsense.protocol import Deframer, ProtocolError, parse_frame
+from streetsense.protocol.messages import named
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, bytes):
+        return obj.hex()
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+@click.command()
+@click.argument("source")
+def decode(source: str) -> None:
+    """Decode wire bytes to JSON lines: SOURCE is hex, or a file of raw bytes ('-' for stdin).
+
+    The bytes may hold several COBS frames delimited by 0x00; a frame that fails to
+    decode is printed with its error, and the command then exits with status 1.
+    """
+    if source == "-":
+        data = sys.stdin.buffer.read()
+    elif Path(source).is_file():
+        data = Path(source).read_bytes()
+    else:
+        try:
+            data = bytes.fromhex(source.replace(" ", ""))
+        except ValueError:
+            raise click.UsageError(f"{source!r} is neither a file nor hex bytes") from None
+    if not data.endswith(b"\x00"):
+        data += b"\x00"
+    failed = False
+    for item in Deframer().feed(data):
+        if isinstance(item, ProtocolError):
+            failed = True
+            click.echo(json.dumps({"error": type(item).__name__, "reason": item.reason,
+                                   "field": item.field, "message": item.message}))
+            continue
+        try:
+            frame = parse_frame(item)
+        except ProtocolError as exc:
+            failed = True
+            click.echo(json.dumps({"error": type(exc).__name__, "reason": exc.reason,
+                                   "field": exc.field, "message": exc.message,
+                                   "hex": item.hex()}))
+            continue
+        click.echo(json.dumps({
+            "type": frame.type_name or frame.type, "version": frame.version,
+            "flags": frame.flags, "node_id": frame.node_id, "boot": frame.boot,
+            "seq": frame.seq, "signed": frame.signed, "verified": False,
+            "body": _jsonable(named(frame.type, frame.body)),
+        }))
+    if failed:
+        sys.exit(1)
