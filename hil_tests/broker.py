@@ -1,0 +1,362 @@
+"""A real MQTT broker for tests, and a TCP proxy in front of it that can fail on request.
+
+`Mosquitto` runs the mosquitto binary with a generated config on a free 127.0.0.1 port
+(persistence off) and keeps that port across stop/kill/restart, so a client's reconnect
+loop sees the same broker come back. `TcpProxy` forwards TCP to a target and can black-hole
+traffic (connections stay open, bytes are held until it is switched off, as TCP would
+retransmit them) or reset every open connection. Both are synchronous objects (threads and
+processes inside), usable from sync and async tests alike. CPython only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Coroutine, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+__all__ = ["BrokerError", "Mosquitto", "TcpProxy", "find_mosquitto", "free_port"]
+
+LOCALHOST = "127.0.0.1"
+_T = TypeVar("_T")
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be started, or exited on its own; the message holds its log."""
+
+
+def find_mosquitto() -> str | None:
+    """``$MOSQUITTO``, else ``mosquitto`` on PATH, else ``/usr/sbin/mosquitto``; None if none."""
+    override = os.environ.get("MOSQUITTO")
+    if override:
+        return override
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOCALHOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _accepts(host: str, port: int) -> bool:
+    """Whether a TCP connect to host:port succeeds now."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Mosquitto:
+    """A mosquitto process on ``127.0.0.1:port`` (a free port when None), anonymous, no
+    persistence. ``extra_config`` lines are appended to the generated config (TLS, ACLs...).
+
+    ``start()`` returns once the broker accepts connections; ``stop()`` (SIGTERM), ``kill()``
+    (SIGKILL) and ``restart()`` keep the port. ``close()`` (or leaving the ``with`` block)
+    stops it and removes its temporary directory. ``log()`` is its log so far.
+    """
+
+    host = LOCALHOST
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        extra_config: Iterable[str] = (),
+        executable: str | None = None,
+        start_timeout_s: float = 10.0,
+    ) -> None:
+        exe = executable or find_mosquitto()
+        if exe is None:
+            raise BrokerError(
+                "mosquitto is missing: install it with 'sudo apt-get install mosquitto'"
+            )
+        self.executable = exe
+        self.port = port if port is not None else free_port()
+        self.start_timeout_s = start_timeout_s
+        self.workdir = Path(tempfile.mkdtemp(prefix="streetsense-mosquitto-"))
+        self._config = self.workdir / "mosquitto.conf"
+        self._log = self.workdir / "mosquitto.log"
+        lines = [
+            f"listener {self.port} {LOCALHOST}",
+            "allow_anonymous true",
+            "persistence false",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "connection_messages true",
+            *extra_config,
+        ]
+        self._config.write_text("\n".join(lines) + "\n")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``mqtt://127.0.0.1:<port>``."""
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        """Whether the broker process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id while it runs."""
+        return self._process.pid if self.running and self._process else None
+
+    def log(self) -> str:
+        """Everything the broker has logged since this object was made (all its runs)."""
+        return self._log.read_text(errors="replace") if self._log.exists() else ""
+
+    def start(self) -> None:
+        """Start the broker (no-op if it runs) and wait until it accepts connections."""
+        if self.running:
+            return
+        with self._log.open("ab") as log:
+            self._process = subprocess.Popen(
+                [self.executable, "-c", str(self._config)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + self.start_timeout_s
+        while not _accepts(self.host, self.port):
+            try:
+                # Waiting on the process doubles as the poll interval and catches an early exit.
+                code = self._process.wait(timeout=0.02)
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise BrokerError(
+                        f"mosquitto did not accept on port {self.port} within "
+                        f"{self.start_timeout_s} s:\n{self.log()}"
+                    ) from None
+                continue
+            raise BrokerError(f"mosquitto exited with {code}:\n{self.log()}")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop it gracefully (SIGTERM; SIGKILL after ``timeout_s``); no-op if not running."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        """Kill it with SIGKILL, as a crash or power loss would; no-op if not running."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.kill()
+        process.wait()
+
+    def restart(self) -> None:
+        """Stop it (if running) and start it again on the same port."""
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        """Stop it and remove its temporary directory."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class TcpProxy:
+    """Forwards ``127.0.0.1:<port>`` to ``target_host:target_port``, one upstream connection
+    per client; if the target refuses, the client's connection is reset.
+
+    ``blackhole(True)``: connections (new ones too) stay open but no byte moves in either
+    direction; what is sent is held and delivered, in order, after ``blackhole(False)``.
+    ``reset_all()``: every open connection is aborted with a TCP RST on both sides.
+    Runs its own event loop in a thread; ``close()`` (or the ``with`` block) ends it.
+    """
+
+    host = LOCALHOST
+
+    def __init__(self, target_host: str, target_port: int, *, port: int = 0) -> None:
+        self.target_host = target_host
+        self.target_port = target_port
+        self.accepted = 0  # connections accepted since start
+        self._loop = asyncio.new_event_loop()
+        self._flowing: asyncio.Event | None = None
+        self._changed: asyncio.Condition | None = None  # notified when a connection opens
+        self._server: asyncio.Server | None = None
+        # each open connection: its two writers (client side, target side) and its task
+        self._links: dict[asyncio.Task[Any], tuple[asyncio.StreamWriter, ...]] = {}
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="tcp-proxy", daemon=True
+        )
+        self._thread.start()
+        self.port: int = self._call(self._listen(port))
+
+    @property
+    def url(self) -> str:
+        """``mqtt://127.0.0.1:<port>`` (the proxy is used in front of brokers)."""
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        """Client connections open through the proxy now."""
+        return self._call(self._count())
+
+    def wait_for_connections(self, count: int, timeout_s: float = 10.0) -> None:
+        """Wait until at least ``count`` connections are open through the proxy.
+
+        A client's connect completes in the kernel before the proxy has its upstream
+        connection; wait for this before ``reset_all()`` must catch a new connection.
+        """
+        self._call(self._wait_for(count, timeout_s))
+
+    def blackhole(self, on: bool) -> None:
+        """Hold all traffic (True) or let it, and everything held, flow again (False)."""
+        self._call(self._set_flowing(not on))
+
+    def reset_all(self) -> None:
+        """Abort every open connection (RST to the client and to the target)."""
+        self._call(self._reset_all())
+
+    def close(self) -> None:
+        """Stop listening, reset open connections and end the proxy's thread."""
+        if self._loop.is_closed():
+            return
+        self._call(self._shutdown())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _call(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``coro`` on the proxy's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+
+    async def _listen(self, port: int) -> int:
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._changed = asyncio.Condition()
+        self._server = await asyncio.start_server(self._serve, self.host, port)
+        bound: int = self._server.sockets[0].getsockname()[1]
+        return bound
+
+    async def _count(self) -> int:
+        return len(self._links)
+
+    async def _wait_for(self, count: int, timeout_s: float) -> None:
+        assert self._changed is not None
+        async with asyncio.timeout(timeout_s), self._changed:
+            await self._changed.wait_for(lambda: len(self._links) >= count)
+
+    async def _set_flowing(self, flowing: bool) -> None:
+        assert self._flowing is not None
+        if flowing:
+            self._flowing.set()
+        else:
+            self._flowing.clear()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        try:
+            target_r, target_w = await asyncio.open_connection(self.target_host, self.target_port)
+        except OSError:
+            _abort(client_w)
+            return
+        task = asyncio.current_task()
+        assert task is not None and self._changed is not None
+        async with self._changed:
+            self._links[task] = (client_w, target_w)
+            self._changed.notify_all()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._pump(client_r, target_w))
+                group.create_task(self._pump(target_r, client_w))
+        except* (OSError, asyncio.IncompleteReadError):
+            # One side failed (reset): the other side gets a reset too.
+            _abort(client_w)
+            _abort(target_w)
+        except* asyncio.CancelledError:
+            # Only _reset_all cancels this task, after aborting both sides. Ending normally
+            # keeps asyncio's stream callback from logging the cancellation as an error.
+            pass
+        finally:
+            del self._links[task]
+            client_w.close()
+            target_w.close()
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        """Copy source to sink, holding each chunk (and the EOF) while black-holed."""
+        assert self._flowing is not None
+        while True:
+            data = await source.read(65536)
+            await self._flowing.wait()
+            if not data:
+                if sink.can_write_eof():
+                    sink.write_eof()
+                return
+            sink.write(data)
+            await sink.drain()
+
+    async def _reset_all(self) -> None:
+        tasks = list(self._links)
+        for task, writers in list(self._links.items()):
+            for writer in writers:
+                _abort(writer)
+            task.cancel()  # its pumps may be held by the black hole
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await self._reset_all()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    """Close the connection with a RST rather than a FIN (SO_LINGER 0, then abort)."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.fileno() >= 0:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
