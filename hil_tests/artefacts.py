@@ -1,0 +1,139 @@
+"""What a failed HIL test leaves behind: one folder per test with everything the rig saw.
+
+Fixtures register *sources* with the test's `Artefacts` as they start (the gateway's log,
+each node's console, the frames seen on each link, the MQTT transcript); when the test
+fails, the plugin asks it to write them all into ``<artefact dir>/<test id>/``. A source
+that fails to write leaves a note instead of hiding the others.
+
+`FrameLog` records the raw bytes crossing a link in both directions and renders them as
+frames: hex, then the decoded header and body (the tag is not checked: no key is needed).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streetsense.protocol import Deframer, ProtocolError, parse_frame
+
+__all__ = ["Artefacts", "FrameLog", "LinkFrame", "folder_name"]
+
+
+def folder_name(nodeid: str) -> str:
+    """A file-system-safe folder name for a pytest node id."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.replace("::", "__")).strip("_.")
+    return name[:150] or "test"
+
+
+class Artefacts:
+    """The sources of one test, written on request as files in one folder."""
+
+    def __init__(self) -> None:
+        self._sources: list[tuple[str, Callable[[Path], None]]] = []
+
+    def add_text(self, name: str, text: Callable[[], str]) -> None:
+        """A file ``name`` whose content is ``text()`` at the time of writing."""
+        def write(path: Path) -> None:
+            path.write_text(text())
+
+        self._sources.append((name, write))
+
+    def add_writer(self, name: str, write: Callable[[Path], None]) -> None:
+        """A file ``name`` written by ``write(path)``."""
+        self._sources.append((name, write))
+
+    @property
+    def names(self) -> list[str]:
+        """The file names registered so far."""
+        return [name for name, _ in self._sources]
+
+    def write(self, folder: Path, summary: str = "") -> list[Path]:
+        """Write every source (and ``summary.txt``) into ``folder``; returns the files."""
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        if summary:
+            (folder / "summary.txt").write_text(summary)
+            written.append(folder / "summary.txt")
+        for name, write in self._sources:
+            path = folder / name
+            try:
+                write(path)
+            except Exception:  # one broken source must not hide the others
+                path = path.with_name(path.name + ".error.txt")
+                path.write_text(f"could not write {name}:\n{traceback.format_exc()}")
+            written.append(path)
+        return written
+
+
+@dataclass(frozen=True)
+class LinkFrame:
+    """One frame (or a deframing error) seen on a link; ``at`` in seconds since the log began."""
+
+    at: float
+    direction: str
+    raw: bytes | None
+    error: str | None
+
+    def describe(self) -> str:
+        """Two lines: time, direction and hex; then the decoded frame or the error."""
+        head = f"{self.at:10.4f} {self.direction:>4}"
+        if self.raw is None:
+            return f"{head} !! {self.error}"
+        try:
+            frame = parse_frame(self.raw)
+            decoded = (f"{frame.type_name or frame.type} node={frame.node_id} "
+                       f"boot={frame.boot} seq={frame.seq} flags=0x{frame.flags:02x} "
+                       f"body={_plain(frame.body)!r}")
+        except ProtocolError as exc:
+            decoded = f"!! {type(exc).__name__} ({exc.field}): {exc}"
+        return f"{head} {self.raw.hex()}\n{'':16}{decoded}"
+
+
+class FrameLog:
+    """Deframes the bytes of each direction of a link (``feed``) and keeps the frames.
+
+    Thread-safe: relays call ``feed`` from their own threads. Keeps the last ``limit`` frames.
+    """
+
+    def __init__(self, limit: int = 20000) -> None:
+        self.limit = limit
+        self.frames: list[LinkFrame] = []
+        self._deframers: dict[str, Deframer] = {}
+        self._started = time.monotonic()
+        self._lock = threading.Lock()
+
+    def feed(self, direction: str, data: bytes) -> None:
+        """Record ``data`` seen going ``direction`` (e.g. "up" node→gateway, "down")."""
+        at = time.monotonic() - self._started
+        with self._lock:
+            deframer = self._deframers.setdefault(direction, Deframer())
+            for item in deframer.feed(data):
+                if isinstance(item, ProtocolError):
+                    self.frames.append(LinkFrame(at, direction, None,
+                                                 f"{type(item).__name__}: {item}"))
+                else:
+                    self.frames.append(LinkFrame(at, direction, bytes(item), None))
+            del self.frames[:-self.limit]
+
+    def render(self) -> str:
+        """Every recorded frame, oldest first, as text (see `LinkFrame.describe`)."""
+        with self._lock:
+            frames = list(self.frames)
+        return "\n".join(frame.describe() for frame in frames) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    """A msgpack body with bytes shown as hex, for printing."""
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
