@@ -1,0 +1,161 @@
+"""The ``monitor`` command: live decoded frames from a serial port, for checking a node.
+
+Each frame becomes one table row (or one JSON line): node, type, boot, seq, whether its tag
+was verified, and what it says. Frames that fail (CRC, tag, malformed) are shown where they
+happened and counted; the counts are printed when the monitor stops.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from streetsense.protocol import ProtocolError, parse_frame
+from streetsense.protocol import messages as m
+
+from .decode import _jsonable
+from .describe import fingerprint, frame_summary
+from .serialport import DEFAULT_BAUD, FrameLink, open_port
+
+__all__ = ["KnownNodes", "monitor"]
+
+_HEADER = f"{'time':12} {'node':10} {'type':7} {'boot':>5} {'seq':>6} {'auth':9} summary"
+
+
+class KnownNodes:
+    """Names and keys from a gateway registry file; without one, every node is unknown."""
+
+    def __init__(self, registry: Path | None = None) -> None:
+        self._registry = None
+        if registry is not None:
+            from streetsense.gateway.registry import Registry  # the gateway's own loader
+
+            self._registry = Registry.load(registry)
+
+    def key(self, node_id: int | None) -> bytes | None:
+        node = self._registry.lookup(node_id) if self._registry and node_id else None
+        return node.key if node else None
+
+    def name(self, node_id: int) -> str:
+        node = self._registry.lookup(node_id) if self._registry else None
+        return node.name if node else str(node_id)
+
+
+def _node_id(raw: bytes) -> int | None:
+    return int.from_bytes(raw[3:7], "big") if len(raw) >= 7 else None
+
+
+def _redacted(mtype: int, body: Any) -> Any:
+    """A CONFIG body with its ``key`` setting replaced by the key's fingerprint."""
+    if mtype != m.CONFIG or not isinstance(body.get(2), dict) or "key" not in body[2]:
+        return body
+    settings = dict(body[2])
+    try:
+        settings["key"] = "fingerprint:" + fingerprint(bytes.fromhex(settings["key"]))
+    except (TypeError, ValueError):
+        settings["key"] = "<not hex>"
+    return {**body, 2: settings}
+
+
+class Monitor:
+    """Turns stream items into output lines and keeps the counts."""
+
+    def __init__(self, nodes: KnownNodes, *, as_json: bool) -> None:
+        self.nodes = nodes
+        self.as_json = as_json
+        self.frames = 0
+        self.verified = 0
+        self.failures: Counter[str] = Counter()
+
+    def line(self, item: bytes | ProtocolError) -> str:
+        now = datetime.now()
+        node_id = None if isinstance(item, ProtocolError) else _node_id(item)
+        try:
+            if isinstance(item, ProtocolError):
+                raise item
+            frame = parse_frame(item, self.nodes.key(node_id))
+        except ProtocolError as exc:
+            self.failures[exc.reason] += 1
+            return self._failure(now, exc, node_id, item if isinstance(item, bytes) else None)
+        self.frames += 1
+        self.verified += frame.verified
+        auth = "verified" if frame.verified else "unchecked" if frame.signed else "unsigned"
+        body = _redacted(frame.type, frame.body)
+        summary = frame_summary(frame.type, body)
+        kind = frame.type_name or f"0x{frame.type:02x}"
+        if self.as_json:
+            return json.dumps({
+                "time": now.isoformat(timespec="milliseconds"), "node_id": frame.node_id,
+                "node": self.nodes.name(frame.node_id), "type": kind, "boot": frame.boot,
+                "seq": frame.seq, "flags": frame.flags, "signed": frame.signed,
+                "verified": frame.verified, "body": _jsonable(m.named(frame.type, body)),
+                "summary": summary}, ensure_ascii=False)
+        return (f"{now:%H:%M:%S.%f}"[:12] + f" {self.nodes.name(frame.node_id):10} {kind:7}"
+                f" {frame.boot:>5} {frame.seq:>6} {auth:9} {summary}")
+
+    def _failure(self, now: datetime, exc: ProtocolError, node_id: int | None,
+                 raw: bytes | None) -> str:
+        if self.as_json:
+            return json.dumps({
+                "time": now.isoformat(timespec="milliseconds"), "error": type(exc).__name__,
+                "reason": exc.reason, "field": exc.field, "message": exc.message,
+                "hex": raw.hex() if raw is not None else None})
+        # A failed frame's header cannot be trusted; its node id is shown only as a hint.
+        node = f"{node_id}?" if node_id is not None else "?"
+        return (f"{now:%H:%M:%S.%f}"[:12] + f" {node:10} FAILED  {'':>5} {'':>6} {'':9} "
+                f"{exc.reason}: {exc}")
+
+    def totals(self) -> str:
+        failed = sum(self.failures.values())
+        if self.as_json:
+            return json.dumps({"totals": {"frames": self.frames, "verified": self.verified,
+                                          "failed": dict(self.failures)}})
+        plural = "" if self.frames == 1 else "s"
+        text = f"{self.frames} frame{plural} ({self.verified} verified), {failed} failed"
+        if failed:
+            text += ": " + ", ".join(f"{k} {v}" for k, v in sorted(self.failures.items()))
+        return text
+
+
+@click.command()
+@click.argument("port")
+@click.option("--baud", default=DEFAULT_BAUD, show_default=True, help="Link baud rate.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--registry", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Gateway registry (nodes.toml): verify tags with the nodes' keys.")
+@click.option("--count", type=click.IntRange(min=1),
+              help="Stop after COUNT good frames.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True),
+              help="Stop after SECONDS.")
+def monitor(port: str, baud: int, as_json: bool, registry: Path | None, count: int | None,
+            seconds: float | None) -> None:
+    """Show the frames arriving on PORT live, decoded, with CRC/tag failures counted.
+
+    Runs until Ctrl-C (or --count/--seconds); exits 1 if any frame failed.
+    """
+    watcher = Monitor(KnownNodes(registry), as_json=as_json)
+    with open_port(port, baud=baud) as serial_port:
+        link = FrameLink(serial_port)
+        click.echo(f"monitoring {port} at {baud} baud; Ctrl-C to stop", err=True)
+        if not as_json:
+            click.echo(_HEADER)
+        deadline = time.monotonic() + seconds if seconds else None
+        try:
+            while count is None or watcher.frames < count:
+                wait_s = 0.5 if deadline is None else deadline - time.monotonic()
+                if wait_s <= 0:
+                    break
+                item = link.read(wait_s)
+                if item is not None:
+                    click.echo(watcher.line(item))
+        except KeyboardInterrupt:
+            pass
+    click.echo(watcher.totals())
+    if watcher.failures:
+        raise SystemExit(1)
