@@ -11,6 +11,7 @@ frames: hex, then the decoded header and body (the tag is not checked: no key is
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -98,7 +99,8 @@ class LinkFrame:
 class FrameLog:
     """Deframes the bytes of each direction of a link (``feed``) and keeps the frames.
 
-    Thread-safe: relays call ``feed`` from their own threads. Keeps the last ``limit`` frames.
+    Thread-safe: relays call ``feed`` from their own threads. Keeps the last ``limit`` frames
+    (so indexes stay valid until then).
     """
 
     def __init__(self, limit: int = 20000) -> None:
@@ -107,6 +109,7 @@ class FrameLog:
         self._deframers: dict[str, Deframer] = {}
         self._started = time.monotonic()
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
 
     def feed(self, direction: str, data: bytes) -> None:
         """Record ``data`` seen going ``direction`` (e.g. "up" node→gateway, "down")."""
@@ -120,6 +123,40 @@ class FrameLog:
                 else:
                     self.frames.append(LinkFrame(at, direction, bytes(item), None))
             del self.frames[:-self.limit]
+            listeners = list(self._listeners)
+        for wake in listeners:
+            wake()
+
+    async def wait(self, predicate: Callable[[LinkFrame], bool], *, timeout: float,
+                   since: int = 0) -> LinkFrame:
+        """The first frame (index ≥ ``since``) matching ``predicate``; AssertionError after
+        ``timeout`` s. Woken by ``feed`` (from any thread), never by polling."""
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(changed.set)
+
+        with self._lock:
+            self._listeners.append(wake)
+        scanned = since
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    changed.clear()
+                    with self._lock:
+                        fresh = self.frames[scanned:]
+                        scanned = len(self.frames)
+                    for frame in fresh:
+                        if predicate(frame):
+                            return frame
+                    await changed.wait()
+        except TimeoutError:
+            raise AssertionError(f"link: no matching frame within {timeout} s "
+                                 f"({len(self.frames) - since} frames seen)") from None
+        finally:
+            with self._lock:
+                self._listeners.remove(wake)
 
     def render(self) -> str:
         """Every recorded frame, oldest first, as text (see `LinkFrame.describe`)."""

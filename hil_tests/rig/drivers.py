@@ -1,0 +1,111 @@
+"""Drivers: what a test can do to a board, behind one interface per function (labgrid's split).
+
+Every driver is async, so tests read the same on every rig: ``await power.cycle()``,
+``await console.wait_for("boot")``, ``await link.unplug()``, ``await environment.set_air(...)``.
+The emulated drivers wrap an `EmulatedNode` (``streetsense.hil.node``) and its `Environment`
+(their sync calls run in a worker thread); the remote ones (``streetsense.hil.remote``) speak
+to a bench gateway. A `Board` bundles the drivers a rig has; a missing one is None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..artefacts import FrameLog
+
+__all__ = [
+    "Board",
+    "ConsoleDriver",
+    "EnvironmentDriver",
+    "LinkDriver",
+    "PowerDriver",
+]
+
+
+class PowerDriver(Protocol):
+    """The board's supply."""
+
+    async def on(self) -> None:
+        """Power on (no-op when on)."""
+
+    async def off(self) -> None:
+        """Cut the power at once (no shutdown)."""
+
+    async def cycle(self) -> None:
+        """Off, then on."""
+
+
+class ConsoleDriver(Protocol):
+    """The node's console output (UART0 / the process's stdout)."""
+
+    async def text(self) -> str:
+        """Everything the console has printed so far."""
+
+    async def wait_for(self, pattern: str, *, timeout: float) -> str:
+        """The first line (old or new) matching the regex; AssertionError after ``timeout``."""
+
+
+class LinkDriver(Protocol):
+    """The cable between node and gateway, with seeded fault injection."""
+
+    frames: FrameLog
+
+    async def set_faults(self, *, drop: float = 0.0, ber: float = 0.0,
+                         delay_ms: int = 0) -> None:
+        """Drop chunks with probability ``drop``, flip bits at rate ``ber``, delay bytes."""
+
+    async def unplug(self) -> None:
+        """Disconnect the cable: nothing passes either way."""
+
+    async def replug(self) -> None:
+        """Reconnect the cable."""
+
+    async def counters(self) -> dict[str, int]:
+        """Bytes passed, dropped, bits flipped... (names from the relay)."""
+
+
+class EnvironmentDriver(Protocol):
+    """The physical world the board's sensors see."""
+
+    async def set_air(self, **values: float) -> None:
+        """pm1_0, pm2_5, pm10 (µg/m³), co2 (ppm), temperature (°C), humidity (%RH),
+        pressure (hPa)."""
+
+    async def vehicle(self, lane: int, speed_kmh: float, length_m: float,
+                      direction: int = 1) -> None:
+        """One vehicle past a lane's detectors."""
+
+    async def traffic(self, vehicles_per_hour: float, mix: dict[str, float],
+                      duration_s: float, seed: int) -> dict[str, Any]:
+        """A seeded stream of vehicles; returns what was driven (counts per lane and class)."""
+
+    async def fault(self, sensor: str, mode: str | None) -> None:
+        """"unplugged", "corrupt", "stuck" or None (healthy again)."""
+
+
+@dataclass
+class Board:
+    """One board under test with the drivers its rig offers (None = not on this rig)."""
+
+    name: str
+    node_id: int
+    key: bytes
+    kind: str
+    port: str | None
+    capabilities: frozenset[str]
+    power: PowerDriver | None = None
+    console: ConsoleDriver | None = None
+    link: LinkDriver | None = None
+    environment: EnvironmentDriver | None = None
+
+
+async def wait_for_line(read: Any, pattern: str, timeout: float) -> str:
+    """Poll-free helper for consoles that expose a blocking ``wait_for(regex, timeout)``."""
+    match = await asyncio.to_thread(read, pattern, timeout)
+    if match is None:
+        raise AssertionError(f"console: no line matching {pattern!r} within {timeout} s")
+    text: str = match.group(0) if isinstance(match, re.Match) else str(match)
+    return text

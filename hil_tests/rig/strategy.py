@@ -1,0 +1,95 @@
+"""The strategy: moves a board between its states, off → booted → provisioned (labgrid's split).
+
+* ``off``: no power (needs the power driver).
+* ``booted``: powered, and the node has said HELLO on its link (seen by the link's frame tap,
+  or, on rigs without a link driver, by the gateway's birth message).
+* ``provisioned``: the gateway knows the node (registry entry, right key) and has published
+  its birth: ``state`` online with the node's current boot. Tests start from here.
+
+A transition only does what is missing, so ``await strategy.transition("provisioned")`` is
+cheap when the node is already online.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..observer import MqttObserver, Observed
+from .drivers import Board
+
+__all__ = ["STATES", "BoardStrategy", "GatewayTopics", "StrategyError"]
+
+STATES = ("off", "booted", "provisioned")
+HELLO = 0x01
+
+
+class StrategyError(RuntimeError):
+    """A transition that this rig cannot make (e.g. ``off`` without a power driver)."""
+
+
+class GatewayTopics(Protocol):
+    """What the strategy needs to know of the gateway: where a node's messages appear."""
+
+    def topic(self, node: str, sub: str) -> str:
+        """``<prefix>/<site>/<node>/<sub>``."""
+
+
+def is_online(message: Observed) -> bool:
+    """Whether a ``state`` message says online (the gateway's birth payload is JSON)."""
+    try:
+        payload = message.json()
+    except ValueError:
+        return message.payload == b"online"
+    if isinstance(payload, dict):
+        return bool(payload.get("state") == "online" or payload.get("online") is True)
+    return bool(payload == "online")
+
+
+class BoardStrategy:
+    """Drives one board through its states, using its drivers, the gateway and the observer."""
+
+    def __init__(self, board: Board, gateway: GatewayTopics, observer: MqttObserver, *,
+                 boot_timeout_s: float = 30.0) -> None:
+        self.board = board
+        self.gateway = gateway
+        self.observer = observer
+        self.boot_timeout_s = boot_timeout_s
+        self.state: str | None = None
+
+    async def transition(self, state: str) -> None:
+        """Bring the board to ``state`` (one of `STATES`)."""
+        if state not in STATES:
+            raise StrategyError(f"unknown state {state!r}; states are {STATES}")
+        if state == "off":
+            if self.board.power is None:
+                raise StrategyError("this rig cannot switch the board off (no power driver)")
+            await self.board.power.off()
+        elif state == "booted":
+            await self._boot()
+        else:
+            await self._boot()
+            await self.wait_birth()
+        self.state = state
+
+    async def _boot(self) -> None:
+        if self.state in ("booted", "provisioned"):
+            return
+        if self.board.power is not None:
+            await self.board.power.on()
+        if self.board.link is not None:
+            await self.wait_hello()
+
+    async def wait_hello(self, *, after: int = 0) -> None:
+        """Wait for a HELLO from the node on the link tap (frames numbered from ``after``)."""
+        link = self.board.link
+        assert link is not None
+        node_id = self.board.node_id
+        await link.frames.wait(
+            lambda f: f.raw is not None and f.raw[1] == HELLO
+            and int.from_bytes(f.raw[3:7], "big") == node_id,
+            timeout=self.boot_timeout_s, since=after)
+
+    async def wait_birth(self, *, since: int = 0) -> Observed:
+        """Wait for the node's ``state`` online on MQTT (from transcript index ``since``)."""
+        return await self.observer.expect(self.gateway.topic(self.board.name, "state"),
+                                          is_online, timeout=self.boot_timeout_s, since=since)

@@ -1,0 +1,89 @@
+"""The HIL plugin itself, run as a real pytest session in a subprocess on small test files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TESTS = '''
+import pytest
+
+@pytest.mark.needs_power
+def test_power_only():
+    """needs power"""
+
+@pytest.mark.needs_environment
+def test_environment_only():
+    """needs environment"""
+
+def test_undeclared(environment):
+    """uses environment without its marker"""
+
+@pytest.mark.soak
+def test_long():
+    """a soak variant"""
+
+def test_plain():
+    """no HIL at all"""
+
+def test_fails_with_artefacts(artefacts):
+    """leaves artefacts"""
+    artefacts.add_text("console.txt", lambda: "boot 7\\n")
+    assert 1 == 2
+'''
+
+
+def _run(tmp_path: Path, *args: str, env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_sample.py").write_text(TESTS)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STREETSENSE_HIL")}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "streetsense.hil.plugin", "-p", "no:cacheprovider",
+         "--strict-markers", "-rs", "-v", "--hil-artefacts", str(tmp_path / "art"), *args],
+        cwd=tmp_path, capture_output=True, text=True, env={**clean, **(env or {})}, timeout=60)
+
+
+def test_capabilities_markers_and_soak_on_the_default_rig(tmp_path: Path) -> None:
+    """Emulated rig: capability tests run, an undeclared need fails, soak is deselected."""
+    result = _run(tmp_path)
+    out = result.stdout
+    assert "hil: emulated air-quality board" in out
+    assert "test_power_only PASSED" in out and "test_environment_only PASSED" in out
+    assert "uses a fixture needing 'environment': mark it @pytest.mark.needs_environment" in out
+    assert "test_long" not in out.split("short test summary")[0].replace("deselected", "")
+    assert "1 deselected" in out
+
+
+def test_bench_board_from_env_skips_what_it_cannot_do(tmp_path: Path) -> None:
+    """STREETSENSE_HIL_BOARD picks a bench board; tests needing what it lacks skip with reasons."""
+    result = _run(tmp_path, "-k", "only", env={"STREETSENSE_HIL_BOARD": "serial:/dev/null"})
+    out = result.stdout
+    assert "hil: air-quality board on /dev/null" in out
+    assert "cannot: power (switch the board off and on)" in out
+    assert "cannot: environment (set the air and drive vehicles past the detectors)" in out
+    assert result.returncode == 0, out
+
+
+def test_soak_variants_run_with_the_option(tmp_path: Path) -> None:
+    """--hil-soak keeps the soak variants."""
+    result = _run(tmp_path, "--hil-soak", "-k", "long")
+    assert "test_long PASSED" in result.stdout
+
+
+def test_failure_leaves_an_artefact_folder(tmp_path: Path) -> None:
+    """A failed test writes its sources and a summary into <artefacts>/<test id>/."""
+    result = _run(tmp_path, "-k", "artefacts")
+    folder = tmp_path / "art" / "test_sample.py__test_fails_with_artefacts"
+    assert (folder / "console.txt").read_text() == "boot 7\n"
+    summary = (folder / "summary.txt").read_text()
+    assert "phase: call" in summary and "assert 1 == 2" in summary
+    assert "HIL artefacts" in result.stdout
+
+
+def test_bad_board_option_is_a_usage_error(tmp_path: Path) -> None:
+    """An unknown --hil-board is refused with a sentence saying what is accepted."""
+    result = _run(tmp_path, "--hil-board", "usb:whatever")
+    assert result.returncode == 4
+    assert "--hil-board must be 'emulated' or 'serial:/dev/PORT[,...]'" in result.stderr
