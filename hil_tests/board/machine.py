@@ -87,8 +87,88 @@ def idle():
     time.sleep_ms(1)
 
 
+class _Gpio:
+    """The board's lines, from hil_tests/emulators/gpio.py (board file key "gpio": "host:port").
+
+    A reader thread takes level changes off the socket and runs the IRQ handlers the way the
+    ESP32 port does: a hard handler (``hard=True``) at once in that thread, as an ISR preempts
+    the VM (the unix port here has no GIL, so the two threads do run in parallel, like an ISR on
+    the second core); a soft handler through ``micropython.schedule``, which the main thread
+    runs at its next bytecode branch, in ``time.sleep_ms`` or while asyncio waits on a
+    ThreadSafeFlag. (The unix port's asyncio blocked in poll() on file descriptors alone does
+    not wake for a scheduled callback: a soft handler then waits for the loop's next wake-up.)
+    """
+
+    def __init__(self, address):
+        import _thread
+
+        host, port = address.rsplit(":", 1)
+        ai = socket.getaddrinfo(host, int(port))[0]
+        self._s = socket.socket(ai[0], socket.SOCK_STREAM)
+        self._s.connect(ai[-1])
+        # Shared with the reader thread without a lock: single-slot stores only (no dict
+        # resizing under a reader), each slot written by one side.
+        self.levels = bytearray(b"\xff" * _GPIO_PINS)  # 0xFF: not driven by the environment
+        self.pins = [None] * _GPIO_PINS  # Pin objects with a handler, by pin number
+        rest = b""
+        while True:  # the current levels, up to FF FF, before anyone reads a pin
+            chunk = self._s.recv(64)
+            if not chunk:
+                raise OSError("GPIO emulator closed the connection")
+            rest = self._apply(rest + chunk, False)
+            if rest is None:
+                break
+        _thread.start_new_thread(self._reader, ())
+
+    def _apply(self, data, run_irqs):
+        """Apply whole records; the leftover bytes, or None once the snapshot end is seen."""
+        n = len(data) & ~1
+        for i in range(0, n, 2):
+            pin, level = data[i], data[i + 1]
+            if pin == 0xFF:
+                return None
+            old = self.levels[pin]
+            self.levels[pin] = level
+            p = self.pins[pin]
+            if run_irqs and p is not None:
+                p._edge(old, level)
+        return data[n:]
+
+    def _reader(self):
+        rest = b""
+        while True:
+            try:
+                chunk = self._s.recv(64)
+            except OSError:
+                return
+            if not chunk:
+                return  # the environment went away: lines keep their last level
+            rest = self._apply(rest + chunk, True) or b""
+
+    def send(self, pin, op):
+        self._s.send(bytes((pin, op)))
+
+
+_GPIO_PINS = 64
+_GPIO_ARMED = 2
+_gpio_link = None
+
+
+def _gpio():
+    """The process's GPIO connection, or None on a board file without "gpio"."""
+    global _gpio_link
+    if _gpio_link is None:
+        address = os.getenv("STREETSENSE_BOARD") and _board().get("gpio")
+        if not address:
+            return None
+        _gpio_link = _Gpio(address)
+    return _gpio_link
+
+
 class Pin:
-    """GPIO stand-in: holds a level; no electrical model."""
+    """GPIO. With a "gpio" server in the board file, inputs read the level the environment
+    drives (an undriven input reads its pull), IRQs fire on its edges and outputs are reported
+    to it; without one, a pin just holds a level and no edge ever comes."""
 
     IN = 1
     OUT = 3
@@ -103,25 +183,61 @@ class Pin:
         self.mode = mode
         self.pull = pull
         self._value = 1 if pull == Pin.PULL_UP else 0
+        self._handler = None
+        self._trigger = 0
+        self._hard = False
+        self._gpio = _gpio()
         if value is not None:
-            self._value = 1 if value else 0
+            self.value(value)
 
     def value(self, v=None):
         if v is None:
+            if self.mode != Pin.OUT and self._gpio is not None:
+                level = self._gpio.levels[self.id]
+                if level != 0xFF:
+                    return level
             return self._value
         self._value = 1 if v else 0
+        if self.mode == Pin.OUT and self._gpio is not None:
+            self._gpio.send(self.id, self._value)
 
     def on(self):
-        self._value = 1
+        self.value(1)
 
     def off(self):
-        self._value = 0
+        self.value(0)
 
-    def irq(self, handler=None, trigger=3):
-        raise NotImplementedError(
-            "Pin.irq is not emulated yet: GPIO edge delivery to the unix port is a follow-up "
-            "(hil_tests/board: Pin IRQs from the traffic-detector emulator)"
-        )
+    def irq(self, handler=None, trigger=3, priority=1, wake=None, hard=False):
+        """Run `handler(pin)` on the edges in `trigger` (ESP32: soft unless `hard`)."""
+        self._handler = handler
+        self._trigger = trigger if handler is not None else 0
+        self._hard = hard
+        if self._gpio is not None:
+            self._gpio.pins[self.id] = self if handler is not None else None
+            if handler is not None:
+                self._gpio.send(self.id, _GPIO_ARMED)
+
+    def _edge(self, old, new):
+        """Called by the reader thread when the line goes from `old` to `new`."""
+        if old == 0xFF:
+            old = self._value  # it read its pull until now
+        if old == new or not self._trigger & (Pin.IRQ_RISING if new else Pin.IRQ_FALLING):
+            return
+        handler = self._handler
+        if self._hard:
+            try:
+                handler(self)
+            except Exception as e:  # the ESP32 prints it and keeps the IRQ
+                print("Uncaught exception in IRQ callback handler:", repr(e))
+            return
+        import micropython
+
+        while True:
+            try:
+                micropython.schedule(handler, self)
+                return
+            except RuntimeError:  # queue full: the main thread is busy; the edge waits
+                time.sleep_ms(1)
 
 
 class WDT:
