@@ -1,0 +1,240 @@
+"""The JSON payloads the gateway publishes (docs/mqtt.md shows each with an example).
+
+Pure functions from decoded frames (integer-keyed bodies, SPEC §5) to dicts ready for
+``encode``. Field names and units follow the MQTT contract; unknown body keys are kept,
+by number, under ``"extra"`` (SPEC §5: receivers keep them).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from streetsense.protocol.messages import QUANTITIES, SCHEMAS
+
+__all__ = [
+    "EVENT_NAMES",
+    "RESULT_NAMES",
+    "Origin",
+    "Stamp",
+    "data_payload",
+    "encode",
+    "event_payload",
+    "iso_utc",
+    "log_payload",
+    "reading_key",
+    "readings_payload",
+    "result_payload",
+    "state_payload",
+    "status_payload",
+]
+
+EVENT_NAMES = {1: "vehicle"}
+VEHICLE_CLASSES = {1: "motorbike", 2: "car", 3: "heavy_vehicle"}
+RESULT_NAMES = {0: "OK", 1: "UNKNOWN_COMMAND", 2: "BAD_ARGS", 3: "FAILED"}
+LOG_LEVELS = {0: "emergency", 1: "alert", 2: "critical", 3: "error", 4: "warning",
+              5: "notice", 6: "info", 7: "debug"}
+
+
+def iso_utc(ts: float, *, ms: bool = False) -> str:
+    """``2026-12-04T10:00:00Z`` (or with milliseconds) for a Unix time."""
+    moment = datetime.fromtimestamp(ts, UTC)
+    if ms:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who and where a message is about: the node and the gateway that heard it."""
+
+    node: str
+    node_id: int
+    kind: str
+    site: str
+    gateway: str
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A frame's time as published: UTC (from the node or mapped from its uptime) or unknown.
+
+    ``clock`` is ``"utc"`` (the node's own UTC), ``"mapped"`` (node uptime mapped to UTC by
+    the gateway with the boot's anchor) or ``"uptime"`` (no anchor: ``ts`` is None and only
+    ``uptime_s`` is known).
+    """
+
+    ts: float | None
+    clock: str
+    uptime_s: int | None = None
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ts": None if self.ts is None else iso_utc(self.ts),
+                               "clock": self.clock}
+        if self.uptime_s is not None:
+            out["uptime_s"] = self.uptime_s
+        return out
+
+
+def reading_key(channel: int) -> str:
+    """``pm2_5`` for instance 0, ``motorbikes_1`` for lane 1, ``q99`` for an unknown quantity."""
+    quantity, instance = channel & 0xFF, channel >> 8
+    known = QUANTITIES.get(quantity)
+    name = known[0] if known else f"q{quantity}"
+    return name if instance == 0 else f"{name}_{instance}"
+
+
+def _scaled(value: int, exponent: int) -> int | float:
+    if exponent >= 0:
+        return int(value * 10**exponent)
+    scaled: float = round(value * 10.0**exponent, -exponent)
+    return scaled
+
+
+def readings_payload(readings: list[list[int]]) -> dict[str, dict[str, Any]]:
+    """Wire readings ``[ch, exp, value]`` / ``[ch, exp, mean, min, max, n]`` as named values."""
+    out: dict[str, dict[str, Any]] = {}
+    for reading in readings:
+        channel, exponent = reading[0], reading[1]
+        known = QUANTITIES.get(channel & 0xFF)
+        item: dict[str, Any] = {"value": _scaled(reading[2], exponent),
+                                "unit": known[1] if known else None}
+        if len(reading) == 6:
+            item["min"] = _scaled(reading[3], exponent)
+            item["max"] = _scaled(reading[4], exponent)
+            item["count"] = reading[5]
+        if not known:
+            item["channel"] = channel
+        out[reading_key(channel)] = item
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _extra(mtype: int, body: dict[Any, Any]) -> dict[str, Any]:
+    known = SCHEMAS[mtype][1]
+    return {str(k): _jsonable(v) for k, v in body.items() if k not in known}
+
+
+def _head(origin: Origin, boot: int, seq: int) -> dict[str, Any]:
+    return {"node": origin.node, "node_id": origin.node_id, "kind": origin.kind,
+            "site": origin.site, "gateway": origin.gateway, "boot": boot, "seq": seq}
+
+
+def _tail(payload: dict[str, Any], mtype: int, body: dict[Any, Any],
+          received_at: float) -> dict[str, Any]:
+    payload["received_at"] = iso_utc(received_at, ms=True)
+    extra = _extra(mtype, body)
+    if extra:
+        payload["extra"] = extra
+    return payload
+
+
+def data_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any], stamp: Stamp,
+                 received_at: float, *, delayed: bool) -> dict[str, Any]:
+    """The ``data`` message of a DATA frame (body keys 1..4, SPEC §5.3)."""
+    payload = _head(origin, boot, seq) | stamp.fields()
+    payload["interval_s"] = body.get(3)
+    payload["delayed"] = delayed
+    payload["received_at"] = None
+    payload["readings"] = readings_payload(body[4])
+    return _tail(payload, 2, body, received_at)
+
+
+def _vehicle(args: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("lane", "dir", "length_cm"):
+        if name in args:
+            out[name] = args[name]
+    if "speed_dkmh" in args:
+        out["speed_kmh"] = args["speed_dkmh"] / 10
+    if "class" in args:
+        out["class"] = VEHICLE_CLASSES.get(args["class"], args["class"])
+    return out
+
+
+def event_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any], stamp: Stamp,
+                  received_at: float, *, delayed: bool) -> dict[str, Any]:
+    """The ``event`` message of an EVENT frame; a vehicle's args in readable units."""
+    code = body[3]
+    args = body.get(4) or {}
+    payload = _head(origin, boot, seq) | stamp.fields()
+    payload["delayed"] = delayed
+    payload["received_at"] = None
+    payload["event"] = EVENT_NAMES.get(code, f"e{code}")
+    payload["code"] = code
+    payload["args"] = _vehicle(args) if code == 1 else _jsonable(args)
+    return _tail(payload, 3, body, received_at)
+
+
+def status_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any],
+                   stamp: Stamp | None, received_at: float) -> dict[str, Any]:
+    """The ``status`` message of a STATUS frame."""
+    payload = _head(origin, boot, seq)
+    if stamp is not None:
+        payload |= stamp.fields()
+    payload["uptime_s"] = body[1]
+    payload["free_heap"] = body[2]
+    payload["link"] = _jsonable(body[3])
+    payload["faults"] = _jsonable(body.get(4) or {})
+    return _tail(payload, 4, body, received_at)
+
+
+def log_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any],
+                stamp: Stamp | None, received_at: float) -> dict[str, Any]:
+    """The ``log`` message of a LOG frame."""
+    payload = _head(origin, boot, seq)
+    if stamp is not None:
+        payload |= stamp.fields()
+    payload["level"] = LOG_LEVELS.get(body[1], str(body[1]))
+    payload["message"] = body[2]
+    return _tail(payload, 5, body, received_at)
+
+
+def result_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any],
+                   received_at: float, *, command: str, request_id: str | None
+                   ) -> dict[str, Any]:
+    """The ``cmd/<name>/result`` message of a RESULT frame (``id``: the requester's id)."""
+    payload = _head(origin, boot, seq)
+    payload["command"] = command
+    payload["request"] = body[1]
+    if request_id is not None:
+        payload["id"] = request_id
+    payload["code"] = RESULT_NAMES.get(body[2], str(body[2]))
+    payload["message"] = body.get(3, "")
+    payload["data"] = _jsonable(body.get(4) or {})
+    return _tail(payload, 6, body, received_at)
+
+
+def state_payload(origin: Origin, *, online: bool, birth: dict[str, Any] | None,
+                  location: str, link: str | None, last_seen: float | None,
+                  reason: str = "") -> dict[str, Any]:
+    """The retained ``state`` of a node: online/offline, its birth (HELLO) info, last seen."""
+    payload: dict[str, Any] = {"state": "online" if online else "offline",
+                               "node": origin.node, "node_id": origin.node_id,
+                               "kind": origin.kind, "site": origin.site,
+                               "gateway": origin.gateway, "location": location,
+                               "link": link, "since": iso_utc(time.time(), ms=True),
+                               "last_seen": None if last_seen is None
+                               else iso_utc(last_seen, ms=True)}
+    if reason:
+        payload["reason"] = reason
+    if birth is not None:
+        payload["birth"] = birth
+    return payload

@@ -1,0 +1,286 @@
+"""MQTT out: drains the journal to the broker with aiomqtt, QoS 1, pipelined.
+
+One connection at a time, reopened with capped, jittered backoff. On every connection the
+gateway's retained ``state`` goes online (its Will says offline), the retained node states
+are republished, the command topics subscribed, and the journal drained in id order with
+up to ``window`` publishes in flight. A journal row is marked published only after its
+PUBACK; whatever was in flight when a connection broke is sent again on the next one.
+Messages that waited for the broker (received before the current connection came up) are
+published with their original timestamps and ``"delayed": true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from .config import MqttSection
+from .journal import Journal, Row
+
+__all__ = ["BrokerSettings", "Publisher"]
+
+log = logging.getLogger("streetsense.gateway.publisher")
+
+BACKOFF_MIN_S = 0.5
+BACKOFF_MAX_S = 30.0
+FETCH_ROWS = 500
+MARK_EVERY_S = 0.02
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """How to reach the broker (``from_config`` builds it from the ``[mqtt]`` section)."""
+
+    host: str
+    port: int
+    client_id: str
+    tls: bool = False
+    protocol: str = "5"  # "5" or "3.1.1"
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    keepalive_s: int = 30
+    window: int = 50  # publishes in flight
+
+    @classmethod
+    def from_config(cls, mqtt: MqttSection) -> BrokerSettings:
+        return cls(host=mqtt.host, port=mqtt.port, client_id=mqtt.client_id, tls=mqtt.tls,
+                   protocol=mqtt.protocol, username=mqtt.username, password=mqtt.password,
+                   ca_file=None if mqtt.ca_file is None else str(mqtt.ca_file),
+                   cert_file=None if mqtt.cert_file is None else str(mqtt.cert_file),
+                   key_file=None if mqtt.key_file is None else str(mqtt.key_file),
+                   keepalive_s=mqtt.keepalive_s, window=mqtt.inflight)
+
+    @property
+    def url(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context (custom CA, client certificate), None for plain TCP."""
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+MessageHandler = Callable[[aiomqtt.Message], Coroutine[Any, Any, None]]
+
+
+class Publisher:
+    """The gateway's MQTT client: journal drain, retained states, subscriptions."""
+
+    def __init__(self, settings: BrokerSettings, journal: Journal, *, state_topic: str,
+                 online_payload: Callable[[], bytes], offline_payload: bytes,
+                 subscriptions: Sequence[str] = (), on_message: MessageHandler | None = None,
+                 seed: int | None = None) -> None:
+        self.settings = settings
+        self._journal = journal
+        self._state_topic = state_topic
+        self._online_payload = online_payload
+        self._offline_payload = offline_payload
+        self._subscriptions = list(subscriptions)
+        self._on_message = on_message
+        self._rng = random.Random(seed)
+        self._client: aiomqtt.Client | None = None
+        self._wake = asyncio.Event()
+        self._retained: dict[str, bytes] = {}
+        self._retained_dirty: dict[str, None] = {}
+        self._retained_wake = asyncio.Event()
+        self._acked: list[int] = []
+        self._handlers: set[asyncio.Task[None]] = set()
+        self.connected = asyncio.Event()
+        self.connected_since = 0.0
+        self.connections = 0
+        self.reconnects = 0
+        self.published = 0
+        self.published_delayed = 0
+        self.last_error = ""
+
+    @property
+    def is_v5(self) -> bool:
+        return self.settings.protocol == "5"
+
+    # ---- inputs -------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New journal rows are committed."""
+        self._wake.set()
+
+    def set_retained(self, topic: str, payload: bytes) -> None:
+        """Publish ``payload`` retained on ``topic`` now (if connected) and on every reconnect."""
+        self._retained[topic] = payload
+        self._retained_dirty[topic] = None
+        self._retained_wake.set()
+
+    async def publish_now(self, topic: str, payload: bytes, *, retain: bool = False,
+                          correlation: bytes | None = None, timeout_s: float = 5.0) -> bool:
+        """Publish outside the journal (health, gateway-made results); False if offline."""
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.publish(topic, payload, qos=1, retain=retain,
+                                 properties=self._properties(correlation), timeout=timeout_s)
+        except aiomqtt.MqttError as exc:
+            log.debug("publish to %s failed: %s", topic, exc)
+            return False
+        return True
+
+    def _properties(self, correlation: bytes | None) -> Properties | None:
+        if correlation is None or not self.is_v5:
+            return None
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.CorrelationData = correlation
+        return properties
+
+    # ---- connection loop ----------------------------------------------------------------
+
+    def _make_client(self) -> aiomqtt.Client:
+        s = self.settings
+        v5 = self.is_v5
+        client = aiomqtt.Client(
+            s.host, s.port, identifier=s.client_id, username=s.username, password=s.password,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            will=aiomqtt.Will(self._state_topic, self._offline_payload, qos=1, retain=True),
+            clean_session=None if v5 else True, keepalive=s.keepalive_s, timeout=10.0,
+            max_inflight_messages=s.window, tls_context=s.tls_context())
+        client.pending_calls_threshold = s.window + 20
+        return client
+
+    async def run(self) -> None:
+        """Stay connected until cancelled; every session drains the journal."""
+        delay_s = BACKOFF_MIN_S
+        while True:
+            client = self._make_client()
+            try:
+                async with client:
+                    self._client = client
+                    self.connections += 1
+                    if self.connections > 1:
+                        self.reconnects += 1
+                    self.connected_since = time.time()
+                    log.info("connected to MQTT broker %s as %s (MQTT %s)", self.settings.url,
+                             self.settings.client_id, self.settings.protocol)
+                    delay_s = BACKOFF_MIN_S
+                    await self._session(client)
+            except* (aiomqtt.MqttError, OSError) as group:
+                self.last_error = "; ".join(str(e) for e in group.exceptions)
+            finally:
+                self._client = None
+                self.connected.clear()
+            sleep_s = delay_s * (0.5 + self._rng.random())
+            log.warning("MQTT broker %s unreachable (%s); retrying in %.1f s",
+                        self.settings.url, self.last_error, sleep_s)
+            await asyncio.sleep(sleep_s)
+            delay_s = min(BACKOFF_MAX_S, delay_s * 2)
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        await client.publish(self._state_topic, self._online_payload(), qos=1, retain=True)
+        for topic in self._subscriptions:
+            await client.subscribe(topic, qos=1)
+        self._retained_dirty = dict.fromkeys(self._retained)
+        self._retained_wake.set()
+        await self._flush_marks()
+        self.connected.set()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._drain(client), name="mqtt:drain")
+            group.create_task(self._mark_loop(), name="mqtt:mark")
+            group.create_task(self._retained_loop(client), name="mqtt:retained")
+            group.create_task(self._receive(client), name="mqtt:receive")
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            if self._on_message is not None:
+                task: asyncio.Task[None] = asyncio.create_task(self._on_message(message))
+                self._handlers.add(task)
+                task.add_done_callback(self._handlers.discard)
+
+    async def _retained_loop(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._retained_wake.wait()
+            self._retained_wake.clear()
+            while self._retained_dirty:
+                topic = next(iter(self._retained_dirty))
+                del self._retained_dirty[topic]
+                await client.publish(topic, self._retained[topic], qos=1, retain=True)
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        window = asyncio.Semaphore(self.settings.window)
+        cursor = 0
+        async with asyncio.TaskGroup() as group:
+            while True:
+                self._wake.clear()
+                rows = await self._journal.call(self._journal.pending, cursor, FETCH_ROWS)
+                if not rows:
+                    await self._wake.wait()
+                    continue
+                for row in rows:
+                    await window.acquire()
+                    group.create_task(self._publish_row(client, row, window))
+                    cursor = row.id
+
+    async def _publish_row(self, client: aiomqtt.Client, row: Row,
+                           window: asyncio.Semaphore) -> None:
+        try:
+            payload = row.payload
+            if row.delayable and row.received_at < self.connected_since:
+                payload = _mark_delayed(payload)
+                self.published_delayed += 1
+            await client.publish(row.topic, payload, qos=1, retain=row.retain,
+                                 properties=self._properties(row.correlation))
+            self._acked.append(row.id)
+            self.published += 1
+        finally:
+            window.release()
+
+    async def _mark_loop(self) -> None:
+        while True:
+            await asyncio.sleep(MARK_EVERY_S)
+            await self._flush_marks()
+
+    async def _flush_marks(self) -> None:
+        if self._acked:
+            ids, self._acked = self._acked, []
+            await self._journal.call(self._journal.mark_published, ids)
+
+    async def goodbye(self, extra: Sequence[tuple[str, bytes]] = (),
+                      timeout_s: float = 3.0) -> None:
+        """On a clean stop: ``extra`` retained messages, then the gateway's state offline."""
+        client = self._client
+        if client is None:
+            return
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                for topic, payload in extra:
+                    await client.publish(topic, payload, qos=1, retain=True)
+                await client.publish(self._state_topic, self._offline_payload, qos=1,
+                                     retain=True)
+        await self._flush_marks()
+
+    async def close(self) -> None:
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self._flush_marks()
+
+
+def _mark_delayed(payload: bytes) -> bytes:
+    message = json.loads(payload)
+    message["delayed"] = True
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,240 @@
+"""The gateway service: wires transports → session → journal → publisher, runs them.
+
+``Gateway(config)`` builds every layer from a ``GatewayConfig``; ``async with
+gateway.running():`` opens the journal, restores the replay state, starts the named tasks
+(transports, committer, publisher, housekeeping, health) and stops them cleanly on exit
+(nodes and gateway reported offline, journal closed). Data flows one way; commands come back
+down through ``commands`` → ``session`` → the node's link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from . import payloads
+from .commands import Commands
+from .config import GatewayConfig
+from .journal import Journal
+from .publisher import BrokerSettings, Publisher
+from .registry import NodeInfo, Registry
+from .session import Deriver, Session, Topics
+from .transports.base import Transport
+from .transports.serial import PortSpec, SerialTransport
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger("streetsense.gateway")
+
+HOUSEKEEPING_S = 1.0
+REGISTRY_CHECK_S = 5.0
+TIME_PUSH_S = 6 * 3600.0  # nodes get the time again this often (their clocks drift)
+
+
+def _version() -> str:
+    try:
+        return version("streetsense")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class Gateway:
+    """One gateway: ``async with Gateway(config).running() as gw: ...``.
+
+    ``derivers`` are the derived-value hooks (default: those the ``[derived]`` section asks
+    for); ``transports`` are extra transports beside the configured serial ports (the BLE
+    transport, or a test's).
+    """
+
+    def __init__(self, config: GatewayConfig, *, derivers: Sequence[Deriver] | None = None,
+                 transports: Sequence[Transport] = (), registry: Registry | None = None) -> None:
+        self.config = config
+        self.topics = Topics(config.mqtt.prefix, config.gateway.site, config.gateway.id)
+        self.registry = registry or Registry.load(config.registry_path)
+        if derivers is None:
+            from .derived import build_derivers
+
+            derivers = build_derivers(aqi=config.derived.aqi, traffic=config.derived.traffic,
+                                      pcu=config.derived.pcu)
+        self._derivers = list(derivers)
+        self._extra_transports = list(transports)
+        self.journal: Journal | None = None
+        self.session: Session | None = None
+        self.publisher: Publisher | None = None
+        self.commands: Commands | None = None
+        self.transports: list[Transport] = []
+        self.started_at = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self.failed = asyncio.Event()
+        self._journal_stats: dict[str, Any] = {}
+
+    # ---- wiring -------------------------------------------------------------------------
+
+    def _lookup(self, node_id: int) -> NodeInfo | None:
+        return self.registry.lookup(node_id)
+
+    def _build(self) -> None:
+        cfg = self.config
+        journal = Journal(cfg.journal.path, max_bytes=cfg.journal.max_bytes,
+                          when_full=cfg.journal.when_full)
+        self.journal = journal
+        commands_box: list[Commands] = []
+        publisher = Publisher(
+            BrokerSettings.from_config(cfg.mqtt), journal,
+            state_topic=self.topics.gateway("state"), online_payload=self._online_payload,
+            offline_payload=payloads.encode(self._gateway_state(online=False)),
+            subscriptions=[self.topics.node("+", "cmd/+")],
+            on_message=lambda message: commands_box[0].on_message(message))
+        self.publisher = publisher
+        session = Session(lookup=self._lookup, journal=journal, topics=self.topics,
+                          states=publisher, on_committed=publisher.wake,
+                          match_result=lambda node, request: commands_box[0].match_result(
+                              node, request),
+                          derivers=self._derivers)
+        self.session = session
+        commands = Commands(session, publisher, self.topics)
+        commands_box.append(commands)
+        self.commands = commands
+        ports = [PortSpec(p.path, p.baud, p.name) for p in cfg.serial]
+        self.transports = ([SerialTransport(ports, session)] if ports else []) + \
+            self._extra_transports
+
+    def _gateway_state(self, *, online: bool) -> dict[str, Any]:
+        state: dict[str, Any] = {"state": "online" if online else "offline",
+                                 "gateway": self.config.gateway.id,
+                                 "site": self.config.gateway.site, "version": _version()}
+        if online:
+            state["since"] = payloads.iso_utc(time.time(), ms=True)
+            state["links"] = [p.name for p in self.config.serial]
+        return state
+
+    def _online_payload(self) -> bytes:
+        return payloads.encode(self._gateway_state(online=True))
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Gateway]:
+        """Run the gateway for the body of the ``async with``."""
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        self._build()
+        assert self.session is not None and self.publisher is not None
+        self.session.restore()
+        self.started_at = time.time()
+        self._spawn(self.session.run(), "session:commit")
+        self._spawn(self.publisher.run(), "mqtt")
+        for index, transport in enumerate(self.transports):
+            self._spawn(transport.run(), f"transport:{index}")
+        self._spawn(self._housekeeping(), "housekeeping")
+        self._spawn(self._health_loop(), "health")
+        log.info("gateway %s (site %s) started: %d serial ports, broker %s",
+                 self.config.gateway.id, self.config.gateway.site, len(self.config.serial),
+                 self.publisher.settings.url)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("task %s crashed: %r", task.get_name(), exc, exc_info=exc)
+            self.failed.set()
+
+    async def stop(self) -> None:
+        """Report nodes and gateway offline (best effort), stop every task, close the journal."""
+        session, publisher = self.session, self.publisher
+        if publisher is not None and session is not None:
+            offline = []
+            for node in session.nodes.values():
+                if node.online:
+                    node.online = False
+                    offline.append((self.topics.node(node.info.name, "state"),
+                                    payloads.encode(payloads.state_payload(
+                                        session.origin(node.info), online=False,
+                                        birth=None, location=node.info.location,
+                                        link=node.link.name if node.link else None,
+                                        last_seen=node.last_seen,
+                                        reason="gateway stopped"))))
+            await publisher.goodbye(offline)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for closer in (self.commands, session, publisher):
+            if closer is not None:
+                await closer.close()
+        if self.journal is not None:
+            self.journal.close()
+        log.info("gateway %s stopped", self.config.gateway.id)
+
+    async def wait(self) -> None:
+        """Until a task crashes (the CLI then exits non-zero)."""
+        await self.failed.wait()
+
+    # ---- periodic work ------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        assert self.session is not None
+        last_registry_check = time.monotonic()
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_S)
+            self.session.check_silence(self.config.availability.offline_after_s)
+            now = time.monotonic()
+            if now - last_registry_check >= REGISTRY_CHECK_S:
+                last_registry_check = now
+                if self.registry.reload_if_changed():
+                    log.info("registry %s reloaded", self.config.registry_path)
+            for node in list(self.session.nodes.values()):
+                if node.online and now - node.time_sent_at >= TIME_PUSH_S:
+                    await self.session.send_time(node)
+
+    def health(self) -> dict[str, Any]:
+        """The health document: frames, rejections, journal, broker, links, nodes."""
+        assert self.session is not None and self.publisher is not None
+        assert self.journal is not None and self.commands is not None
+        stats = self.session.stats
+        links: dict[str, Any] = {}
+        for transport in self.transports:
+            links.update(transport.stats())
+        return {
+            "gateway": self.config.gateway.id, "site": self.config.gateway.site,
+            "at": payloads.iso_utc(time.time(), ms=True),
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "frames_in": stats.frames_in, "frames_new": stats.frames_new,
+            "duplicates": stats.duplicates, "acks_sent": stats.acks_sent,
+            "rejected": dict(stats.rejected), "unknown_types": stats.unknown_types,
+            "published": self.publisher.published,
+            "published_delayed": self.publisher.published_delayed,
+            "broker": {"connected": self.publisher.connected.is_set(),
+                       "reconnects": self.publisher.reconnects,
+                       "last_error": self.publisher.last_error},
+            "journal": {"commits": stats.commits, **self._journal_stats},
+            "links": links,
+            "nodes": {"known": len(self.session.nodes),
+                      "online": sum(n.online for n in self.session.nodes.values())},
+            "commands": {"received": self.commands.received, "sent": self.commands.sent,
+                         "timeouts": self.commands.timeouts, "refused": self.commands.refused},
+        }
+
+    async def _health_loop(self) -> None:
+        assert self.journal is not None and self.publisher is not None
+        while True:
+            self._journal_stats = await self.journal.call(self.journal.stats)
+            await self.publisher.publish_now(self.topics.gateway("health"),
+                                             payloads.encode(self.health()))
+            await asyncio.sleep(self.config.health.interval_s)

@@ -1,0 +1,535 @@
+"""Node sessions: frames in from the links, verified and deduplicated, journaled, then ACKed.
+
+Per link a ``Deframer``; per frame ``parse_frame`` with the registry's key lookup (SPEC §3),
+then the replay rule of SPEC §6.2 per (node, boot), 16 boots per node. New frames become
+journal messages; the committer task commits every frame that arrived meanwhile in one
+transaction (group commit) and only then sends the ACKs (SPEC §6.3). Duplicates are
+re-ACKed after the same commit, never journaled again. HELLO is the node's birth: a
+retained ``state`` with its birth info, then a TIME. Uptime timestamps (clock 1) are mapped
+to UTC with the boot's anchor (the HELLO's arrival minus its ``uptime_ms``).
+
+Nothing here reaches back up to MQTT except through the journal, the retained-state sink and
+the RESULT matcher handed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from streetsense.protocol import Deframer, Frame, ProtocolError, UnknownNode, parse_frame
+from streetsense.protocol.messages import (
+    ACK,
+    CLOCK_UPTIME,
+    DATA,
+    DOWNLINK_TYPES,
+    EVENT,
+    HELLO,
+    LOG,
+    RESULT,
+    STATUS,
+    TIME,
+)
+
+from . import payloads
+from .journal import Batch, Journal, JournalFull, Message
+from .registry import NodeInfo
+from .transports.base import Link
+
+__all__ = ["MAX_BOOTS", "Deriver", "NodeState", "Session", "Topics", "replay_verdict"]
+
+log = logging.getLogger("streetsense.gateway.session")
+
+MAX_BOOTS = 16  # boots tracked per node (SPEC §6.2)
+LOG_EVERY_S = 60.0  # a repeated rejection (same reason, same node or link) is logged this often
+NODE_DELAY_S = 60.0  # a reading older than this when it arrives was held back at the node
+TIME_RESEND_S = 60.0  # a node still on its uptime clock gets a TIME at most this often
+
+
+class Deriver(Protocol):
+    """A derived-value hook (``Gateway(config, derivers=[...])``)."""
+
+    name: str
+
+    def on_data(self, node: NodeInfo, message: dict[str, Any],
+                journal: Journal) -> list[tuple[str, dict[str, Any]]]:
+        """(subtopic, payload) pairs to publish for one ``data`` message."""
+
+
+class RetainedSink(Protocol):
+    """Where retained node states go (the publisher keeps the latest per topic)."""
+
+    def set_retained(self, topic: str, payload: bytes) -> None:
+        """Publish ``payload`` retained on ``topic`` now and after every reconnect."""
+
+
+ResultMatcher = Callable[[int, int], "tuple[str, bytes | None, str | None] | None"]
+
+
+@dataclass(frozen=True)
+class Topics:
+    """``<prefix>/<site>/<node>/<sub>`` and the gateway's own ``.../_gateway/<id>/<sub>``."""
+
+    prefix: str
+    site: str
+    gateway_id: str
+
+    def node(self, name: str, sub: str) -> str:
+        return f"{self.prefix}/{self.site}/{name}/{sub}"
+
+    def gateway(self, sub: str) -> str:
+        return f"{self.prefix}/{self.site}/_gateway/{self.gateway_id}/{sub}"
+
+
+def replay_verdict(boots: dict[int, int], boot: int, seq: int) -> str:
+    """``new``, ``duplicate`` or ``replay`` for (boot, seq) against a node's tracked boots."""
+    highest = boots.get(boot)
+    if highest is None:
+        if len(boots) >= MAX_BOOTS and boot < min(boots):
+            return "replay"
+        return "new"
+    if seq > highest:
+        return "new"
+    return "duplicate" if seq == highest else "replay"
+
+
+def _advance(boots: dict[int, int], boot: int, seq: int) -> None:
+    boots[boot] = seq
+    while len(boots) > MAX_BOOTS:
+        del boots[min(boots)]
+
+
+@dataclass
+class NodeState:
+    """What the gateway knows about one node."""
+
+    node_id: int
+    info: NodeInfo
+    boots: dict[int, int] = field(default_factory=dict)  # incl. frames not yet committed
+    committed: dict[int, int] = field(default_factory=dict)  # as in the journal
+    current_boot: int | None = None
+    link: Link | None = None
+    last_seen: float | None = None
+    online: bool = False
+    birth: dict[str, Any] | None = None
+    anchors: dict[int, float] = field(default_factory=dict)  # boot -> UTC at uptime 0
+    time_sent_at: float = 0.0  # monotonic
+
+
+@dataclass
+class _Arrival:
+    link: Link
+    node: NodeState
+    frame: Frame
+    received_at: float
+    new: bool
+    messages: list[Message]
+    data: dict[str, Any] | None = None
+
+
+@dataclass
+class SessionStats:
+    """Counters of the session layer (health payload and metrics read them)."""
+
+    frames_in: int = 0  # frames that passed SPEC §3
+    frames_new: int = 0
+    duplicates: int = 0
+    acks_sent: int = 0
+    downlinks_sent: int = 0
+    downlink_failures: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)  # by reason
+    unknown_types: int = 0
+    commits: int = 0
+    committed_frames: int = 0
+    derive_errors: int = 0
+
+
+class Session:
+    """The session layer between the transports and the journal (``LinkCallbacks``)."""
+
+    def __init__(self, *, lookup: Callable[[int], NodeInfo | None], journal: Journal,
+                 topics: Topics, states: RetainedSink, on_committed: Callable[[], None],
+                 match_result: ResultMatcher, derivers: Sequence[Deriver] = (),
+                 clock: Callable[[], float] = time.time) -> None:
+        self._lookup = lookup
+        self._journal = journal
+        self._topics = topics
+        self._states = states
+        self._on_committed = on_committed
+        self._match_result = match_result
+        self._derivers = list(derivers)
+        self._clock = clock
+        self.stats = SessionStats()
+        self.nodes: dict[int, NodeState] = {}
+        self._deframers: dict[str, Deframer] = {}
+        self._inbox: list[_Arrival] = []
+        self._inbox_ready = asyncio.Event()
+        self._logged: dict[tuple[str, object], float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.committed = asyncio.Condition()  # notified after each group commit
+
+    # ---- startup ------------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Load the committed replay state and births from the journal (sync, at startup)."""
+        for node_id, boots in self._journal.load_replay().items():
+            info = self._lookup(node_id)
+            if info is None:
+                continue
+            node = self._node(info)
+            node.boots = dict(boots)
+            node.committed = dict(boots)
+            node.current_boot = max(boots) if boots else None
+        births = self._journal.load_state("session.births") or {}
+        for key, birth in births.items():
+            node_state = self.nodes.get(int(key))
+            if node_state is not None:
+                node_state.birth = birth
+                node_state.anchors = {int(b): a for b, a in birth.get("anchors", {}).items()}
+
+    def _node(self, info: NodeInfo) -> NodeState:
+        node = self.nodes.get(info.id)
+        if node is None:
+            node = self.nodes[info.id] = NodeState(info.id, info)
+        node.info = info
+        return node
+
+    # ---- bytes in -----------------------------------------------------------------------
+
+    def on_link_state(self, link: Link, up: bool) -> None:
+        # A link that comes back may hold half a frame from before: start clean.
+        self._deframers.pop(link.name, None)
+
+    def on_bytes(self, link: Link, data: bytes) -> None:
+        deframer = self._deframers.get(link.name)
+        if deframer is None:
+            deframer = self._deframers[link.name] = Deframer()
+        for item in deframer.feed(data):
+            if isinstance(item, ProtocolError):
+                self._reject(item.reason, ("link", link.name), f"on {link.name}: {item}")
+            else:
+                self._on_frame(link, bytes(item))
+
+    def _key(self, node_id: int) -> bytes | None:
+        info = self._lookup(node_id)
+        return info.key if info is not None and info.enabled else None
+
+    def _on_frame(self, link: Link, raw: bytes) -> None:
+        try:
+            frame = parse_frame(raw, self._key)
+        except UnknownNode as exc:
+            info = self._lookup(exc.value)
+            reason = "disabled_node" if info is not None else exc.reason
+            self._reject(reason, ("node", exc.value),
+                         f"node {exc.value} on {link.name} is not in the registry"
+                         if info is None else f"node {exc.value} is disabled in the registry")
+            return
+        except ProtocolError as exc:
+            self._reject(exc.reason, ("link", link.name), f"on {link.name}: {exc}")
+            return
+        if frame.type in DOWNLINK_TYPES:
+            self._reject("unexpected_downlink", ("node", frame.node_id),
+                         f"node {frame.node_id} sent a downlink type {frame.type}")
+            return
+        info = self._lookup(frame.node_id)
+        assert info is not None
+        node = self._node(info)
+        verdict = replay_verdict(node.boots, frame.boot, frame.seq)
+        if verdict == "replay":
+            self._reject("replay", ("node", frame.node_id),
+                         f"node {info.name}: replayed frame boot {frame.boot} seq {frame.seq}")
+            return
+        self.stats.frames_in += 1
+        now = self._clock()
+        node.link = link
+        node.last_seen = now
+        if node.current_boot is None or frame.boot > node.current_boot:
+            node.current_boot = frame.boot
+        if verdict == "duplicate":
+            self.stats.duplicates += 1
+            if frame.ack_requested:
+                self._push(_Arrival(link, node, frame, now, False, []))
+            return
+        self.stats.frames_new += 1
+        _advance(node.boots, frame.boot, frame.seq)
+        arrival = _Arrival(link, node, frame, now, True, [])
+        self._build(arrival)
+        if not node.online:
+            node.online = True
+            self._publish_state(node)
+        self._push(arrival)
+
+    def _push(self, arrival: _Arrival) -> None:
+        self._inbox.append(arrival)
+        self._inbox_ready.set()
+
+    def _reject(self, reason: str, about: tuple[str, object], text: str) -> None:
+        """Count a rejected frame; log it once per ``LOG_EVERY_S`` per reason and source."""
+        self.stats.rejected[reason] += 1
+        key = (reason, about)
+        now = time.monotonic()
+        last = self._logged.get(key)
+        if last is None or now - last >= LOG_EVERY_S:
+            self._logged[key] = now
+            log.warning("rejected frame (%s) %s; %d %s frames so far", reason, text,
+                        self.stats.rejected[reason], reason)
+
+    # ---- messages -----------------------------------------------------------------------
+
+    def origin(self, info: NodeInfo) -> payloads.Origin:
+        return payloads.Origin(info.name, info.id, info.kind, self._topics.site,
+                               self._topics.gateway_id)
+
+    def _stamp(self, node: NodeState, boot: int, body: dict[Any, Any], ts_key: int,
+               clock_key: int) -> payloads.Stamp | None:
+        if ts_key not in body:
+            return None
+        ts, clock = body[ts_key], body.get(clock_key, 0)
+        if clock == CLOCK_UPTIME:
+            anchor = node.anchors.get(boot)
+            if anchor is None:
+                return payloads.Stamp(None, "uptime", ts)
+            return payloads.Stamp(anchor + ts, "mapped", ts)
+        return payloads.Stamp(float(ts), "utc")
+
+    def _held_at_node(self, node: NodeState, boot: int, stamp: payloads.Stamp | None,
+                      received_at: float) -> bool:
+        if node.current_boot is not None and boot < node.current_boot:
+            return True
+        return stamp is not None and stamp.ts is not None and received_at - stamp.ts > NODE_DELAY_S
+
+    def _build(self, arrival: _Arrival) -> None:
+        frame, node, now = arrival.frame, arrival.node, arrival.received_at
+        info, body, boot, seq = node.info, frame.body, frame.boot, frame.seq
+        origin = self.origin(info)
+        topic = self._topics.node
+        if frame.type == HELLO:
+            self._birth(node, frame, now)
+            return
+        if frame.type == DATA:
+            stamp = self._stamp(node, boot, body, 1, 2)
+            assert stamp is not None
+            data = payloads.data_payload(origin, boot, seq, body, stamp, now,
+                                         delayed=self._held_at_node(node, boot, stamp, now))
+            arrival.data = data
+            arrival.messages.append(Message(topic(info.name, "data"), payloads.encode(data),
+                                            delayable=True))
+        elif frame.type == EVENT:
+            stamp = self._stamp(node, boot, body, 1, 2)
+            assert stamp is not None
+            event = payloads.event_payload(origin, boot, seq, body, stamp, now,
+                                           delayed=self._held_at_node(node, boot, stamp, now))
+            arrival.messages.append(Message(topic(info.name, "event"), payloads.encode(event),
+                                            delayable=True))
+        elif frame.type == STATUS:
+            if 1 in body and boot == node.current_boot and boot not in node.anchors:
+                node.anchors[boot] = now - body[1]
+            status = payloads.status_payload(origin, boot, seq, body,
+                                             self._stamp(node, boot, body, 5, 6), now)
+            arrival.messages.append(Message(topic(info.name, "status"), payloads.encode(status)))
+        elif frame.type == LOG:
+            line = payloads.log_payload(origin, boot, seq, body,
+                                        self._stamp(node, boot, body, 3, 4), now)
+            arrival.messages.append(Message(topic(info.name, "log"), payloads.encode(line)))
+        elif frame.type == RESULT:
+            matched = self._match_result(info.id, body[1])
+            name, correlation, request_id = matched or ("unknown", None, None)
+            result = payloads.result_payload(origin, boot, seq, body, now, command=name,
+                                             request_id=request_id)
+            arrival.messages.append(Message(topic(info.name, f"cmd/{name}/result"),
+                                            payloads.encode(result), correlation=correlation))
+        else:
+            self.stats.unknown_types += 1
+            self._reject_unknown_type(frame)
+
+    def _reject_unknown_type(self, frame: Frame) -> None:
+        key = ("unknown_type", ("node", frame.node_id))
+        now = time.monotonic()
+        if now - self._logged.get(key, -LOG_EVERY_S) >= LOG_EVERY_S:
+            self._logged[key] = now
+            log.info("node %d sent type 0x%02x, unknown to protocol v1.0: ACKed, not published",
+                     frame.node_id, frame.type)
+
+    def _birth(self, node: NodeState, frame: Frame, now: float) -> None:
+        body = frame.body
+        uptime_ms = body.get(8, 0)
+        node.anchors[frame.boot] = now - uptime_ms / 1000
+        for old in [b for b in node.anchors if b not in node.boots]:
+            del node.anchors[old]
+        node.birth = {"boot": frame.boot, "device": body[1], "firmware": body[2],
+                      "protocol": body[3], "sensors": body[4], "reset_cause": body[5],
+                      "capabilities": body.get(7, []),
+                      "booted_at": payloads.iso_utc(node.anchors[frame.boot], ms=True),
+                      "anchors": {str(b): a for b, a in node.anchors.items()}}
+        log.info("node %s (id %d) booted: boot %d, firmware %s, reset cause %s",
+                 node.info.name, node.node_id, frame.boot, body[2], body[5])
+        node.online = True
+        self._publish_state(node)
+
+    def _publish_state(self, node: NodeState, reason: str = "") -> None:
+        birth = None
+        if node.birth is not None:
+            birth = {k: v for k, v in node.birth.items() if k != "anchors"}
+        payload = payloads.state_payload(
+            self.origin(node.info), online=node.online, birth=birth,
+            location=node.info.location, link=node.link.name if node.link else None,
+            last_seen=node.last_seen, reason=reason)
+        self._states.set_retained(self._topics.node(node.info.name, "state"),
+                                  payloads.encode(payload))
+
+    # ---- group commit -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The committer: journal everything that arrived, in one transaction, then ACK."""
+        while True:
+            await self._inbox_ready.wait()
+            self._inbox_ready.clear()
+            arrivals, self._inbox = self._inbox, []
+            if arrivals:
+                await self._commit(arrivals)
+
+    async def _commit(self, arrivals: list[_Arrival]) -> None:
+        batch = Batch()
+        touched: dict[int, NodeState] = {}
+        for arrival in arrivals:
+            if not arrival.new:
+                continue
+            frame = arrival.frame
+            batch.frames.append((frame.node_id, frame.boot, frame.seq, arrival.received_at,
+                                 arrival.messages))
+            replay = batch.replay.setdefault(frame.node_id, dict(arrival.node.committed))
+            _advance(replay, frame.boot, frame.seq)
+            touched[frame.node_id] = arrival.node
+        data = [(a.node.info, a.data) for a in arrivals if a.new and a.data is not None]
+        births = any(a.new and a.frame.type == HELLO for a in arrivals)
+        try:
+            if batch.frames:
+                await self._journal.call(self._journal.commit, batch,
+                                         lambda: self._before_commit(data, births))
+        except JournalFull:
+            for node_id, node in touched.items():
+                node.boots = dict(node.committed)
+                # Frames of this node that arrived during the failed commit are still new.
+                for later in self._inbox:
+                    if later.new and later.node.node_id == node_id:
+                        _advance(node.boots, later.frame.boot, later.frame.seq)
+            return
+        for node_id, replay in batch.replay.items():
+            touched[node_id].committed = replay
+        self.stats.commits += 1
+        self.stats.committed_frames += len(batch.frames)
+        self._on_committed()
+        async with self.committed:
+            self.committed.notify_all()
+        await self._ack(arrivals)
+        for arrival in arrivals:
+            if arrival.new and arrival.frame.type == HELLO:
+                self._spawn(self.send_time(arrival.node))
+            elif (arrival.new and arrival.frame.type == DATA
+                  and arrival.frame.body.get(2) == CLOCK_UPTIME
+                  and time.monotonic() - arrival.node.time_sent_at > TIME_RESEND_S):
+                self._spawn(self.send_time(arrival.node))
+
+    def _before_commit(self, data: list[tuple[NodeInfo, dict[str, Any]]],
+                       births: bool) -> list[tuple[int, Message]]:
+        """On the journal thread, inside the commit: derived values and node births."""
+        extra: list[tuple[int, Message]] = []
+        for info, message in data:
+            for deriver in self._derivers:
+                try:
+                    produced = deriver.on_data(info, message, self._journal)
+                except Exception:
+                    self.stats.derive_errors += 1
+                    log.exception("deriver %s failed on a message of %s", deriver.name,
+                                  info.name)
+                    continue
+                for subtopic, payload in produced:
+                    extra.append((info.id, Message(
+                        self._topics.node(info.name, subtopic), payloads.encode(payload),
+                        delayable="delayed" in payload)))
+        if births:
+            self._journal.save_state("session.births", {
+                str(n.node_id): n.birth for n in self.nodes.values() if n.birth is not None})
+        return extra
+
+    async def _ack(self, arrivals: list[_Arrival]) -> None:
+        # One cumulative ACK per (link, node, boot): the highest seq of this commit.
+        highest: dict[tuple[str, int, int], tuple[_Arrival, int]] = {}
+        for arrival in arrivals:
+            frame = arrival.frame
+            if not frame.ack_requested:
+                continue
+            key = (arrival.link.name, frame.node_id, frame.boot)
+            if key not in highest or frame.seq > highest[key][1]:
+                highest[key] = (arrival, frame.seq)
+        for (_, node_id, boot), (arrival, seq) in highest.items():
+            node = arrival.node
+            ack = Frame(ACK, node_id, node.current_boot or boot, 0, {1: boot, 2: seq})
+            try:
+                await arrival.link.send(ack.encode(node.info.key))
+            except ConnectionError as exc:
+                log.warning("ACK to %s not sent: %s", node.info.name, exc)
+                continue
+            self.stats.acks_sent += 1
+
+    # ---- downlinks ----------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def send_downlink(self, node: NodeState, mtype: int, body: dict[int, Any]) -> int:
+        """Sign and send TIME/CONFIG/COMMAND with the next (node, boot) downlink counter.
+
+        Returns the seq used. Raises ``ConnectionError`` if the node has no link or boot yet.
+        """
+        link, boot = node.link, node.current_boot
+        if link is None or boot is None:
+            raise ConnectionError(f"node {node.info.name} has not been heard yet")
+        seq = await self._journal.call(self._journal.next_downlink_seq, node.node_id, boot)
+        frame = Frame(mtype, node.node_id, boot, seq, body)
+        try:
+            await link.send(frame.encode(node.info.key))
+        except ConnectionError:
+            self.stats.downlink_failures += 1
+            raise
+        self.stats.downlinks_sent += 1
+        return seq
+
+    async def send_time(self, node: NodeState) -> None:
+        """Push the gateway's UTC time to ``node`` (after HELLO, on request, periodically)."""
+        node.time_sent_at = time.monotonic()
+        try:
+            await self.send_downlink(node, TIME, {1: int(self._clock() * 1000)})
+        except ConnectionError as exc:
+            log.warning("TIME to %s not sent: %s", node.info.name, exc)
+
+    # ---- availability -------------------------------------------------------------------
+
+    def check_silence(self, offline_after_s: float) -> None:
+        """Mark nodes silent for ``offline_after_s`` offline (retained state)."""
+        now = self._clock()
+        for node in self.nodes.values():
+            if node.online and node.last_seen is not None and \
+                    now - node.last_seen >= offline_after_s:
+                node.online = False
+                log.warning("node %s offline: silent for %.0f s", node.info.name,
+                            now - node.last_seen)
+                self._publish_state(node, reason="silent")
+
+    def node_by_name(self, name: str) -> NodeState | None:
+        for node in self.nodes.values():
+            if node.info.name == name:
+                return node
+        return None
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,56 @@
+"""End to end through real parts: fake node on a PTY -> gateway -> mosquitto -> subscriber."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pipeline_helpers import FakeNode, PtyPort, make_config, node_info, topic
+
+from streetsense.gateway.payloads import iso_utc
+from streetsense.gateway.service import Gateway
+from streetsense.hil.broker import Mosquitto
+from streetsense.hil.observer import MqttObserver
+from streetsense.protocol.messages import TIME
+
+
+async def test_pipeline_reading_reaches_mqtt_with_units_and_meta(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """HELLO gives a retained online state with birth info and a TIME; DATA becomes `data` JSON."""
+    port = PtyPort(tmp_path / "ttyNODE42")
+    node = FakeNode(port, 42, boot=7)
+    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)])
+    async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer, \
+            Gateway(config, derivers=[]).running() as gateway:
+        assert gateway.publisher is not None
+        node.attach()
+        await node.send(node.hello(uptime_ms=2000))
+        state = await observer.expect(topic("HN-0042", "state"),
+                                      lambda m: m.json()["state"] == "online"
+                                      and "birth" in m.json())
+        birth = state.json()["birth"]
+        assert birth["boot"] == 7 and birth["firmware"] == "0.1.0"
+        assert birth["sensors"] == ["pms5003", "scd41"]
+        time_frame = await node.wait_for(lambda f: f.type == TIME)
+        assert time_frame.boot == 7 and time_frame.seq == 1
+        assert abs(time_frame.body[1] / 1000 - time.time()) < 5
+        now = int(time.time())
+        seq = await node.send(node.data(312, ts=now))
+        data = (await observer.expect(topic("HN-0042", "data"))).json()
+        assert data["node"] == "HN-0042" and data["node_id"] == 42
+        assert data["kind"] == "air-quality" and data["site"] == "test"
+        assert data["gateway"] == "gw-test"
+        assert (data["boot"], data["seq"]) == (7, seq)
+        assert data["ts"] == iso_utc(now) and data["clock"] == "utc"
+        assert data["interval_s"] == 60 and data["delayed"] is False
+        assert data["readings"]["pm2_5"] == {"value": 31.2, "unit": "ug/m3", "min": 30.7,
+                                             "max": 31.7, "count": 12}
+        assert data["readings"]["co2"] == {"value": 415, "unit": "ppm"}
+        assert data["received_at"].endswith("Z")
+        async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as late:
+            # A new subscriber gets the retained states: the node's and the gateway's own.
+            node_state = await late.expect(topic("HN-0042", "state"))
+            assert node_state.retain and node_state.json()["birth"]["boot"] == 7
+            gateway_state = await late.expect("streetsense/test/_gateway/gw-test/state")
+            assert gateway_state.retain and gateway_state.json()["state"] == "online"
+    port.close()
