@@ -30,7 +30,7 @@ class StateStore(Protocol):
 
     def load_state(self, name: str) -> dict[str, Any] | None: ...
 
-    def save_state(self, name: str, state: dict[str, Any]) -> None: ...
+    def save_state(self, name: str, value: dict[str, Any]) -> None: ...
 
 
 class Deriver(Protocol):
@@ -62,8 +62,8 @@ def _reading_values(message: Mapping[str, Any], keys: tuple[str, ...]) -> dict[s
 
 class AqiDeriver:
     """Hourly VN_AQI and EPA AQI (NowCast) per air-quality node, daily indices at the end of
-    each local day. The hourly window lives in the journal (``save_state``) so a restart keeps
-    the last 24 hours."""
+    each local day. The hourly window lives in the journal (``save_state``, in the same
+    transaction as the message) so a restart keeps the last 24 hours."""
 
     name = "aqi"
 
@@ -79,8 +79,6 @@ class AqiDeriver:
         self.min_hour_coverage = min_hour_coverage
         self.day_offset_s = day_utc_offset_h * HOUR_S
         self.min_day_hours = min_day_hours
-        self._means: dict[str, HourlyMeans] = {}
-        self._last: dict[str, list[int]] = {}  # node key → [boot, seq] last booked
 
     def on_data(
         self, node: object, message: Mapping[str, Any], journal: StateStore
@@ -92,23 +90,20 @@ class AqiDeriver:
         values = _reading_values(message, POLLUTANTS)
         if not interval_s or not values:
             return []
+        # The state is read from the journal every time, not cached: the gateway calls this
+        # inside the journal transaction of the message, so if that commit fails the message
+        # comes again and must meet the state as committed, not as this call left it.
         key = f"{self.name}/{message['node_id']}"
-        means = self._means.get(key)
-        if means is None:
-            saved = journal.load_state(key) or {}
-            means = HourlyMeans(
-                POLLUTANTS, min_coverage=self.min_hour_coverage, state=saved.get("hourly")
-            )
-            self._means[key] = means
-            self._last[key] = saved.get("last", [-1, -1])
-        # A message the journal replays after a restart was booked already: (boot, seq) of
-        # one node only grows, so anything not newer than the last booked one is skipped.
-        position = [message.get("boot", 0), message.get("seq", 0)]
-        if self._last.get(key, [-1, -1]) >= position:
+        saved = journal.load_state(key) or {}
+        end_ts = _parse_ts(message["ts"])
+        # Messages of one node arrive in time order; one not after the last booked is a
+        # replay (the journal re-delivers after a restart) and was counted already.
+        if end_ts <= saved.get("last_ts", float("-inf")):
             return []
-        closed = means.add(_parse_ts(message["ts"]), float(interval_s), values)
-        self._last[key] = position
-        journal.save_state(key, {"hourly": means.state(), "last": position})
+        means = HourlyMeans(POLLUTANTS, min_coverage=self.min_hour_coverage,
+                            state=saved.get("hourly"))
+        closed = means.add(end_ts, float(interval_s), values)
+        journal.save_state(key, {"hourly": means.state(), "last_ts": end_ts})
         return [("aqi", self._payload(message, means, hour)) for hour in closed]
 
     def _payload(self, message: Mapping[str, Any], means: HourlyMeans, hour: int) -> dict[str, Any]:
@@ -127,6 +122,7 @@ class AqiDeriver:
             "node_id": message.get("node_id"),
             "hour": _iso(hour),
             "hour_end": _iso(hour + HOUR_S),
+            "delayed": bool(message.get("delayed", False)),
             "pollutants": pollutants,
         }
         for key, method in _METHODS.items():

@@ -21,8 +21,8 @@ class MemoryStore:
         text = self.saved.get(name)
         return None if text is None else dict(json.loads(text))
 
-    def save_state(self, name: str, state: dict[str, Any]) -> None:
-        self.saved[name] = json.dumps(state)
+    def save_state(self, name: str, value: dict[str, Any]) -> None:
+        self.saved[name] = json.dumps(value)
 
 
 def iso(ts: float) -> str:

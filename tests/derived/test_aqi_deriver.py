@@ -100,12 +100,13 @@ def test_other_messages_are_ignored(store: MemoryStore) -> None:
 
 
 def test_replayed_message_is_not_counted_twice(store: MemoryStore) -> None:
-    """A message the journal replays after a restart (same boot, seq) is skipped."""
+    """A message that comes again (same ts: a replay after a restart) is skipped."""
     deriver = AqiDeriver()
     first = data_message("air-quality", T0 + 300, {"pm2_5": 10.0}, seq=5)
     deriver.on_data(object(), first, store)
     replay = dict(first, readings={"pm2_5": {"value": 500.0, "unit": "ug/m3"}})
-    deriver.on_data(object(), replay, store)
+    assert deriver.on_data(object(), replay, store) == []
+    assert AqiDeriver().on_data(object(), replay, store) == []  # after a restart too
     state = store.load_state("aqi/42")
     assert state is not None
     assert state["hourly"]["open"][str(T0)]["pm2_5"] == [10.0 * 300, 300]
@@ -200,3 +201,56 @@ def test_hour_coverage_is_configurable(store: MemoryStore, coverage: float) -> N
     run(deriver, store, iter(msgs))
     out = run(deriver, store, aq_messages(1, 12.0, 12.0, start=T0 + HOUR))
     assert out[0]["pollutants"]["pm2_5"]["hourly_mean"] == (12.0 if coverage == 0.5 else None)
+
+
+def test_rolled_back_commit_then_retransmit_books_once(store: MemoryStore) -> None:
+    """If the journal commit carrying a message's state fails, the node's retransmission is
+    booked against the committed state: nothing lost, nothing twice."""
+    messages = list(aq_messages(2, 15.0, 15.0))
+    messages[-1]["readings"]["pm2_5"]["value"] = 27.0
+    deriver = AqiDeriver()
+    for m in messages[:-1]:
+        deriver.on_data(object(), m, store)
+    committed = dict(store.saved)
+    deriver.on_data(object(), messages[-1], store)
+    store.saved = committed  # the transaction rolled back
+    deriver.on_data(object(), messages[-1], store)  # the node sends it again
+    reference = MemoryStore()
+    for m in messages:
+        AqiDeriver().on_data(object(), m, reference)
+    assert store.saved == reference.saved
+
+
+def test_state_in_the_gateway_journal(tmp_path: Path) -> None:
+    """Inside the real journal's commit the state joins the transaction and survives reopening;
+    a failed commit leaves the state as it was."""
+    journal_mod = pytest.importorskip("streetsense.gateway.journal", reason="gateway journal")
+    messages = list(aq_messages(3, 20.0, 20.0))
+    deriver = AqiDeriver()
+
+    def commit(journal: Any, message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        out: list[tuple[str, dict[str, Any]]] = []
+
+        def derive() -> list[Any]:
+            out.extend(deriver.on_data(object(), message, journal))
+            return []
+
+        journal.commit(journal_mod.Batch(), derive=derive)
+        return out
+
+    journal = journal_mod.Journal(tmp_path / "journal.db")
+    for m in messages[:20]:
+        commit(journal, m)
+
+    def failing() -> list[Any]:
+        deriver.on_data(object(), messages[20], journal)
+        raise RuntimeError("disk gone")
+
+    with pytest.raises(RuntimeError):
+        journal.commit(journal_mod.Batch(), derive=failing)
+    journal.close()
+    journal = journal_mod.Journal(tmp_path / "journal.db")  # the gateway restarts
+    published = [p for m in messages[20:] for _, p in commit(journal, m)]
+    journal.close()
+    reference = run(AqiDeriver(), MemoryStore(), iter(messages))
+    assert published == reference[1:]  # hour 0 was published before the restart
