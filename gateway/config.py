@@ -1,0 +1,467 @@
+"""The gateway's TOML configuration: typed, frozen, and checked as a whole.
+
+`load_config(path)` returns a `GatewayConfig` or raises `ConfigError` listing *every*
+problem (unknown keys, wrong types, out-of-range values, missing files), each with its
+dotted key (``serial[1].baud``) and the line it is on. `check_config(path)` returns that
+list without raising. tomllib keeps no positions, so lines come from a scan of the text for
+table headers and keys (`LineIndex`). Relative paths are resolved against the config
+file's folder. `gateway/example.toml` documents every option.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .derived.tables import PCU_TCVN_4054_2005
+from .tomlcheck import (
+    ABSENT,
+    NAME,
+    NAME_WHAT,
+    Problem,
+    ProblemsError,
+    Table,
+    finish,
+    is_int,
+    open_toml,
+)
+
+__all__ = [
+    "MQTT_PROTOCOLS",
+    "WHEN_FULL",
+    "AvailabilitySection",
+    "BleSection",
+    "ConfigError",
+    "DerivedSection",
+    "GatewayConfig",
+    "GatewaySection",
+    "HealthSection",
+    "HilSection",
+    "HomeAssistantSection",
+    "HttpSection",
+    "JournalSection",
+    "MqttSection",
+    "Problem",
+    "RelayLine",
+    "SerialPort",
+    "check_config",
+    "load_config",
+]
+
+MQTT_PROTOCOLS = ("5", "3.1.1")
+# What the journal does when it reaches max_bytes: it always deletes delivered rows first;
+# then "reject" stops acking new frames (nodes keep them queued: nothing is lost), while
+# "drop-oldest" deletes the oldest undelivered rows (fresh data wins; each drop is counted).
+WHEN_FULL = ("drop-delivered-then-reject", "drop-delivered-then-drop-oldest")
+BLE_BACKENDS = ("default", "bumble")
+BENCH_LINES = ("power", "reset", "boot")
+
+
+class ConfigError(ProblemsError):
+    """The config file has problems; ``.problems`` lists them all, ``.path`` is the file."""
+
+
+@dataclass(frozen=True)
+class GatewaySection:
+    """Who this gateway is (``id`` and ``site`` are MQTT topic levels) and where it keeps state."""
+
+    id: str
+    site: str
+    data_dir: Path
+
+
+@dataclass(frozen=True)
+class MqttSection:
+    """The broker connection. ``url`` is ``mqtt://host[:1883]`` or ``mqtts://host[:8883]``
+    (TLS); ``password`` is the effective one (read from ``password_file`` when given)."""
+
+    url: str
+    client_id: str
+    prefix: str = "streetsense"
+    protocol: str = "5"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    keepalive_s: int = 30
+    inflight: int = 50
+
+    @property
+    def tls(self) -> bool:
+        """Whether the connection uses TLS (an ``mqtts://`` url)."""
+        return urlsplit(self.url).scheme == "mqtts"
+
+    @property
+    def host(self) -> str:
+        """The broker's host name or address."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """The broker's port (1883, or 8883 with TLS, unless the url names one)."""
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)
+
+
+@dataclass(frozen=True)
+class SerialPort:
+    """A serial port with nodes on it; ``name`` labels its metrics and logs."""
+
+    path: str
+    name: str
+    baud: int = 115200
+
+
+@dataclass(frozen=True)
+class BleSection:
+    """BLE nodes: off by default; backend "bumble" needs ``bumble_transport`` (tests, no radio)."""
+
+    enabled: bool = False
+    adapter: str | None = None
+    backend: str = "default"
+    bumble_transport: str | None = None
+    max_connections: int = 4
+    scan_interval_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class JournalSection:
+    """The SQLite journal: its file, its size bound, and the policy once that is reached."""
+
+    path: Path
+    max_bytes: int = 256 * 1024 * 1024
+    when_full: str = WHEN_FULL[0]
+
+
+@dataclass(frozen=True)
+class AvailabilitySection:
+    """A node is published offline after ``offline_after_s`` without a valid frame."""
+
+    offline_after_s: float = 180.0
+
+
+@dataclass(frozen=True)
+class HealthSection:
+    """The gateway's health message is published every ``interval_s``."""
+
+    interval_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class HttpSection:
+    """``/healthz`` and ``/metrics`` on ``listen`` ("host:port"); None when turned off."""
+
+    listen: str | None = "127.0.0.1:9180"
+
+
+@dataclass(frozen=True)
+class HomeAssistantSection:
+    """Home Assistant MQTT discovery: off by default; configs go under ``prefix``."""
+
+    discovery: bool = False
+    prefix: str = "homeassistant"
+
+
+@dataclass(frozen=True)
+class RelayLine:
+    """A GPIO driving a bench relay: ``pin`` as gpiozero names it (17, "GPIO17", "BOARD11")."""
+
+    pin: int | str
+    active_high: bool = True
+
+
+@dataclass(frozen=True)
+class HilSection:
+    """Serving this gateway's bench to remote HIL test sessions (off unless enabled).
+
+    ``relays`` maps a serial port name to its board's lines ("power", "reset", "boot").
+    """
+
+    enabled: bool = False
+    listen: str = "127.0.0.1:9190"
+    token_file: Path | None = None
+    relays: dict[str, dict[str, RelayLine]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DerivedSection:
+    """Derived values published next to the raw data (AQI, traffic flow in PCU).
+
+    ``pcu`` overrides passenger-car-unit factors per vehicle class; the others keep the
+    defaults of TCVN 4054:2005 (`streetsense.gateway.derived.tables`).
+    """
+
+    aqi: bool = True
+    traffic: bool = True
+    pcu: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The whole configuration of one gateway."""
+
+    gateway: GatewaySection
+    mqtt: MqttSection
+    registry_path: Path
+    journal: JournalSection
+    serial: tuple[SerialPort, ...] = ()
+    ble: BleSection = BleSection()
+    availability: AvailabilitySection = AvailabilitySection()
+    health: HealthSection = HealthSection()
+    http: HttpSection = HttpSection()
+    homeassistant: HomeAssistantSection = HomeAssistantSection()
+    hil: HilSection = HilSection()
+    derived: DerivedSection = DerivedSection()
+    source: Path | None = None  # the file it was loaded from
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """The configuration in ``path``; raises `ConfigError` with every problem found."""
+    path = Path(path)
+    config, problems = _load(path)
+    if problems or config is None:
+        raise ConfigError(path, problems)
+    return config
+
+
+def check_config(path: str | Path) -> list[Problem]:
+    """Every problem in the config file at ``path`` (an empty list when it is fine)."""
+    return _load(Path(path))[1]
+
+
+def _listen_problem(value: str) -> str | None:
+    """Why ``value`` is not "host:port" (IPv6 in brackets), or None when it is."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        return f'"{value}" is not "host:port" (e.g. "127.0.0.1:9180")'
+    return None
+
+
+# --- the sections ---------------------------------------------------------------------------
+
+# An MQTT topic prefix: levels separated by "/", no wildcards, no empty level.
+_TOPIC = re.compile(r"^[^/#+\s]+(/[^/#+\s]+)*$")
+_TOPIC_WHAT = 'a topic prefix without wildcards or empty levels (e.g. "streetsense")'
+
+
+def _load(path: Path) -> tuple[GatewayConfig | None, list[Problem]]:
+    root, problems = open_toml(path)
+    if root is None:
+        return None, problems
+    config = _read(root, path)
+    problems = finish(root)
+    return (None if problems else config), problems
+
+
+def _read(root: Table, path: Path) -> GatewayConfig:
+    gateway = _gateway(root.table("gateway"))
+    serial = _serial(root)
+    journal = _journal(root.table("journal"), gateway.data_dir)
+    registry_path = root.path("registry_path", "nodes.toml", must_exist=True)
+    availability = root.table("availability")
+    health = root.table("health")
+    homeassistant = root.table("homeassistant")
+    config = GatewayConfig(
+        gateway=gateway,
+        mqtt=_mqtt(root.table("mqtt"), gateway.id),
+        registry_path=registry_path or Path(),
+        journal=journal,
+        serial=serial,
+        ble=_ble(root.table("ble")),
+        availability=AvailabilitySection(
+            offline_after_s=availability.number("offline_after_s", 180.0, low=1.0)
+        ),
+        health=HealthSection(interval_s=health.number("interval_s", 60.0, low=0.1)),
+        http=_http(root.table("http")),
+        homeassistant=HomeAssistantSection(
+            discovery=homeassistant.flag("discovery", False),
+            prefix=homeassistant.text("prefix", "homeassistant", pattern=_TOPIC, what=_TOPIC_WHAT)
+            or "",
+        ),
+        hil=_hil(root.table("hil"), {port.name for port in serial}),
+        derived=_derived(root.table("derived")),
+        source=path,
+    )
+    for table in (availability, health, homeassistant):
+        table.done()
+    return config
+
+
+def _gateway(table: Table) -> GatewaySection:
+    section = GatewaySection(
+        id=table.text("id", required=True, pattern=NAME, what=NAME_WHAT) or "",
+        site=table.text("site", required=True, pattern=NAME, what=NAME_WHAT) or "",
+        data_dir=table.path("data_dir", "/var/lib/streetsense") or Path(),
+    )
+    table.done()
+    return section
+
+
+def _journal(table: Table, data_dir: Path) -> JournalSection:
+    section = JournalSection(
+        path=table.path("path") or data_dir / "journal.sqlite3",
+        max_bytes=table.integer("max_bytes", JournalSection.max_bytes, low=1024 * 1024),
+        when_full=table.text("when_full", WHEN_FULL[0], choices=WHEN_FULL) or "",
+    )
+    table.done()
+    return section
+
+
+def _mqtt(table: Table, gateway_id: str) -> MqttSection:
+    url = table.text("url", required=True) or ""
+    if url and _url_problem(url):
+        table.problem("url", f'"{url}" is not mqtt://host[:port] or mqtts://host[:port]')
+    password = table.text("password")
+    password_file = table.path("password_file", must_exist=True)
+    if password is not None and password_file is not None:
+        table.problem("password_file", "give password or password_file, not both")
+    elif password_file is not None and password_file.is_file():
+        password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
+    ca_file = table.path("ca_file", must_exist=True)
+    cert_file = table.path("cert_file", must_exist=True)
+    key_file = table.path("key_file", must_exist=True)
+    if (cert_file is None) != (key_file is None):
+        table.problem(
+            "cert_file" if cert_file is None else "key_file",
+            "a client certificate needs both cert_file and key_file",
+        )
+    if (ca_file or cert_file) and url and urlsplit(url).scheme != "mqtts":
+        table.problem("url", "TLS files are set: use an mqtts:// url")
+    section = MqttSection(
+        url=url,
+        client_id=table.text("client_id", f"streetsense-{gateway_id}") or "",
+        prefix=table.text("prefix", "streetsense", pattern=_TOPIC, what=_TOPIC_WHAT) or "",
+        protocol=table.text("protocol", "5", choices=MQTT_PROTOCOLS) or "",
+        username=table.text("username"),
+        password=password,
+        password_file=password_file,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        keepalive_s=table.integer("keepalive_s", 30, low=1, high=65535),
+        inflight=table.integer("inflight", 50, low=1, high=1000),
+    )
+    table.done()
+    return section
+
+
+def _url_problem(url: str) -> bool:
+    """Whether ``url`` is not a usable mqtt:// or mqtts:// broker address."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return True
+    return parts.scheme not in ("mqtt", "mqtts") or not parts.hostname
+
+
+def _serial(root: Table) -> tuple[SerialPort, ...]:
+    ports = []
+    for table in root.tables("serial"):
+        path = table.text("path", required=True) or ""
+        ports.append(
+            SerialPort(
+                path=path,
+                name=table.text("name", Path(path).name or "serial", pattern=NAME, what=NAME_WHAT)
+                or "",
+                baud=table.integer("baud", 115200, low=300, high=4_000_000),
+            )
+        )
+        table.done()
+    for attribute in ("path", "name"):
+        seen: set[str] = set()
+        for index, port in enumerate(ports):
+            value = getattr(port, attribute)
+            if value in seen:
+                root.reader.problem(
+                    f"serial[{index}].{attribute}",
+                    f'"{value}" is used by an earlier [[serial]] port',
+                )
+            seen.add(value)
+    return tuple(ports)
+
+
+def _ble(table: Table) -> BleSection:
+    section = BleSection(
+        enabled=table.flag("enabled", False),
+        adapter=table.text("adapter"),
+        backend=table.text("backend", "default", choices=BLE_BACKENDS) or "",
+        bumble_transport=table.text("bumble_transport"),
+        max_connections=table.integer("max_connections", 4, low=1, high=32),
+        scan_interval_s=table.number("scan_interval_s", 30.0, low=1.0),
+    )
+    if section.enabled and section.backend == "bumble" and not section.bumble_transport:
+        table.problem(
+            "bumble_transport",
+            'is required with backend = "bumble" (e.g. "tcp-client:127.0.0.1:1234")',
+        )
+    table.done()
+    return section
+
+
+def _http(table: Table) -> HttpSection:
+    value = table.value(
+        "listen", lambda v: v is False or isinstance(v, str), '"host:port" or false', required=False
+    )
+    listen = HttpSection.listen if value is ABSENT else (value or None)
+    if listen is not None and (problem := _listen_problem(listen)) is not None:
+        table.problem("listen", problem)
+    table.done()
+    return HttpSection(listen=listen)
+
+
+def _hil(table: Table, port_names: set[str]) -> HilSection:
+    enabled = table.flag("enabled", False)
+    listen = table.text("listen", HilSection.listen) or ""
+    if (problem := _listen_problem(listen)) is not None:
+        table.problem("listen", problem)
+    token_file = table.path("token_file", must_exist=enabled)
+    if enabled and token_file is None:
+        table.problem(
+            "token_file",
+            "is required when enabled: remote bench access is authenticated with this shared token",
+        )
+    relays_table = table.table("relays")
+    relays = {}
+    for port in relays_table.data:
+        if port not in port_names:
+            relays_table.problem(port, "no [[serial]] port has this name")
+        relays[port] = _relay_lines(relays_table.table(port))
+    relays_table.done()
+    table.done()
+    return HilSection(enabled=enabled, listen=listen, token_file=token_file, relays=relays)
+
+
+def _relay_lines(table: Table) -> dict[str, RelayLine]:
+    lines = {}
+    for name in BENCH_LINES:
+        if name in table.data:
+            line = table.table(name)
+            pin = line.value(
+                "pin",
+                lambda v: is_int(v) or isinstance(v, str),
+                'a GPIO number or name (17, "GPIO17")',
+                required=True,
+            )
+            lines[name] = RelayLine(
+                pin=0 if pin is ABSENT else pin, active_high=line.flag("active_high", True)
+            )
+            line.done()
+    table.done()
+    return lines
+
+
+def _derived(table: Table) -> DerivedSection:
+    aqi = table.flag("aqi", True)
+    traffic = table.flag("traffic", True)
+    pcu_table = table.table("pcu")
+    pcu = {}
+    for name in pcu_table.data:
+        if name in PCU_TCVN_4054_2005:
+            pcu[name] = pcu_table.number(name, PCU_TCVN_4054_2005[name], low=0.0)
+    pcu_table.done()  # any other name is reported as an unknown key
+    table.done()
+    return DerivedSection(aqi=aqi, traffic=traffic, pcu=pcu)
