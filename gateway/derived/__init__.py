@@ -2,7 +2,7 @@
 (``aqi`` topic) and traffic flow in vehicles and PCU per hour (``traffic`` topic).
 See docs/derived.md."""
 
-from .derivers import AqiDeriver, Deriver, StateStore, TrafficDeriver, build_derivers
+from .derivers import AqiDeriver, StateStore, TrafficDeriver, build_derivers
 from .epa_aqi import EPA_AQI
 from .index import IndexMethod, IndexResult
 from .nowcast import NowCast, nowcast
@@ -12,7 +12,6 @@ __all__ = [
     "EPA_AQI",
     "VN_AQI",
     "AqiDeriver",
-    "Deriver",
     "IndexMethod",
     "IndexResult",
     "NowCast",

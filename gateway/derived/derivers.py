@@ -18,7 +18,7 @@ from .nowcast import WINDOW_HOURS, nowcast
 from .pcu import lane_flows, pcu_factors
 from .vn_aqi import VN_AQI
 
-__all__ = ["AqiDeriver", "Deriver", "StateStore", "TrafficDeriver", "build_derivers"]
+__all__ = ["AqiDeriver", "StateStore", "TrafficDeriver", "build_derivers"]
 
 POLLUTANTS = ("pm2_5", "pm10")
 _DAY_S = 24 * HOUR_S
@@ -31,16 +31,6 @@ class StateStore(Protocol):
     def load_state(self, name: str) -> dict[str, Any] | None: ...
 
     def save_state(self, name: str, value: dict[str, Any]) -> None: ...
-
-
-class Deriver(Protocol):
-    """The hook ``Gateway(config, derivers=[...])`` calls after building a ``data`` message."""
-
-    name: str
-
-    def on_data(
-        self, node: object, message: Mapping[str, Any], journal: StateStore
-    ) -> list[tuple[str, dict[str, Any]]]: ...
 
 
 def _iso(ts: float) -> str:
@@ -194,9 +184,10 @@ class TrafficDeriver:
 
 def build_derivers(
     *, aqi: bool = True, traffic: bool = True, pcu: Mapping[str, float] | None = None
-) -> list[Deriver]:
-    """The derivers a gateway config's ``[derived]`` section asks for."""
-    out: list[Deriver] = []
+) -> list[AqiDeriver | TrafficDeriver]:
+    """The derivers a gateway config's ``[derived]`` section asks for (they fit the
+    ``Deriver`` hook of ``gateway.session``)."""
+    out: list[AqiDeriver | TrafficDeriver] = []
     if aqi:
         out.append(AqiDeriver())
     if traffic:
