@@ -14,6 +14,7 @@ reset() ends the process with exit status RESET_EXIT_STATUS so the rig can start
 (with STREETSENSE_RESET_CAUSE set to the cause reset_cause() should report).
 """
 
+import io
 import json
 import os
 import select
@@ -257,9 +258,13 @@ class WDT:
         self.last_feed_ms = now
 
 
-class UART:
+_STREAM_GET_FILENO = 10  # py/stream.h MP_STREAM_GET_FILENO
+
+
+class UART(io.IOBase):
     """UART on a PTY (the sensor emulator holds the master). ESP32 semantics: read()/readinto()
-    return None if nothing arrives within `timeout` ms (0 = don't wait)."""
+    return None if nothing arrives within `timeout` ms (0 = don't wait). Pollable like the
+    ESP32's, so asyncio.StreamReader/StreamWriter work on it (select.poll uses the PTY's fd)."""
 
     def __init__(
         self,
@@ -336,6 +341,11 @@ class UART:
 
     def deinit(self):
         self._f.close()
+
+    def ioctl(self, request, arg):
+        if request == _STREAM_GET_FILENO:
+            return self._f.fileno()
+        return -1
 
 
 class I2C:

@@ -1,0 +1,4 @@
+# The node: see ssnode/app.py.
+from ssnode.app import main
+
+main()
