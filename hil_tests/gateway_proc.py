@@ -1,7 +1,8 @@
 """The gateway as a real process for HIL tests: generated config and registry, log captured.
 
 `GatewayProcess` writes a ``gateway.toml`` and a ``registry.toml`` into its work folder,
-runs ``streetsense gateway run --config gateway.toml`` (or any ``command`` given, e.g. a
+runs ``streetsense gateway run --config gateway.toml`` (``python -m
+streetsense.tools.gateway run``; or any ``command`` given, e.g. a
 deliberately broken gateway), and waits for the gateway's systemd readiness notification
 (``READY=1`` on ``$NOTIFY_SOCKET``), so no test polls or sleeps for it. The journal lives
 in the work folder, so ``kill()`` (SIGKILL) then ``start()`` is a crash and a restart.
@@ -121,7 +122,7 @@ class GatewayProcess:
     """A gateway process for one test (or one bench session).
 
     ``settings`` is merged over the generated config (e.g. ``{"hil": {"enabled": True}}``).
-    ``command`` replaces ``python -m streetsense.tools.cli gateway run``; ``--config FILE``
+    ``command`` replaces ``python -m streetsense.tools.gateway run``; ``--config FILE``
     is appended to it.
     """
 
@@ -145,8 +146,8 @@ class GatewayProcess:
         self.gateway_id = gateway_id
         self.prefix = prefix
         self.ready_timeout_s = ready_timeout_s
-        self.command = list(command or [sys.executable, "-m", "streetsense.tools.cli",
-                                        "gateway", "run"])
+        self.command = list(command or [sys.executable, "-m", "streetsense.tools.gateway",
+                                        "run"])
         self.env = dict(env or {})
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "gateway.toml"
@@ -160,6 +161,7 @@ class GatewayProcess:
                      "keepalive_s": 2},
             "journal": {"path": str(workdir / "data" / "journal.sqlite")},
             "health": {"interval_s": 1},
+            "http": {"listen": False},  # tests run many gateways: no fixed port
         }
         if serial:
             config["serial"] = [{"path": s.path, "name": s.name, "baud": s.baud} for s in serial]

@@ -97,6 +97,7 @@ class MqttObserver:
         self._started = time.monotonic()
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._client: aiomqtt.Client | None = None
 
     async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run(), name="mqtt-observer")
@@ -122,6 +123,7 @@ class MqttObserver:
                                           keepalive=self.keepalive_s) as client:
                     for topic in self.topics:
                         await client.subscribe(topic, qos=1)
+                    self._client = client
                     async with self._changed:
                         self.connections += 1
                         self.connected = True
@@ -130,6 +132,7 @@ class MqttObserver:
                     async for message in client.messages:
                         await self._record(message)
             except aiomqtt.MqttError:
+                self._client = None
                 async with self._changed:
                     self.connected = False
                     self._changed.notify_all()
@@ -149,6 +152,14 @@ class MqttObserver:
                 topic=message.topic.value, payload=bytes(payload), qos=int(message.qos),
                 retain=bool(message.retain)))
             self._changed.notify_all()
+
+    async def publish(self, topic: str, payload: Any, *, qos: int = 1) -> None:
+        """Publish on the observer's connection (a dict or list payload is sent as JSON)."""
+        if self._client is None:
+            raise ExpectationTimeout(f"observer is not connected to {self.url}")
+        if isinstance(payload, dict | list):
+            payload = json.dumps(payload)
+        await self._client.publish(topic, payload, qos=qos)
 
     def mark(self) -> int:
         """The index the next message will get: pass it as ``since=`` to ignore older ones."""

@@ -9,10 +9,8 @@ to a bench gateway. A `Board` bundles the drivers a rig has; a missing one is No
 
 from __future__ import annotations
 
-import asyncio
-import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..artefacts import FrameLog
 
@@ -79,8 +77,15 @@ class EnvironmentDriver(Protocol):
         """One vehicle past a lane's detectors."""
 
     async def traffic(self, vehicles_per_hour: float, mix: dict[str, float],
-                      duration_s: float, seed: int) -> dict[str, Any]:
-        """A seeded stream of vehicles; returns what was driven (counts per lane and class)."""
+                      duration_s: float, seed: int) -> list[dict[str, int]]:
+        """Schedule a seeded stream of vehicles on every lane; returns, per lane, the count
+        per class ("motorbike", "car", "heavy") that it makes."""
+
+    async def wait_idle(self, *, timeout: float) -> None:
+        """Wait until every scheduled vehicle has passed."""
+
+    async def wait_armed(self, *, timeout: float) -> None:
+        """Wait until the node listens on its detectors (its traffic app is up)."""
 
     async def fault(self, sensor: str, mode: str | None) -> None:
         """"unplugged", "corrupt", "stuck" or None (healthy again)."""
@@ -100,12 +105,3 @@ class Board:
     console: ConsoleDriver | None = None
     link: LinkDriver | None = None
     environment: EnvironmentDriver | None = None
-
-
-async def wait_for_line(read: Any, pattern: str, timeout: float) -> str:
-    """Poll-free helper for consoles that expose a blocking ``wait_for(regex, timeout)``."""
-    match = await asyncio.to_thread(read, pattern, timeout)
-    if match is None:
-        raise AssertionError(f"console: no line matching {pattern!r} within {timeout} s")
-    text: str = match.group(0) if isinstance(match, re.Match) else str(match)
-    return text
