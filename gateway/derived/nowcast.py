@@ -10,9 +10,10 @@ hours present that differs from the general formula only by the factor 1 - 2‚Åª¬
 with a missing hour (weight 0, as the decision says) the unnormalised sum would shrink the
 value by that hour's share, so the normalised form is used for both cases.
 
-EPA's PM NowCast (TAD EPA-454/B-24-002, "NowCast" section) is the same computation: weight
-factor floor 0.5 ("if w* < 0.5 then w = 0.5", which is the same weight), at least 2 of the 3
-most recent hours valid. EPA then truncates the result (see ``epa_aqi``).
+EPA's PM NowCast (TAD EPA-454/B-24-002, "How the NowCast is calculated"; EPA's "PM NowCast"
+fact sheet) is the same computation: weight factor 1 - (max - min)/max = min/max, floored at
+0.5 ("if less than 0.5, set it equal to 0.5": the same weight), at least 2 of the 3 most recent
+hours valid. It runs on the raw hourly means; only the result is truncated (see ``epa_aqi``).
 """
 
 from __future__ import annotations
