@@ -5,8 +5,9 @@ gateway's retained ``state`` goes online (its Will says offline), the retained n
 are republished, the command topics subscribed, and the journal drained in id order with
 up to ``window`` publishes in flight. A journal row is marked published only after its
 PUBACK; whatever was in flight when a connection broke is sent again on the next one.
-Messages that waited for the broker (received before the current connection came up) are
-published with their original timestamps and ``"delayed": true``.
+Messages that waited for the broker are published with their original timestamps and
+``"delayed": true``: those received by an earlier run of the gateway, and, on a reconnect
+(or a first connect that needed retries), those received before the connection came up.
 """
 
 from __future__ import annotations
@@ -105,7 +106,12 @@ class Publisher:
         self._acked: list[int] = []
         self._handlers: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
+        self.offline = asyncio.Event()  # set while there is no broker connection
+        self.offline.set()
         self.connected_since = 0.0
+        self.started_at = time.time()
+        self.failures = 0  # connection attempts that failed or connections that broke
+        self._held_before = self.started_at  # rows received before this waited for the broker
         self.connections = 0
         self.reconnects = 0
         self.published = 0
@@ -175,15 +181,19 @@ class Publisher:
                     if self.connections > 1:
                         self.reconnects += 1
                     self.connected_since = time.time()
+                    if self.failures:
+                        self._held_before = self.connected_since
                     log.info("connected to MQTT broker %s as %s (MQTT %s)", self.settings.url,
                              self.settings.client_id, self.settings.protocol)
                     delay_s = BACKOFF_MIN_S
                     await self._session(client)
             except* (aiomqtt.MqttError, OSError) as group:
                 self.last_error = "; ".join(str(e) for e in group.exceptions)
+                self.failures += 1
             finally:
                 self._client = None
                 self.connected.clear()
+                self.offline.set()
             sleep_s = delay_s * (0.5 + self._rng.random())
             log.warning("MQTT broker %s unreachable (%s); retrying in %.1f s",
                         self.settings.url, self.last_error, sleep_s)
@@ -198,6 +208,7 @@ class Publisher:
         self._retained_wake.set()
         await self._flush_marks()
         self.connected.set()
+        self.offline.clear()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._drain(client), name="mqtt:drain")
             group.create_task(self._mark_loop(), name="mqtt:mark")
@@ -239,7 +250,7 @@ class Publisher:
                            window: asyncio.Semaphore) -> None:
         try:
             payload = row.payload
-            if row.delayable and row.received_at < self.connected_since:
+            if row.delayable and row.received_at < self._held_before:
                 payload = _mark_delayed(payload)
                 self.published_delayed += 1
             await client.publish(row.topic, payload, qos=1, retain=row.retain,

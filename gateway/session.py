@@ -167,6 +167,7 @@ class Session:
         self.stats = SessionStats()
         self.nodes: dict[int, NodeState] = {}
         self._deframers: dict[str, Deframer] = {}
+        self._links_up: dict[str, asyncio.Event] = {}
         self._inbox: list[_Arrival] = []
         self._inbox_ready = asyncio.Event()
         self._logged: dict[tuple[str, object], float] = {}
@@ -204,6 +205,15 @@ class Session:
     def on_link_state(self, link: Link, up: bool) -> None:
         # A link that comes back may hold half a frame from before: start clean.
         self._deframers.pop(link.name, None)
+        event = self._links_up.setdefault(link.name, asyncio.Event())
+        if up:
+            event.set()
+        else:
+            event.clear()
+
+    async def wait_link(self, name: str) -> None:
+        """Until the link called ``name`` is up."""
+        await self._links_up.setdefault(name, asyncio.Event()).wait()
 
     def on_bytes(self, link: Link, data: bytes) -> None:
         deframer = self._deframers.get(link.name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import tty
 from collections.abc import Callable, Sequence
@@ -196,6 +197,16 @@ class FakeNode:
                         return frame
                 await self._changed.wait()
 
+    async def wait_count(self, predicate: Callable[[Frame], bool], count: int,
+                         timeout: float = 5.0) -> list[Frame]:
+        """Until ``count`` downlinks match ``predicate``; returns them."""
+        async with asyncio.timeout(timeout), self._changed:
+            while True:
+                found = [frame for frame in self.downlinks if predicate(frame)]
+                if len(found) >= count:
+                    return found
+                await self._changed.wait()
+
     async def wait_ack(self, seq: int, *, boot: int | None = None, timeout: float = 5.0) -> Frame:
         boot = self.boot if boot is None else boot
         return await self.wait_for(
@@ -211,3 +222,70 @@ class FakeNode:
                 with contextlib.suppress(TimeoutError):
                     await self.wait_ack(seq, boot=boot, timeout=retry_s)
                     return seq
+
+
+def seqs(messages: Sequence[Any]) -> list[tuple[int, int]]:
+    """(boot, seq) of observed data/event messages, in arrival order."""
+    return [(m.json()["boot"], m.json()["seq"]) for m in messages]
+
+
+async def links_up(gateway: Any, *ports: PtyPort, timeout: float = 5.0) -> None:
+    """Until the gateway has opened every port (bytes written earlier are flushed on open)."""
+    async with asyncio.timeout(timeout):
+        for port in ports:
+            await gateway.session.wait_link(port.path.name)
+
+
+class PersistentSubscriber:
+    """A QoS 1 subscriber with a persistent session (clean_session false): with a broker that
+    persists sessions, it gets what was published while it was away, as a real consumer does."""
+
+    def __init__(self, url: str, topic_filter: str, client_id: str) -> None:
+        from streetsense.hil.observer import parse_mqtt_url
+
+        self.host, self.port = parse_mqtt_url(url)
+        self.topic_filter = topic_filter
+        self.client_id = client_id
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.connections = 0
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> PersistentSubscriber:
+        self._task = asyncio.create_task(self._run())
+        await self.wait(lambda: self.connections > 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        import aiomqtt
+
+        while True:
+            try:
+                async with aiomqtt.Client(self.host, self.port, identifier=self.client_id,
+                                          clean_session=False, keepalive=5) as client:
+                    await client.subscribe(self.topic_filter, qos=1)
+                    async with self._changed:
+                        self.connections += 1
+                        self._changed.notify_all()
+                    async for message in client.messages:
+                        assert isinstance(message.payload, bytes)
+                        async with self._changed:
+                            self.received.append((message.topic.value,
+                                                  json.loads(message.payload)))
+                            self._changed.notify_all()
+            except aiomqtt.MqttError:
+                # Reconnect pacing while the broker is away (not a synchronisation wait).
+                await asyncio.sleep(0.2)
+
+    async def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(predicate)
+
+    def data(self) -> list[dict[str, Any]]:
+        return [payload for t, payload in self.received if t.endswith("/data")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline_helpers import FakeNode, PtyPort, make_config, node_info, topic
+from pipeline_helpers import FakeNode, PtyPort, links_up, make_config, node_info, topic
 
 from streetsense.gateway.payloads import iso_utc
 from streetsense.gateway.service import Gateway
@@ -23,6 +23,7 @@ async def test_pipeline_reading_reaches_mqtt_with_units_and_meta(
     async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer, \
             Gateway(config, derivers=[]).running() as gateway:
         assert gateway.publisher is not None
+        await links_up(gateway, port)
         node.attach()
         await node.send(node.hello(uptime_ms=2000))
         state = await observer.expect(topic("HN-0042", "state"),

@@ -1,0 +1,102 @@
+"""Bad input from nodes: unknown node, wrong tag, replay, reboot: counted, logged, never
+published, and no accepted frame lost or published twice."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from pipeline_helpers import FakeNode, PtyPort, links_up, make_config, node_info, seqs, topic
+
+from streetsense.gateway.service import Gateway
+from streetsense.hil.broker import Mosquitto
+from streetsense.hil.observer import MqttObserver
+from streetsense.protocol.messages import ACK, DATA
+
+
+async def test_faults_unknown_node_and_wrong_tag_are_rejected(
+        tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
+    """Unknown node: counted, logged once, no ACK, nothing on MQTT; wrong key: bad_tag."""
+    port = PtyPort(tmp_path / "tty0")
+    good = FakeNode(port, 42)
+    stranger = FakeNode(port, 99)
+    forger = FakeNode(port, 42, key=bytes(range(32)))
+    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)])
+    async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer, \
+            Gateway(config, derivers=[]).running() as gateway:
+        assert gateway.session is not None
+        await links_up(gateway, port)
+        good.attach()
+        now = int(time.time())
+        for _ in range(5):
+            stranger.write(stranger.data(100, ts=now)[0])
+        forged, _ = forger.frame(DATA, {1: now, 2: 0, 4: [[2, 0, 999]]})
+        good.write(forged)
+        await good.send(good.data(312, ts=now))
+        await observer.expect(topic("HN-0042", "data"))
+        stats = gateway.session.stats
+        assert stats.rejected["unknown_node"] == 5 and stats.rejected["bad_tag"] == 1
+    assert caplog.text.count("node 99 on tty0 is not in the registry") == 1
+    assert "rejected frame (bad_tag)" in caplog.text
+    assert not [m for m in observer.transcript if "0099" in m.topic or b'"node_id":99' in m.payload]
+    data = observer.messages(topic("HN-0042", "data"))
+    assert [m.json()["readings"]["pm2_5"]["value"] for m in data] == [31.2]
+    # Only the good frame was ACKed (the node's key verifies every downlink it got).
+    assert [f.body for f in good.downlinks if f.type == ACK] == [{1: 1, 2: 0}]
+    port.close()
+
+
+async def test_faults_replay_and_duplicate(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """A replayed old frame is rejected without ACK; a retransmit is re-ACKed, published once."""
+    port = PtyPort(tmp_path / "tty0")
+    node = FakeNode(port, 42)
+    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)])
+    async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer, \
+            Gateway(config, derivers=[]).running() as gateway:
+        assert gateway.session is not None
+        await links_up(gateway, port)
+        node.attach()
+        now = int(time.time())
+        wires = [node.data(300 + i, ts=now) for i in range(4)]
+        for wire in wires:
+            await node.send(wire)
+        node.write(wires[3][0])  # a retransmit whose ACK was lost: re-ACKed
+        await node.wait_count(lambda f: f.type == ACK and f.body[2] == 3, 2)
+        node.write(wires[1][0])  # a replay of an old frame: rejected
+        await node.send(node.data(400, ts=now))
+        messages = await observer.collect(topic("HN-0042", "data"), 5)
+        assert seqs(messages) == [(1, s) for s in range(5)]
+        assert gateway.session.stats.rejected["replay"] == 1
+        assert gateway.session.stats.duplicates == 1
+    assert len(observer.messages(topic("HN-0042", "data"))) == 5
+    acks = [f.body[2] for f in node.downlinks if f.type == ACK]
+    assert acks == [0, 1, 2, 3, 3, 4]
+    port.close()
+
+
+async def test_faults_node_reboot_is_a_birth_and_old_boot_frames_still_count(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Reboot: new birth on `state`; a frame queued from the old boot is accepted, delayed."""
+    port = PtyPort(tmp_path / "tty0")
+    node = FakeNode(port, 42, boot=3)
+    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)])
+    async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer, \
+            Gateway(config, derivers=[]).running() as gateway:
+        await links_up(gateway, port)
+        node.attach()
+        now = int(time.time())
+        await node.send(node.hello())
+        await node.send(node.data(300, ts=now))
+        queued = node.data(301, ts=now - 600)  # made before the reboot, never sent
+        node.reboot()
+        await node.send(node.hello())
+        await node.send(queued, boot=3)
+        await node.send(node.data(302, ts=now))
+        births = await observer.collect(topic("HN-0042", "state"), 2,
+                                        lambda m: "birth" in m.json())
+        assert [b.json()["birth"]["boot"] for b in births] == [3, 4]
+        data = await observer.collect(topic("HN-0042", "data"), 3)
+        assert seqs(data) == [(3, 1), (3, 2), (4, 1)]
+        assert [m.json()["delayed"] for m in data] == [False, True, False]
+    port.close()

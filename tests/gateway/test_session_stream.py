@@ -1,0 +1,155 @@
+"""The session layer on a real journal, fed chunk by chunk: splits, garbage, replay rule."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from pathlib import Path
+
+import pytest
+from pipeline_helpers import node_info, node_key
+
+from streetsense.gateway.journal import Journal
+from streetsense.gateway.session import MAX_BOOTS, Session, Topics, replay_verdict
+from streetsense.protocol import Deframer, Frame, parse_frame
+from streetsense.protocol.messages import ACK, DATA
+
+
+class RecordingLink:
+    """A link that keeps what the gateway sends (the ACKs) instead of writing it anywhere."""
+
+    name = "rec0"
+
+    def __init__(self) -> None:
+        self.sent: list[Frame] = []
+        self.changed = asyncio.Condition()
+
+    async def send(self, data: bytes) -> None:
+        (raw,) = Deframer().feed(data)
+        self.sent.append(parse_frame(bytes(raw), node_key(42)))
+        async with self.changed:
+            self.changed.notify_all()
+
+
+class Retained:
+    def __init__(self) -> None:
+        self.states: dict[str, bytes] = {}
+
+    def set_retained(self, topic: str, payload: bytes) -> None:
+        self.states[topic] = payload
+
+
+def _data(seq: int, boot: int = 1, node_id: int = 42) -> bytes:
+    body = {1: 1_764_115_200 + seq, 2: 0, 3: 60, 4: [[2, -1, 300 + seq]]}
+    return Frame(DATA, node_id, boot, seq, body, 0x01).encode(node_key(node_id))
+
+
+async def _session(tmp_path: Path) -> tuple[Session, Journal, asyncio.Task[None]]:
+    journal = Journal(tmp_path / "j.sqlite")
+    registry = {42: node_info(42)}
+    session = Session(lookup=registry.get, journal=journal,
+                      topics=Topics("streetsense", "test", "gw"), states=Retained(),
+                      on_committed=lambda: None, match_result=lambda n, r: None)
+    return session, journal, asyncio.create_task(session.run())
+
+
+async def _settle(session: Session, frames: int) -> None:
+    async with asyncio.timeout(5), session.committed:
+        await session.committed.wait_for(lambda: session.stats.committed_frames >= frames)
+
+
+def _published_seqs(journal: Journal) -> list[int]:
+    return [json.loads(row.payload)["seq"] for row in journal.pending(0, 10_000)
+            if row.topic.endswith("/data")]
+
+
+async def test_session_frames_split_at_every_boundary(tmp_path: Path) -> None:
+    """A frame split at each byte offset (and a stream byte by byte) is journaled once each."""
+    session, journal, task = await _session(tmp_path)
+    link = RecordingLink()
+    wires = [_data(seq) for seq in range(len(_data(0)) + 1)]
+    for cut, wire in enumerate(wires):
+        session.on_bytes(link, wire[:cut])
+        session.on_bytes(link, wire[cut:])
+    extra = [_data(seq) for seq in range(len(wires), len(wires) + 3)]
+    for byte in b"".join(extra):
+        session.on_bytes(link, bytes([byte]))
+    await _settle(session, len(wires) + 3)
+    assert _published_seqs(journal) == list(range(len(wires) + 3))
+    assert not session.stats.rejected
+    task.cancel()
+    journal.close()
+
+
+async def test_session_garbage_and_oversize_cost_no_good_frame(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Random garbage, a 600-byte run and a bad CRC are counted by reason; good frames pass."""
+    session, journal, task = await _session(tmp_path)
+    link = RecordingLink()
+    rng = random.Random(7)
+    corrupt = bytearray(_data(1))
+    corrupt[20] ^= 0x40
+    stream = (bytes(rng.randrange(1, 256) for _ in range(100)) + b"\x00" + _data(0)
+              + b"\x55" * 600 + b"\x00" + bytes(corrupt) + _data(1)
+              + bytes(rng.randrange(0, 256) for _ in range(50)) + b"\x00" + _data(2))
+    for start in range(0, len(stream), 37):
+        session.on_bytes(link, stream[start:start + 37])
+    await _settle(session, 3)
+    assert _published_seqs(journal) == [0, 1, 2]
+    assert session.stats.rejected["oversize"] == 1
+    assert sum(session.stats.rejected.values()) >= 3
+    assert "rejected frame (oversize)" in caplog.text
+    task.cancel()
+    journal.close()
+
+
+async def test_session_acks_after_commit_and_reacks_duplicates(tmp_path: Path) -> None:
+    """ACK (signed, header seq 0) follows the commit; a retransmit is re-ACKed, not rejournaled."""
+    session, journal, task = await _session(tmp_path)
+    link = RecordingLink()
+    session.on_bytes(link, _data(0))
+    assert link.sent == []  # nothing is ACKed before the commit
+    await _settle(session, 1)
+    session.on_bytes(link, _data(0))
+    async with asyncio.timeout(5), link.changed:
+        await link.changed.wait_for(lambda: len(link.sent) >= 2)
+    assert [(f.type, f.seq, f.body) for f in link.sent] == [(ACK, 0, {1: 1, 2: 0})] * 2
+    assert _published_seqs(journal) == [0]
+    assert session.stats.duplicates == 1
+    task.cancel()
+    journal.close()
+
+
+def test_session_replay_rule_tracks_sixteen_boots() -> None:
+    """SPEC §6.2: per boot new/duplicate/replay; 16 boots kept, older ones are replays."""
+    boots: dict[int, int] = {}
+    assert replay_verdict(boots, 1, 5) == "new"
+    boots[1] = 5
+    assert replay_verdict(boots, 1, 5) == "duplicate"
+    assert replay_verdict(boots, 1, 4) == "replay"
+    assert replay_verdict(boots, 1, 6) == "new"
+    boots = {b: 0 for b in range(10, 10 + MAX_BOOTS)}
+    assert replay_verdict(boots, 9, 100) == "replay"
+    assert replay_verdict(boots, 10, 1) == "new"
+    assert replay_verdict(boots, 40, 0) == "new"
+
+
+async def test_session_replay_state_survives_restart(tmp_path: Path) -> None:
+    """The replay state is committed with the frames: after a restart old frames are replays."""
+    session, journal, task = await _session(tmp_path)
+    link = RecordingLink()
+    for seq in range(3):
+        session.on_bytes(link, _data(seq))
+    await _settle(session, 3)
+    task.cancel()
+    journal.close()
+    session, journal, task = await _session(tmp_path)
+    session.restore()
+    session.on_bytes(link, _data(1))
+    session.on_bytes(link, _data(3))
+    await _settle(session, 1)
+    assert session.stats.rejected["replay"] == 1
+    assert _published_seqs(journal) == [0, 1, 2, 3]
+    task.cancel()
+    journal.close()
