@@ -353,6 +353,7 @@ class EmulatedNode:
             [self.micropython, "-X", f"heapsize={HEAP}", "-c", "import boot\nimport main"],
             cwd=self.flash_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C at the terminal is for the rig, not the board
         )  # fmt: skip
 
     def _run(self) -> None:
@@ -387,6 +388,14 @@ class EmulatedNode:
         if self._proc is not None:
             self._proc.wait()
             self._proc = None
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait until the firmware exits for good (a reset does not count); its exit status,
+        or None if it still runs after `timeout` seconds."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return self.exit_status
 
     def power_cycle(self) -> None:
         self.stop()

@@ -21,7 +21,7 @@ DEFAULTS = {
     "sample_interval_s": 5,
     "status_interval_s": 300,
     "retry_max_s": 30,  # cap of the uplink retransmission backoff
-    "spool_max_kb": 512,  # flash the queue may use during a gateway outage
+    "spool_max_kb": 1024,  # flash the queue may use during a gateway outage
     "pm_sensor": "pms5003",
     "pm_warmup_s": 30,
     "calibration": {},

@@ -21,7 +21,7 @@ _SEGMENT_BYTES = const(4096)  # one flash sector per segment, about 40 frames
 
 
 class Spool:
-    def __init__(self, directory="spool", max_bytes=512 * 1024):
+    def __init__(self, directory="spool", max_bytes=1024 * 1024):
         self._dir = directory
         self.max_bytes = max_bytes
         self.lost = 0  # frames dropped because the spool was full

@@ -73,3 +73,17 @@ def test_outage_spills_to_flash_and_survives_reboot(tmp_path: Path) -> None:
     order = [(f.boot, f.seq) for f in gw.accepted]
     assert order.index((2, 0)) < order.index((1, 1)) < order.index((2, 1))
     assert not list(spool.iterdir())  # everything delivered: the segments are gone
+
+
+def test_status_reports_uptime_heap_and_link_counters(tmp_path: Path) -> None:
+    """STATUS every status_interval_s: uptime, free heap, link counters, app faults."""
+    with make_node(tmp_path, node_id=NODE_ID, key=KEY,
+                   extra_config={"status_interval_s": 1}) as node, \
+            MiniGateway(node.port, {NODE_ID: KEY}) as gw:  # fmt: skip
+        first = gw.wait(lambda f: f.type == m.STATUS)
+        second = gw.wait(lambda f: f.type == m.STATUS and f.seq > first.seq)
+    assert 1 <= first.body[1] <= second.body[1] - 1
+    assert 0 < second.body[2] < 256 * 1024  # gc.mem_free() of the emulated board's heap
+    link = second.body[3]
+    assert link["acked"] >= 2 and link["lost"] == 0 and link["rx_dropped"] == 0
+    assert 4 not in second.body  # the test app reports no faults

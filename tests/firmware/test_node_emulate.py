@@ -1,0 +1,97 @@
+"""`streetsense emulate`: provisions a flash, prints registry entry and port, stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from node_harness import MiniGateway, hello
+
+from streetsense.tools.emulate import emulate
+
+pytestmark = pytest.mark.micropython
+
+COMMAND = [sys.executable, "-c", "from streetsense.tools.emulate import emulate; emulate()"]
+
+
+class Emulate:
+    """`emulate` as a subprocess, its stdout lines in a queue."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def expect(self, pattern: str, timeout: float = 15.0) -> re.Match[str]:
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r}; seen: {self.seen}") from None
+            self.seen.append(line)
+            match = re.search(pattern, line)
+            if match:
+                return match
+
+    def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout=15)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def test_emulate_provisions_then_reuses_the_flash(tmp_path: Path) -> None:
+    """With --node-id on a new flash: a fresh key in a registry entry, a port where the node
+    says a signed HELLO; Ctrl-C stops it; run again, the same node boots a second time."""
+    flash = str(tmp_path / "flash")
+    first = Emulate("--kind", "air-quality", "--node-id", "42", "--flash-dir", flash)
+    try:
+        first.expect(r"^\[\[node\]\]$")
+        key = bytes.fromhex(first.expect(r'^key = "([0-9a-f]{64})"$')[1])
+        port = first.expect(r"^port: (\S+)$")[1]
+        with MiniGateway(port, {42: key}) as gw:
+            assert gw.wait(hello(1)).verified
+        assert first.interrupt() == 0
+        first.expect(r"^# stopped$")
+    finally:
+        first.kill()
+    second = Emulate("--kind", "air-quality", "--flash-dir", flash)
+    try:
+        assert second.expect(r'^key = "([0-9a-f]{64})"$')[1] == key.hex()
+        port = second.expect(r"^port: (\S+)$")[1]
+        with MiniGateway(port, {42: key}) as gw:
+            gw.wait(hello(2))
+        assert second.interrupt() == 0
+    finally:
+        second.kill()
+    assert key != bytes(32)
+
+
+def test_emulate_refuses_another_id_on_a_provisioned_flash(tmp_path: Path) -> None:
+    """A flash provisioned as one node is not silently turned into another."""
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "config.json").write_text('{"node_id": 7, "key": "' + "ab" * 32 + '"}')
+    result = CliRunner().invoke(
+        emulate, ["--kind", "traffic", "--node-id", "8", "--flash-dir", str(flash)]
+    )
+    assert result.exit_code == 2
+    assert "holds node 7" in result.output

@@ -1,0 +1,122 @@
+"""The ``emulate`` command: one emulated node (real firmware, emulated board and street)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from streetsense.hil.environment import Environment
+from streetsense.hil.node import EmulatedNode, NodeError
+
+KINDS = ("air-quality", "traffic")
+
+
+def registry_entry(node_id: int, name: str, kind: str, key_hex: str) -> str:
+    """The gateway registry's ``[[node]]`` table for this node."""
+    return "\n".join([
+        "[[node]]",
+        f"id = {node_id}",
+        f'name = "{name}"',
+        f'kind = "{kind}"',
+        f'key = "{key_hex}"',
+        'link = "serial"',
+        'location = "emulated"',
+        "enabled = true",
+    ])  # fmt: skip
+
+
+def _stored_config(flash_dir: Path) -> dict[str, Any]:
+    path = flash_dir / "config.json"
+    if not path.exists():
+        return {}
+    config: dict[str, Any] = json.loads(path.read_text())
+    return config
+
+
+def _identity(flash_dir: Path, node_id: int | None, kind: str) -> tuple[int | None, bytes | None]:
+    """(node_id, key) to provision the flash with, or (None, None) to keep what it holds."""
+    stored = _stored_config(flash_dir)
+    stored_id = stored.get("node_id", 0)
+    if stored_id and stored.get("key"):
+        if node_id is not None and node_id != stored_id:
+            raise click.UsageError(
+                f"{flash_dir} holds node {stored_id}: use another --flash-dir for node {node_id}"
+                " (or omit --node-id)"
+            )
+        if stored.get("kind", kind) != kind:
+            raise click.UsageError(f"{flash_dir} holds a {stored['kind']} node, not {kind}")
+        return None, None
+    if node_id is None:
+        return None, None
+    return node_id, os.urandom(32)  # a fresh key: never a fixed one
+
+
+@click.command()
+@click.option("--kind", type=click.Choice(KINDS), required=True, help="Node kind.")
+@click.option(
+    "--node-id", type=click.IntRange(1, 2**32 - 1), default=None,
+    help="Provision the node with this id and a fresh random key (if the flash is not "
+         "provisioned yet). Without it a new flash starts in factory state.",
+)  # fmt: skip
+@click.option(
+    "--flash-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="The node's flash (kept: config, boot counter, queued frames). Default: a "
+         "temporary one, removed at exit.",
+)  # fmt: skip
+@click.option("--name", default=None, help="Node name for the registry entry [node-<id>].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the street scene.")
+def emulate(
+    kind: str, node_id: int | None, flash_dir: Path | None, name: str | None, seed: int
+) -> None:
+    """Run one emulated node on a pseudo-terminal, in an emulated street; Ctrl-C stops it.
+
+    Point a gateway (``[[serial]] path``) or ``streetsense monitor`` at the printed port.
+    """
+    temporary = flash_dir is None
+    flash = Path(tempfile.mkdtemp(prefix="ssnode-flash-")) if flash_dir is None else flash_dir
+    flash.mkdir(parents=True, exist_ok=True)
+    try:
+        _run(kind, node_id, flash, name, seed)
+    finally:
+        if temporary:
+            shutil.rmtree(flash)
+
+
+def _run(kind: str, node_id: int | None, flash: Path, name: str | None, seed: int) -> None:
+    new_id, key = _identity(flash, node_id, kind)
+    environment = Environment(kind)
+    try:
+        node = EmulatedNode(
+            kind, flash_dir=flash, environment=environment, node_id=new_id, key=key,
+            seed=seed, echo=lambda line: click.echo(f"node| {line}"),
+        )  # fmt: skip
+    except BaseException:
+        environment.close()
+        raise
+    try:
+        config = node.config
+        if config.get("node_id"):
+            node_name = name or f"node-{config['node_id']:04d}"
+            click.echo("# registry entry for the gateway (registry TOML):")
+            click.echo(registry_entry(config["node_id"], node_name, kind, config["key"]))
+        else:
+            click.echo("# factory state: provision it (streetsense provision) on the port below")
+        click.echo(f"# flash: {flash}")
+        click.echo(f"port: {node.port}")
+        node.start()
+        while node.wait(0.5) is None:
+            pass
+        raise click.ClickException(f"the firmware exited with status {node.exit_status}")
+    except KeyboardInterrupt:
+        click.echo("# stopped")
+    except NodeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        node.close()
+        environment.close()
