@@ -1,0 +1,87 @@
+"""The BLE test rig: a virtual radio on its own loop in a thread, with a synchronous API.
+
+Emulated boards reach it through the peripheral host (``board_endpoint()`` is the board
+JSON's ``"ble"`` value); a gateway's bleak backend reaches it as HCI over TCP
+(``central_transport()`` is a bumble transport spec for ``BumbleAdapter``). Range faults
+(``set_in_range``) act on a board's address, derived from its ``unique_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from bumble import hci
+
+from .peripheral_host import PeripheralHost
+from .radio import VirtualRadio, static_address
+
+__all__ = ["BleRig", "board_address"]
+
+_T = TypeVar("_T")
+CENTRAL_SEED = bytes.fromhex("c0ffee000001")
+
+
+def board_address(unique_id: str) -> hci.Address:
+    """The Bluetooth address the peripheral host gives a board with this ``unique_id`` (hex)."""
+    return static_address(bytes.fromhex(unique_id))
+
+
+class BleRig:
+    """A ``VirtualRadio`` on its own event loop in a daemon thread, with a sync API."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="ble-radio", daemon=True)
+        self._thread.start()
+        self.radio: VirtualRadio = self.call(self._make())
+        self._boards: PeripheralHost | None = None
+
+    @staticmethod
+    async def _make() -> VirtualRadio:
+        return VirtualRadio()
+
+    def board_endpoint(self) -> str:
+        """``host:port`` for an emulated board's ``"ble"`` entry (the peripheral host)."""
+        if self._boards is None:
+            self._boards = PeripheralHost(self.radio)
+            self.call(self._boards.start())
+        return self._boards.endpoint
+
+    def call(self, coro: Coroutine[Any, Any, _T], timeout: float = 10.0) -> _T:
+        """Run ``coro`` on the radio's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def run(self, function: Callable[..., _T], *args: Any) -> _T:
+        """Call a plain function on the radio's loop (bumble objects are not thread-safe)."""
+
+        async def wrapper() -> _T:
+            return function(*args)
+
+        return self.call(wrapper())
+
+    def central_transport(self, seed: bytes = CENTRAL_SEED) -> str:
+        """A new controller for a gateway, as a bumble transport spec (HCI over TCP)."""
+        return self.call(self.radio.serve_hci(static_address(seed)))
+
+    def set_in_range(self, address: hci.Address, in_range: bool) -> None:
+        """Take a board (or any controller) out of range: its connections drop; or back."""
+        self.run(self.radio.set_in_range, address, in_range)
+
+    def close(self) -> None:
+        if not self.loop.is_running():
+            return
+        if self._boards is not None:
+            self.call(self._boards.close())
+        self.call(self.radio.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+
+    def __enter__(self) -> BleRig:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,115 @@
+"""firmware/ssnode/ble_link.py under real MicroPython, through the board's bluetooth shim."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from ble_harness import StartNode, find_node
+from bleak import BleakClient, BleakScanner
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+
+from streetsense.gateway.transports.ble import NUS_RX, NUS_SERVICE, NUS_TX, NodeAdvert, parse_advert
+from streetsense.hil.ble.bleak_backend import BumbleAdapter, bumble_backends
+from streetsense.hil.ble.nus import node_advert
+from streetsense.hil.ble.rig import BleRig, board_address
+from streetsense.protocol import cobs
+
+pytestmark = pytest.mark.micropython
+
+
+class Central:
+    """A bleak client on the rig that sends COBS frames and collects notified chunks."""
+
+    def __init__(self, client: BleakClient) -> None:
+        self.client = client
+        self.chunks: asyncio.Queue[bytes] = asyncio.Queue()
+        self.sizes: list[int] = []
+
+    async def start(self) -> None:
+        await self.client.start_notify(NUS_TX, self._on_notify)
+        await self.client.write_gatt_char(NUS_RX, b"\0", response=True)  # start the stream
+
+    def _on_notify(self, _characteristic: object, data: bytearray) -> None:
+        self.sizes.append(len(data))
+        self.chunks.put_nowait(bytes(data))
+
+    async def exchange(self, frame: bytes) -> bytes:
+        """Send ``frame``; the node's answer, decoded."""
+        encoded = cobs.encode_delimited(frame)
+        step = self.client.services.get_characteristic(NUS_RX).max_write_without_response_size  # type: ignore[union-attr]
+        for start in range(0, len(encoded), step):
+            await self.client.write_gatt_char(NUS_RX, encoded[start : start + step], response=True)
+        answer = b""
+        while not answer.endswith(b"\0"):
+            answer += await asyncio.wait_for(self.chunks.get(), 5)
+        return bytes(cobs.decode(answer[:-1]))
+
+
+def backends(rig: BleRig, mtu: int) -> tuple[BumbleAdapter, type, type]:
+    adapter = BumbleAdapter(transport=rig.central_transport(), mtu=mtu)
+    scanner, client = bumble_backends(adapter)
+    return adapter, scanner, client
+
+
+@pytest.mark.parametrize("mtu", [23, 247])
+async def test_node_exchanges_cobs_frames_at_mtu(rig: BleRig, mp_node: StartNode, mtu: int) -> None:
+    """Frames of 1..500 bytes cross both ways; notifications are MTU-3 pieces, never more."""
+    node = await mp_node(42, mtu=mtu)
+    adapter, scanner, client_backend = backends(rig, 247)
+    rng = random.Random(7)
+    try:
+        async with BleakClient(await find_node(scanner, 42), backend=client_backend) as client:
+            assert client.mtu_size == mtu  # the node offers `mtu`, the central asks for 247
+            central = Central(client)
+            await central.start()
+            for size in (1, 19, 20, 21, 244, 245, 500):
+                frame = rng.randbytes(size)
+                assert await central.exchange(frame) == frame[::-1]
+                counters = await node.counters()
+            assert max(central.sizes) == mtu - 3
+            assert counters == {"connects": 1, "disconnects": 0, "rx_dropped": 0, "tx_cut": 0}
+    finally:
+        await adapter.close()
+
+
+async def test_node_advertises_id_and_kind_as_specified(rig: BleRig, mp_node: StartNode) -> None:
+    """The node's advertisement is SPEC §1.3's: NUS UUID, company 0xFFFF, id and kind."""
+    node = await mp_node(4242)
+    adapter, scanner, _ = backends(rig, 247)
+    seen: asyncio.Queue[tuple[BLEDevice, AdvertisementData]] = asyncio.Queue()
+    try:
+        async with BleakScanner(lambda d, a: seen.put_nowait((d, a)), [NUS_SERVICE],
+                                backend=scanner):  # fmt: skip
+            device, adv = await asyncio.wait_for(seen.get(), 5)
+    finally:
+        await adapter.close()
+    assert adv.platform_data[0].data_bytes == node_advert(4242, "air-quality")
+    assert len(node_advert(4242, "air-quality")) == 31  # all a legacy advertisement holds
+    assert parse_advert(adv.manufacturer_data) == NodeAdvert(4242, "air-quality")
+    assert device.address == board_address(node.unique_id).to_string(False)
+
+
+async def test_node_survives_disconnects(rig: BleRig, mp_node: StartNode) -> None:
+    """Out of range and back: the node advertises again and the stream resumes on reconnect."""
+    node = await mp_node(43)
+    adapter, scanner, client_backend = backends(rig, 247)
+    try:
+        for round_ in range(2):
+            gone = asyncio.Event()
+            client = BleakClient(await find_node(scanner, 43), lambda _c, gone=gone: gone.set(),
+                                 backend=client_backend)  # fmt: skip
+            await client.connect()
+            central = Central(client)
+            await central.start()
+            frame = b"round %d" % round_
+            assert await central.exchange(frame) == frame[::-1]
+            counters = await node.counters()
+            assert (counters["connects"], counters["disconnects"]) == (round_ + 1, round_)
+            rig.set_in_range(board_address(node.unique_id), False)
+            await asyncio.wait_for(gone.wait(), 5)
+            rig.set_in_range(board_address(node.unique_id), True)
+    finally:
+        await adapter.close()
