@@ -34,9 +34,12 @@ class KnownNodes:
     def __init__(self, registry: Path | None = None) -> None:
         self._registry = None
         if registry is not None:
-            from streetsense.gateway.registry import Registry  # the gateway's own loader
+            from streetsense.gateway.registry import Registry, RegistryError
 
-            self._registry = Registry.load(registry)
+            try:
+                self._registry = Registry.load(registry)
+            except RegistryError as exc:
+                raise click.ClickException(str(exc)) from None
 
     def key(self, node_id: int | None) -> bytes | None:
         node = self._registry.lookup(node_id) if self._registry and node_id else None

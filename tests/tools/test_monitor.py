@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tools_helpers import Pty, tool, wait_line
 
+from streetsense.gateway.registry import NodeInfo, append_node
 from streetsense.protocol import FLAG_ACK_REQ, Frame
 from streetsense.protocol import messages as m
 from streetsense.protocol.cobs import encode_delimited
@@ -72,3 +74,19 @@ def test_config_key_is_shown_as_fingerprint_only(pty: Pty) -> None:
     assert KEY.hex() not in out
     assert "key=fingerprint:630dcd29" in out
     assert proc.returncode == 0
+
+
+def test_registry_keys_verify_tags_and_catch_a_wrong_one(pty: Pty, tmp_path: Path) -> None:
+    """With --registry, a node's frames are verified and named; a wrong key is a bad_tag."""
+    registry = tmp_path / "nodes.toml"
+    append_node(registry, NodeInfo(42, "HN-0042", "air-quality", KEY))
+    proc = tool("monitor", pty.path, "--registry", str(registry), "--count", "2")
+    wait_line(proc)
+    pty.write(_frames()[0])
+    pty.write(Frame(m.DATA, 42, 3, 1, DATA_BODY, FLAG_ACK_REQ).encode(bytes(32)))
+    pty.write(_frames()[-1])
+    out, _ = proc.communicate(timeout=10)
+    rows = out.splitlines()
+    assert rows[1].split()[1:3] == ["HN-0042", "hello"] and "verified" in rows[1]
+    assert "FAILED" in rows[2] and "bad_tag: HMAC tag does not match (field tag)" in rows[2]
+    assert rows[-1] == "2 frames (2 verified), 1 failed: bad_tag 1"
