@@ -2,6 +2,7 @@
 
 import re
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -311,3 +312,37 @@ def test_hil_harness_config_loads(tmp_path: Path) -> None:
     document["mqtt"] = {"url": "mqtt://127.0.0.1:1999", "keepalive": 2}
     path.write_text(to_toml(document))
     assert [(p.key, p.line) for p in check_config(path)] == [("mqtt.keepalive", 10)]
+
+
+def example_keys() -> set[str]:
+    """Every option of the example (commented ones too), in the docs' notation."""
+    text = "\n".join(
+        re.sub(r"^# ?((?:\[\[?[\w.-]+\]\]?)|(?:\w+ = .*))$", r"\1", line)
+        for line in EXAMPLE.read_text().splitlines()
+    )
+    keys: set[str] = set()
+
+    def walk(prefix: str, value: object) -> None:
+        parts = prefix.split(".")
+        if parts[:2] in (["hil", "relays"], ["derived", "pcu"]) and len(parts) > 2:
+            parts[2] = "<port>" if parts[1] == "relays" else "<class>"
+        relay_line = parts[:2] == ["hil", "relays"] and len(parts) == 4
+        if isinstance(value, dict) and not relay_line:
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, item)
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for item in value:
+                walk(f"{prefix}[]", item)
+        else:
+            keys.add(".".join(parts))
+
+    walk("", tomllib.loads(text))
+    return keys
+
+
+def test_docs_reference_lists_every_option() -> None:
+    """docs/gateway.md's reference table has exactly the options of the example config."""
+    docs = (EXAMPLE.parents[1] / "docs" / "gateway.md").read_text()
+    reference = docs.split("## Configuration reference", 1)[1]
+    documented = set(re.findall(r"^\| `([^`]+)` \|", reference, flags=re.MULTILINE))
+    assert documented == example_keys()
