@@ -260,14 +260,14 @@ class Journal:
             self._db.execute("COMMIT")
 
     def stats(self) -> dict[str, Any]:
-        """Depth (unpublished messages), age of the oldest, size on disk and full counters."""
+        """Depth (unpublished messages), arrival of the oldest, size on disk, full counters."""
         with self._lock:
             depth, oldest = self._db.execute(
                 "SELECT count(*), min(received_at) FROM messages WHERE published = 0"
             ).fetchone()
             pages = self._db.execute("PRAGMA page_count").fetchone()[0]
             page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
-        return {"depth": depth, "oldest_age_s": 0.0 if oldest is None else time.time() - oldest,
+        return {"depth": depth, "oldest_received_at": oldest,
                 "size_bytes": pages * page_size, "max_bytes": self.max_bytes,
                 "when_full": self.when_full, "full_events": self.full_events,
                 "rejected_frames": self.rejected_frames,

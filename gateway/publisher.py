@@ -29,6 +29,7 @@ from paho.mqtt.properties import Properties
 
 from .config import MqttSection
 from .journal import Journal, Row
+from .metrics import Metrics
 
 __all__ = ["BrokerSettings", "Publisher"]
 
@@ -37,7 +38,6 @@ log = logging.getLogger("streetsense.gateway.publisher")
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
 FETCH_ROWS = 500
-MARK_EVERY_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class Publisher:
     def __init__(self, settings: BrokerSettings, journal: Journal, *, state_topic: str,
                  online_payload: Callable[[], bytes], offline_payload: bytes,
                  subscriptions: Sequence[str] = (), on_message: MessageHandler | None = None,
-                 seed: int | None = None) -> None:
+                 metrics: Metrics | None = None, seed: int | None = None) -> None:
         self.settings = settings
         self._journal = journal
         self._state_topic = state_topic
@@ -98,12 +98,14 @@ class Publisher:
         self._subscriptions = list(subscriptions)
         self._on_message = on_message
         self._rng = random.Random(seed)
+        self.metrics = metrics or Metrics()
         self._client: aiomqtt.Client | None = None
         self._wake = asyncio.Event()
         self._retained: dict[str, bytes] = {}
         self._retained_dirty: dict[str, None] = {}
         self._retained_wake = asyncio.Event()
         self._acked: list[int] = []
+        self._acked_wake = asyncio.Event()
         self._handlers: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
         self.offline = asyncio.Event()  # set while there is no broker connection
@@ -145,6 +147,7 @@ class Publisher:
                                  properties=self._properties(correlation), timeout=timeout_s)
         except aiomqtt.MqttError as exc:
             log.debug("publish to %s failed: %s", topic, exc)
+            self.metrics.publish_failed()
             return False
         return True
 
@@ -194,6 +197,7 @@ class Publisher:
                 self._client = None
                 self.connected.clear()
                 self.offline.set()
+                self.metrics.set_broker(False)
             sleep_s = delay_s * (0.5 + self._rng.random())
             log.warning("MQTT broker %s unreachable (%s); retrying in %.1f s",
                         self.settings.url, self.last_error, sleep_s)
@@ -209,6 +213,7 @@ class Publisher:
         await self._flush_marks()
         self.connected.set()
         self.offline.clear()
+        self.metrics.set_broker(True, reconnected=self.connections > 1)
         async with asyncio.TaskGroup() as group:
             group.create_task(self._drain(client), name="mqtt:drain")
             group.create_task(self._mark_loop(), name="mqtt:mark")
@@ -256,13 +261,21 @@ class Publisher:
             await client.publish(row.topic, payload, qos=1, retain=row.retain,
                                  properties=self._properties(row.correlation))
             self._acked.append(row.id)
+            self._acked_wake.set()
             self.published += 1
+            self.metrics.published()
+        except aiomqtt.MqttError:
+            self.metrics.publish_failed()
+            raise
         finally:
             window.release()
 
     async def _mark_loop(self) -> None:
+        # Marks PUBACKed rows as soon as any arrive; those that arrive during one journal
+        # write go together in the next, so a crash republishes at most one write's worth.
         while True:
-            await asyncio.sleep(MARK_EVERY_S)
+            await self._acked_wake.wait()
+            self._acked_wake.clear()
             await self._flush_marks()
 
     async def _flush_marks(self) -> None:

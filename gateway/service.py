@@ -20,7 +20,10 @@ from typing import Any
 from . import payloads
 from .commands import Commands
 from .config import GatewayConfig
+from .discovery import HomeAssistantDiscovery
+from .http import serve_http
 from .journal import Journal
+from .metrics import Metrics
 from .publisher import BrokerSettings, Publisher
 from .registry import NodeInfo, Registry
 from .session import Deriver, Session, Topics
@@ -63,6 +66,8 @@ class Gateway:
                                       pcu=config.derived.pcu)
         self._derivers = list(derivers)
         self._extra_transports = list(transports)
+        self.metrics = Metrics()
+        self.http_server: asyncio.Server | None = None
         self.journal: Journal | None = None
         self.session: Session | None = None
         self.publisher: Publisher | None = None
@@ -71,7 +76,6 @@ class Gateway:
         self.started_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self.failed = asyncio.Event()
-        self._journal_stats: dict[str, Any] = {}
 
     # ---- wiring -------------------------------------------------------------------------
 
@@ -89,13 +93,16 @@ class Gateway:
             state_topic=self.topics.gateway("state"), online_payload=self._online_payload,
             offline_payload=payloads.encode(self._gateway_state(online=False)),
             subscriptions=[self.topics.node("+", "cmd/+")],
-            on_message=lambda message: commands_box[0].on_message(message))
+            on_message=lambda message: commands_box[0].on_message(message),
+            metrics=self.metrics)
         self.publisher = publisher
         session = Session(lookup=self._lookup, journal=journal, topics=self.topics,
                           states=publisher, on_committed=publisher.wake,
                           match_result=lambda node, request: commands_box[0].match_result(
                               node, request),
-                          derivers=self._derivers)
+                          derivers=self._derivers, metrics=self.metrics,
+                          announce=HomeAssistantDiscovery.from_config(cfg).on_data
+                          if cfg.homeassistant.discovery else None)
         self.session = session
         commands = Commands(session, publisher, self.topics)
         commands_box.append(commands)
@@ -123,8 +130,14 @@ class Gateway:
         """Run the gateway for the body of the ``async with``."""
         await self.start()
         try:
-            yield self
+            if self.config.http.listen is None:
+                yield self
+            else:
+                async with serve_http(self.metrics, self.config.http.listen) as server:
+                    self.http_server = server
+                    yield self
         finally:
+            self.http_server = None
             await self.stop()
 
     async def start(self) -> None:
@@ -204,37 +217,36 @@ class Gateway:
                     await self.session.send_time(node)
 
     def health(self) -> dict[str, Any]:
-        """The health document: frames, rejections, journal, broker, links, nodes."""
-        assert self.session is not None and self.publisher is not None
-        assert self.journal is not None and self.commands is not None
+        """The health document: the metrics snapshot and verdict, session and node counts."""
+        assert self.session is not None and self.commands is not None
         stats = self.session.stats
-        links: dict[str, Any] = {}
-        for transport in self.transports:
-            links.update(transport.stats())
         return {
             "gateway": self.config.gateway.id, "site": self.config.gateway.site,
             "at": payloads.iso_utc(time.time(), ms=True),
             "uptime_s": round(time.time() - self.started_at, 1),
-            "frames_in": stats.frames_in, "frames_new": stats.frames_new,
-            "duplicates": stats.duplicates, "acks_sent": stats.acks_sent,
-            "rejected": dict(stats.rejected), "unknown_types": stats.unknown_types,
-            "published": self.publisher.published,
-            "published_delayed": self.publisher.published_delayed,
-            "broker": {"connected": self.publisher.connected.is_set(),
-                       "reconnects": self.publisher.reconnects,
-                       "last_error": self.publisher.last_error},
-            "journal": {"commits": stats.commits, **self._journal_stats},
-            "links": links,
+            **self.metrics.health(), **self.metrics.snapshot(),
+            "session": {"frames_in": stats.frames_in, "frames_new": stats.frames_new,
+                        "duplicates": stats.duplicates, "acks_sent": stats.acks_sent,
+                        "unknown_types": stats.unknown_types, "commits": stats.commits},
+            "links": {name: link for t in self.transports for name, link in t.stats().items()},
             "nodes": {"known": len(self.session.nodes),
                       "online": sum(n.online for n in self.session.nodes.values())},
             "commands": {"received": self.commands.received, "sent": self.commands.sent,
                          "timeouts": self.commands.timeouts, "refused": self.commands.refused},
         }
 
+    async def refresh_journal_metrics(self) -> None:
+        """Read the journal's depth, oldest row and size into the metrics."""
+        assert self.journal is not None
+        stats = await self.journal.call(self.journal.stats)
+        self.metrics.set_journal(depth=stats["depth"],
+                                 oldest_undelivered=stats["oldest_received_at"],
+                                 size_bytes=stats["size_bytes"], max_bytes=stats["max_bytes"])
+
     async def _health_loop(self) -> None:
-        assert self.journal is not None and self.publisher is not None
+        assert self.publisher is not None
         while True:
-            self._journal_stats = await self.journal.call(self.journal.stats)
+            await self.refresh_journal_metrics()
             await self.publisher.publish_now(self.topics.gateway("health"),
                                              payloads.encode(self.health()))
             await asyncio.sleep(self.config.health.interval_s)

@@ -38,6 +38,7 @@ from streetsense.protocol.messages import (
 
 from . import payloads
 from .journal import Batch, Journal, JournalFull, Message
+from .metrics import Metrics
 from .registry import NodeInfo
 from .transports.base import Link
 
@@ -69,6 +70,8 @@ class RetainedSink(Protocol):
 
 
 ResultMatcher = Callable[[int, int], "tuple[str, bytes | None, str | None] | None"]
+# Home Assistant discovery: (topic, retained payload) pairs for a node's ``data`` message.
+Announcer = Callable[[NodeInfo, dict[str, Any]], list[tuple[str, bytes]]]
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ class Session:
     def __init__(self, *, lookup: Callable[[int], NodeInfo | None], journal: Journal,
                  topics: Topics, states: RetainedSink, on_committed: Callable[[], None],
                  match_result: ResultMatcher, derivers: Sequence[Deriver] = (),
+                 announce: Announcer | None = None, metrics: Metrics | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._lookup = lookup
         self._journal = journal
@@ -163,6 +167,9 @@ class Session:
         self._on_committed = on_committed
         self._match_result = match_result
         self._derivers = list(derivers)
+        self._announce = announce
+        self.metrics = metrics or Metrics()
+        self._journal_losses = 0  # journal.rejected_frames + dropped_messages already counted
         self._clock = clock
         self.stats = SessionStats()
         self.nodes: dict[int, NodeState] = {}
@@ -205,6 +212,7 @@ class Session:
     def on_link_state(self, link: Link, up: bool) -> None:
         # A link that comes back may hold half a frame from before: start clean.
         self._deframers.pop(link.name, None)
+        self.metrics.set_port(link.name, up)
         event = self._links_up.setdefault(link.name, asyncio.Event())
         if up:
             event.set()
@@ -235,6 +243,8 @@ class Session:
         except UnknownNode as exc:
             info = self._lookup(exc.value)
             reason = "disabled_node" if info is not None else exc.reason
+            if info is None:
+                self.metrics.unknown_node(exc.value)
             self._reject(reason, ("node", exc.value),
                          f"node {exc.value} on {link.name} is not in the registry"
                          if info is None else f"node {exc.value} is disabled in the registry")
@@ -255,6 +265,8 @@ class Session:
                          f"node {info.name}: replayed frame boot {frame.boot} seq {frame.seq}")
             return
         self.stats.frames_in += 1
+        self.metrics.frame_in(link.name)
+        self.metrics.node_seen(info.name)
         now = self._clock()
         node.link = link
         node.last_seen = now
@@ -281,6 +293,7 @@ class Session:
     def _reject(self, reason: str, about: tuple[str, object], text: str) -> None:
         """Count a rejected frame; log it once per ``LOG_EVERY_S`` per reason and source."""
         self.stats.rejected[reason] += 1
+        self.metrics.rejected(reason)
         key = (reason, about)
         now = time.monotonic()
         last = self._logged.get(key)
@@ -329,6 +342,9 @@ class Session:
             arrival.data = data
             arrival.messages.append(Message(topic(info.name, "data"), payloads.encode(data),
                                             delayable=True))
+            if self._announce is not None:
+                for config_topic, config in self._announce(info, data):
+                    self._states.set_retained(config_topic, config)
         elif frame.type == EVENT:
             stamp = self._stamp(node, boot, body, 1, 2)
             assert stamp is not None
@@ -422,6 +438,7 @@ class Session:
                 await self._journal.call(self._journal.commit, batch,
                                          lambda: self._before_commit(data, births))
         except JournalFull:
+            self._count_journal_losses()
             for node_id, node in touched.items():
                 node.boots = dict(node.committed)
                 # Frames of this node that arrived during the failed commit are still new.
@@ -429,6 +446,7 @@ class Session:
                     if later.new and later.node.node_id == node_id:
                         _advance(node.boots, later.frame.boot, later.frame.seq)
             return
+        self._count_journal_losses()
         for node_id, replay in batch.replay.items():
             touched[node_id].committed = replay
         self.stats.commits += 1
@@ -444,6 +462,12 @@ class Session:
                   and arrival.frame.body.get(2) == CLOCK_UPTIME
                   and time.monotonic() - arrival.node.time_sent_at > TIME_RESEND_S):
                 self._spawn(self.send_time(arrival.node))
+
+    def _count_journal_losses(self) -> None:
+        losses = self._journal.rejected_frames + self._journal.dropped_messages
+        if losses > self._journal_losses:
+            self.metrics.journal_full(losses - self._journal_losses)
+            self._journal_losses = losses
 
     def _before_commit(self, data: list[tuple[NodeInfo, dict[str, Any]]],
                        births: bool) -> list[tuple[int, Message]]:
@@ -486,6 +510,7 @@ class Session:
                 log.warning("ACK to %s not sent: %s", node.info.name, exc)
                 continue
             self.stats.acks_sent += 1
+            self.metrics.downlink("ack")
 
     # ---- downlinks ----------------------------------------------------------------------
 
@@ -510,6 +535,7 @@ class Session:
             self.stats.downlink_failures += 1
             raise
         self.stats.downlinks_sent += 1
+        self.metrics.downlink(frame.type_name or str(mtype))
         return seq
 
     async def send_time(self, node: NodeState) -> None:

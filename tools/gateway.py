@@ -1,0 +1,119 @@
+"""The ``gateway`` command: ``streetsense gateway run --config FILE`` and ``check-config``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import click
+
+from streetsense.gateway.config import ConfigError, GatewayConfig, check_config, load_config
+
+__all__ = ["gateway"]
+
+log = logging.getLogger("streetsense.gateway")
+
+_CONFIG = click.option("--config", "config_path", required=True,
+                       envvar="STREETSENSE_GATEWAY_CONFIG",
+                       type=click.Path(dir_okay=False, path_type=Path),
+                       help="Gateway TOML config (see gateway/example.toml).")
+
+
+class _JournaldFormatter(logging.Formatter):
+    """``<priority>logger: message`` lines: journald reads the syslog priority prefix."""
+
+    PRIORITY: ClassVar[dict[int, int]] = {
+        logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+        logging.CRITICAL: 2}
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        priority = self.PRIORITY.get(record.levelno, 6)
+        return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    if os.environ.get("JOURNAL_STREAM"):
+        # Under systemd: journald stamps the time; the priority prefix sets the level.
+        handler.setFormatter(_JournaldFormatter("%(name)s: %(message)s"))
+    else:
+        formatter = logging.Formatter("%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: "
+                                      "%(message)s", "%Y-%m-%dT%H:%M:%S")
+        formatter.converter = time.gmtime
+        handler.setFormatter(formatter)
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # aiomqtt warns on every publish beyond its threshold; the publisher sets it to the window.
+    logging.getLogger("paho").setLevel(logging.WARNING)
+
+
+@click.group()
+def gateway() -> None:
+    """Run the gateway, or check its config."""
+
+
+@gateway.command()
+@_CONFIG
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def run(config_path: Path, log_level: str) -> None:
+    """Run the gateway until SIGTERM or Ctrl-C: serial nodes in, MQTT out."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(
+            f"{exc}\nFix these, then check with: streetsense gateway check-config "
+            f"--config {config_path}") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {config_path}: {exc.strerror}") from None
+    _setup_logging(log_level)
+    if asyncio.run(_serve(config)) != 0:
+        raise SystemExit(1)
+
+
+async def _serve(config: GatewayConfig) -> int:
+    from streetsense.gateway.notify import Notifier
+    from streetsense.gateway.service import Gateway
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    notifier = Notifier()
+    gw = Gateway(config)
+    async with gw.running():
+        notifier.ready(f"gateway {config.gateway.id} serving {len(config.serial)} serial ports")
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(gw.wait()),
+                   asyncio.create_task(notifier.watchdog_loop(lambda: not gw.failed.is_set()))]
+        await asyncio.wait(waiters[:2], return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        notifier.stopping()
+    notifier.close()
+    if gw.failed.is_set():
+        log.error("gateway stopped after a task crashed (see above)")
+        return 1
+    return 0
+
+
+@gateway.command("check-config")
+@_CONFIG
+def check_config_command(config_path: Path) -> None:
+    """Check a config file: every problem with its key and line; exit 1 if there are any."""
+    problems = check_config(config_path)
+    if not problems:
+        click.echo(f"{config_path}: OK")
+        return
+    for problem in problems:
+        click.echo(f"{config_path}: {problem}", err=True)
+    raise click.ClickException(f"{len(problems)} problem(s) in {config_path}")
+
+
+if __name__ == "__main__":
+    gateway()
