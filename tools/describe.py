@@ -35,8 +35,9 @@ def _fixed(value: int, exponent: int) -> str:
     return format(Decimal(value).scaleb(exponent), "f")
 
 
-def reading_text(reading: list[int]) -> str:
-    """``"PM2.5 31.2 µg/m³ (min 25.0, max 40.0, n 60)"`` for one DATA reading."""
+def reading_text(reading: list[int], *, brief: bool = False) -> str:
+    """``"PM2.5 31.2 µg/m³ (min 25.0, max 40.0, n 60)"`` for one DATA reading (``brief``:
+    the value or mean only)."""
     channel, exponent = reading[0], reading[1]
     quantity, instance = channel & 0xFF, channel >> 8
     name, unit = m.QUANTITIES.get(quantity, (f"q{quantity}", ""))
@@ -47,15 +48,15 @@ def reading_text(reading: list[int]) -> str:
         label += f" #{instance}"
     unit = _UNITS.get(unit, unit)
     text = f"{label} {_fixed(reading[2], exponent)} {unit}".rstrip()
-    if len(reading) == 6:
+    if len(reading) == 6 and not brief:
         text += (f" (min {_fixed(reading[3], exponent)}, max {_fixed(reading[4], exponent)},"
                  f" n {reading[5]})")
     return text
 
 
-def readings_text(readings: list[list[int]]) -> str:
+def readings_text(readings: list[list[int]], *, brief: bool = False) -> str:
     """All readings of a DATA body, ``"; "``-separated (``"no readings"`` when empty)."""
-    return "; ".join(reading_text(r) for r in readings) or "no readings"
+    return "; ".join(reading_text(r, brief=brief) for r in readings) or "no readings"
 
 
 def _when(ts: int, clock: int) -> str:

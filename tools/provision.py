@@ -263,8 +263,8 @@ def provision(port: str, node_id: int, kind: str, link: str, registry: Path | No
             raise ProvisionError(f"node {name} is provisioned ({registered}) but sent no "
                                  f"reading within {data_timeout:g} s: check its sensors with "
                                  f"`streetsense monitor {port}`.")
-    click.echo(f"node {name} provisioned; first reading {readings_text(data.body[4])}; "
-               f"{registered}")
+    click.echo(f"node {name} provisioned; first reading "
+               f"{readings_text(data.body[4], brief=True)}; {registered}")
 
 
 def _register(registry: Path | None, node: NodeInfo) -> str:
