@@ -1,0 +1,49 @@
+"""A factory-state node running the real firmware is provisioned, then monitored, by the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from tools_helpers import tool, wait_line
+
+from streetsense.gateway.registry import Registry
+from streetsense.hil.environment import Environment
+from streetsense.hil.node import EmulatedNode
+from streetsense.tools.provision import provision
+
+pytestmark = pytest.mark.micropython
+
+
+@pytest.fixture
+def node() -> Iterator[EmulatedNode]:
+    """A factory-state air-quality node (short PM warm-up and report interval for the test)."""
+    with Environment("air-quality") as environment:
+        environment.set_air(pm2_5=31.0)
+        fast = {"pm_warmup_s": 1, "sample_interval_s": 1, "report_interval_s": 2}
+        with EmulatedNode("air-quality", environment=environment, extra_config=fast) as emulated:
+            yield emulated
+
+
+def test_factory_node_provisioned_then_monitored(node: EmulatedNode, tmp_path: Path) -> None:
+    """provision gives the firmware its id and key; monitor then verifies its frames by key."""
+    registry = tmp_path / "nodes.toml"
+    result = CliRunner().invoke(provision, [
+        "--port", node.port, "--node-id", "42", "--kind", "air-quality", "--name", "HN-0042",
+        "--registry", str(registry), "--hello-timeout", "20", "--data-timeout", "30"])
+    assert result.exit_code == 0, result.output + "\n".join(node.console.lines)
+    assert "PM2.5 31.0 µg/m³" in result.output.splitlines()[-1]
+    entry = Registry.load(registry).lookup(42)
+    assert entry is not None and node.config["key"] == entry.key.hex()
+    assert node.config["node_id"] == 42 and node.boot_count == 2
+
+    proc = tool("monitor", node.port, "--registry", str(registry), "--count", "2")
+    assert "monitoring" in wait_line(proc)
+    out, _ = proc.communicate(timeout=20)
+    rows = out.splitlines()[1:-1]
+    assert len(rows) == 2 and all(r.split()[1] == "HN-0042" for r in rows)
+    assert all(" verified " in r for r in rows)
+    assert out.splitlines()[-1] == "2 frames (2 verified), 0 failed"
+    assert proc.returncode == 0
