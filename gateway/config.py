@@ -29,6 +29,7 @@ from .tomlcheck import (
 )
 
 __all__ = [
+    "BENCH_LINES",
     "MQTT_PROTOCOLS",
     "WHEN_FULL",
     "AvailabilitySection",
