@@ -88,6 +88,7 @@ def parse_advert(manufacturer_data: Mapping[int, bytes]) -> NodeAdvert | None:
 class BleCounters:
     """One node's BLE link since the gateway started."""
 
+    node: str = ""
     address: str = ""
     rssi: int | None = None
     up: bool = False
@@ -163,7 +164,7 @@ class BleTransport(Transport):
         self._on_close = on_close
         self._slots = asyncio.Semaphore(max_connections)
         self._nodes: dict[int, _Node] = {}
-        self._ignored: set[str] = set()  # addresses already logged as not ours
+        self.ignored: set[str] = set()  # addresses seen and not connected: not (enabled) nodes
         self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -212,14 +213,15 @@ class BleTransport(Transport):
         if advert is None or info is None or not info.enabled or (
             advert.kind is not None and advert.kind != info.kind
         ):
-            if device.address not in self._ignored:
-                self._ignored.add(device.address)
+            if device.address not in self.ignored:
+                self.ignored.add(device.address)
                 log.info("BLE: ignoring %s (%s): not an enabled node of the registry",
                          device.address, advert)  # fmt: skip
             return
         node = self._nodes.get(info.id)
         if node is None:
             node = self._nodes[info.id] = _Node(BleLink(f"ble:{info.name}"), info)
+            node.link.counters.node = info.name
         node.info = info
         node.device = device
         node.link.counters.rssi = adv.rssi
@@ -239,9 +241,11 @@ class BleTransport(Transport):
             await node.seen.wait()
             node.seen.clear()
             async with self._slots:
-                if await self._session(node):
-                    delay_s = RETRY_MIN_S
-                    continue
+                connected = await self._session(node)
+            if connected:  # lost: go again at its next advertisement
+                node.seen.clear()
+                delay_s = RETRY_MIN_S
+                continue
             await asyncio.sleep(delay_s * (0.5 + self._rng.random()))
             delay_s = min(RETRY_MAX_S, delay_s * 2)
 

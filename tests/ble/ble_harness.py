@@ -34,7 +34,7 @@ class NusNode:
 
     def __init__(self, radio: VirtualRadio, node_id: int, kind: str = "air-quality",
                  *, echo: bool = False) -> None:  # fmt: skip
-        self.address = static_address(node_id.to_bytes(6, "big"))
+        self.address = static_address(b"\x24\x0a" + node_id.to_bytes(4, "big"))
         self.node_id, self.kind, self.echo = node_id, kind, echo
         self.events: asyncio.Queue[tuple[int, tuple[Any, ...], bytes | None]] = asyncio.Queue()
         self.written = bytearray()

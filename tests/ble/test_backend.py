@@ -20,7 +20,7 @@ from streetsense.hil.ble.radio import VirtualRadio, static_address
 
 async def test_scan_reports_nus_advert_with_node_id_kind_and_rssi(radio: VirtualRadio) -> None:
     """A scan with the NUS filter sees a node's service UUID, id, kind and an RSSI."""
-    await NusNode(radio, 42, "traffic").start()
+    node = await NusNode(radio, 42, "traffic").start()
     scanner, _ = central(radio)
     seen: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
     from bleak import BleakScanner
@@ -31,7 +31,7 @@ async def test_scan_reports_nus_advert_with_node_id_kind_and_rssi(radio: Virtual
     assert NUS_SERVICE in adv.service_uuids  # type: ignore[attr-defined]
     assert parse_advert(adv.manufacturer_data) == NodeAdvert(42, "traffic")  # type: ignore[attr-defined]
     assert adv.rssi < 0  # type: ignore[attr-defined]
-    assert address == static_address((42).to_bytes(6, "big")).to_string(False)
+    assert address == node.address.to_string(False)
 
 
 @pytest.mark.parametrize("mtu", [23, 247])
