@@ -59,8 +59,8 @@ class Commands:
         self._session = session
         self._publisher = publisher
         self._topics = topics
-        self._resend_after_s = resend_after_s
-        self._attempts = attempts
+        self.resend_after_s = resend_after_s
+        self.attempts = attempts
         self._clock = clock
         self._requests = itertools.count(int(clock()) & 0xFFFFFF)
         self._pending: dict[tuple[int, int], _Pending] = {}
@@ -150,11 +150,11 @@ class Commands:
 
     async def _resend_until_result(self, node_id: int, number: int) -> None:
         while True:
-            await asyncio.sleep(self._resend_after_s)
+            await asyncio.sleep(self.resend_after_s)
             pending = self._pending.get((node_id, number))
             if pending is None:
                 return
-            if pending.attempts >= self._attempts:
+            if pending.attempts >= self.attempts:
                 del self._pending[(node_id, number)]
                 self.timeouts += 1
                 log.warning("command %s to %s: no RESULT after %d tries", pending.name,

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -27,7 +27,7 @@ from .metrics import Metrics
 from .publisher import BrokerSettings, Publisher
 from .registry import NodeInfo, Registry
 from .session import Deriver, Session, Topics
-from .transports.base import Transport
+from .transports.base import LinkCallbacks, Transport
 from .transports.serial import PortSpec, SerialTransport
 
 __all__ = ["Gateway"]
@@ -50,12 +50,14 @@ class Gateway:
     """One gateway: ``async with Gateway(config).running() as gw: ...``.
 
     ``derivers`` are the derived-value hooks (default: those the ``[derived]`` section asks
-    for); ``transports`` are extra transports beside the configured serial ports (the BLE
-    transport, or a test's).
+    for); ``transports`` are extra transports beside the configured serial ports and BLE;
+    ``link_filter`` wraps the session's link callbacks before the transports get them (the
+    HIL bench's taps and fault injection: ``BenchLinks.wrap``).
     """
 
     def __init__(self, config: GatewayConfig, *, derivers: Sequence[Deriver] | None = None,
-                 transports: Sequence[Transport] = (), registry: Registry | None = None) -> None:
+                 transports: Sequence[Transport] = (), registry: Registry | None = None,
+                 link_filter: Callable[[LinkCallbacks], LinkCallbacks] | None = None) -> None:
         self.config = config
         self.topics = Topics(config.mqtt.prefix, config.gateway.site, config.gateway.id)
         self.registry = registry or Registry.load(config.registry_path)
@@ -66,6 +68,7 @@ class Gateway:
                                       pcu=config.derived.pcu)
         self._derivers = list(derivers)
         self._extra_transports = list(transports)
+        self._link_filter = link_filter
         self.metrics = Metrics()
         self.http_server: asyncio.Server | None = None
         self.journal: Journal | None = None
@@ -107,9 +110,17 @@ class Gateway:
         commands = Commands(session, publisher, self.topics)
         commands_box.append(commands)
         self.commands = commands
+        callbacks: LinkCallbacks = session
+        if self._link_filter is not None:
+            callbacks = self._link_filter(session)
         ports = [PortSpec(p.path, p.baud, p.name) for p in cfg.serial]
-        self.transports = ([SerialTransport(ports, session)] if ports else []) + \
-            self._extra_transports
+        self.transports = [SerialTransport(ports, callbacks)] if ports else []
+        if cfg.ble.enabled:
+            from .transports.ble import BleTransport  # bleak only when BLE is on
+
+            self.transports.append(BleTransport.from_config(cfg.ble, callbacks,
+                                                            self.registry.lookup))
+        self.transports += self._extra_transports
 
     def _gateway_state(self, *, online: bool) -> dict[str, Any]:
         state: dict[str, Any] = {"state": "online" if online else "offline",

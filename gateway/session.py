@@ -175,6 +175,7 @@ class Session:
         self.nodes: dict[int, NodeState] = {}
         self._deframers: dict[str, Deframer] = {}
         self._links_up: dict[str, asyncio.Event] = {}
+        self._link_waiters: dict[str, list[asyncio.Future[bool]]] = {}
         self._inbox: list[_Arrival] = []
         self._inbox_ready = asyncio.Event()
         self._logged: dict[tuple[str, object], float] = {}
@@ -218,10 +219,19 @@ class Session:
             event.set()
         else:
             event.clear()
+        for waiter in self._link_waiters.pop(link.name, []):
+            if not waiter.done():
+                waiter.set_result(up)
 
     async def wait_link(self, name: str) -> None:
         """Until the link called ``name`` is up."""
         await self._links_up.setdefault(name, asyncio.Event()).wait()
+
+    async def wait_link_change(self, name: str) -> bool:
+        """Until the link called ``name`` goes up or down; returns whether it is up."""
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._link_waiters.setdefault(name, []).append(waiter)
+        return await waiter
 
     def on_bytes(self, link: Link, data: bytes) -> None:
         deframer = self._deframers.get(link.name)

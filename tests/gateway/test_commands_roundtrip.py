@@ -1,0 +1,125 @@
+"""Commands: MQTT request -> signed downlink -> node RESULT -> result topic with correlation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pipeline_helpers import FakeNode, PtyPort, links_up, make_config, node_info, topic
+
+from streetsense.gateway.service import Gateway
+from streetsense.hil.broker import Mosquitto
+from streetsense.hil.observer import parse_mqtt_url
+from streetsense.protocol.messages import COMMAND, CONFIG, RESULT, TIME
+
+
+class V5Client:
+    """An MQTT 5 application: sends requests with correlation data, reads results."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self.client = client
+        self.results: asyncio.Queue[tuple[str, dict[str, Any], bytes | None]] = asyncio.Queue()
+
+    async def request(self, node: str, name: str, payload: dict[str, Any],
+                      correlation: bytes | None = None) -> None:
+        properties = None
+        if correlation is not None:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.CorrelationData = correlation
+        await self.client.publish(topic(node, f"cmd/{name}"), json.dumps(payload), qos=1,
+                                  properties=properties)
+
+    async def result(self, timeout: float = 10.0) -> tuple[str, dict[str, Any], bytes | None]:
+        return await asyncio.wait_for(self.results.get(), timeout)
+
+    async def _listen(self) -> None:
+        async for message in self.client.messages:
+            assert isinstance(message.payload, bytes)
+            correlation = getattr(message.properties, "CorrelationData", None)
+            await self.results.put((message.topic.value, json.loads(message.payload),
+                                    None if correlation is None else bytes(correlation)))
+
+
+@asynccontextmanager
+async def v5_client(url: str) -> AsyncIterator[V5Client]:
+    host, port = parse_mqtt_url(url)
+    async with aiomqtt.Client(host, port, protocol=aiomqtt.ProtocolVersion.V5) as client:
+        app = V5Client(client)
+        await client.subscribe(topic("+", "cmd/+/result"), qos=1)
+        listener = asyncio.create_task(app._listen())
+        try:
+            yield app
+        finally:
+            listener.cancel()
+
+
+async def test_commands_config_round_trip_with_correlation_and_resend(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """config -> signed CONFIG (next downlink seq); no RESULT -> resent with the same request;
+    RESULT -> result topic with the request's correlation data and id."""
+    port = PtyPort(tmp_path / "tty0")
+    node = FakeNode(port, 42, boot=5)
+    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)])
+    async with v5_client(mosquitto.url) as app, \
+            Gateway(config, derivers=[]).running() as gateway:
+        assert gateway.commands is not None
+        gateway.commands.resend_after_s = 0.3
+        await links_up(gateway, port)
+        node.attach()
+        await node.send(node.hello())
+        await node.wait_for(lambda f: f.type == TIME)
+        await gateway.publisher.connected.wait()  # type: ignore[union-attr]
+        await app.request("HN-0042", "config", {"settings": {"report_interval_s": 30},
+                                                "id": "req-7"}, correlation=b"corr-1")
+        first = await node.wait_for(lambda f: f.type == CONFIG)
+        # The node "loses" the first CONFIG: the gateway resends it in a new frame.
+        second = await node.wait_for(lambda f: f.type == CONFIG and f.seq > first.seq)
+        assert first.verified and first.boot == 5 and first.seq == 2
+        assert second.body == first.body == {1: first.body[1], 2: {"report_interval_s": 30}}
+        await node.send(node.frame(RESULT, {1: first.body[1], 2: 0,
+                                            4: {"report_interval_s": 30}}))
+        result_topic, result, correlation = await app.result()
+        assert result_topic == topic("HN-0042", "cmd/config/result")
+        assert correlation == b"corr-1"
+        assert result["id"] == "req-7" and result["code"] == "OK"
+        assert result["data"] == {"report_interval_s": 30}
+        assert gateway.commands.sent >= 2 and gateway.commands.timeouts == 0
+    port.close()
+
+
+async def test_commands_reboot_timeout_and_unknown_node(tmp_path: Path,
+                                                       mosquitto: Mosquitto) -> None:
+    """A COMMAND never answered ends in a TIMEOUT result; a node never heard gets
+    NODE_UNAVAILABLE from the gateway itself."""
+    port = PtyPort(tmp_path / "tty0")
+    node = FakeNode(port, 42)
+    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42), node_info(43)])
+    async with v5_client(mosquitto.url) as app, \
+            Gateway(config, derivers=[]).running() as gateway:
+        assert gateway.commands is not None
+        gateway.commands.resend_after_s = 0.2
+        await links_up(gateway, port)
+        node.attach()
+        await node.send(node.hello())
+        await gateway.publisher.connected.wait()  # type: ignore[union-attr]
+        await app.request("HN-0043", "identify", {"id": 1})
+        result_topic, result, _ = await app.result()
+        assert result_topic == topic("HN-0043", "cmd/identify/result")
+        assert result["code"] == "NODE_UNAVAILABLE" and result["id"] == "1"
+        await app.request("HN-0042", "reboot", {"args": {"delay_s": 1}})
+        result_topic, result, _ = await app.result()
+        assert result["code"] == "TIMEOUT"
+        commands = [f for f in node.downlinks if f.type == COMMAND]
+        assert len(commands) == gateway.commands.attempts
+        assert {f.body[2] for f in commands} == {"reboot"}
+        assert [f.body[3] for f in commands][0] == {"delay_s": 1}
+        assert len({f.body[1] for f in commands}) == 1
+        assert [f.seq for f in commands] == sorted({f.seq for f in commands})
+    port.close()
