@@ -119,7 +119,7 @@ async def test_commands_reboot_timeout_and_unknown_node(tmp_path: Path,
         commands = [f for f in node.downlinks if f.type == COMMAND]
         assert len(commands) == gateway.commands.attempts
         assert {f.body[2] for f in commands} == {"reboot"}
-        assert [f.body[3] for f in commands][0] == {"delay_s": 1}
+        assert all(f.body[3] == {"delay_s": 1} for f in commands)
         assert len({f.body[1] for f in commands}) == 1
         assert [f.seq for f in commands] == sorted({f.seq for f in commands})
     port.close()

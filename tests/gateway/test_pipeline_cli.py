@@ -1,0 +1,38 @@
+"""The `gateway` CLI through click's runner: check-config, and run refusing a broken config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from streetsense.tools.gateway import gateway
+
+
+def _config(tmp_path: Path, extra: str = "") -> Path:
+    (tmp_path / "nodes.toml").write_text("")
+    path = tmp_path / "gateway.toml"
+    path.write_text('registry_path = "nodes.toml"\n\n[gateway]\nid = "gw-01"\nsite = "hanoi"\n'
+                    f'data_dir = "{tmp_path}"\n\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\n{extra}')
+    return path
+
+
+def test_pipeline_cli_check_config_ok_and_problems(tmp_path: Path) -> None:
+    """check-config prints OK for a good file; for a bad one every problem with key and line."""
+    runner = CliRunner()
+    good = runner.invoke(gateway, ["check-config", "--config", str(_config(tmp_path))])
+    assert good.exit_code == 0, good.output
+    assert "OK" in good.output
+    bad = runner.invoke(gateway, ["check-config", "--config",
+                                  str(_config(tmp_path, 'protocol = "4"\nkeepalive_s = "x"\n'))])
+    assert bad.exit_code == 1
+    assert "mqtt.protocol" in bad.output and "mqtt.keepalive_s" in bad.output
+    assert "line 10" in bad.output and "2 problem(s)" in bad.output
+
+
+def test_pipeline_cli_run_refuses_a_broken_config(tmp_path: Path) -> None:
+    """run with a broken config exits 1 and says how to check it; nothing is started."""
+    result = CliRunner().invoke(gateway, ["run", "--config",
+                                          str(_config(tmp_path, "inflight = 0\n"))])
+    assert result.exit_code == 1
+    assert "mqtt.inflight" in result.output and "check-config" in result.output
