@@ -241,7 +241,8 @@ class EmulatedNode:
     `node_id` and `key` given: a provisioned config.json is written before the first start
     (a test shortcut for the provisioning exchange); neither: the node starts in factory state.
     `extra_config` entries go into config.json too. `environment` (hil_tests/environment.py)
-    supplies the sensors; None means a board without sensors.
+    supplies the sensors; None means a board without sensors. `heap`: the MicroPython heap
+    size (``-X heapsize``). `echo` gets each console line as it comes.
     """
 
     def __init__(
@@ -256,8 +257,10 @@ class EmulatedNode:
         micropython: str | None = None,
         extra_config: dict[str, Any] | None = None,
         echo: Callable[[str], None] | None = None,
+        heap: str = HEAP,
     ) -> None:
         self.kind = kind
+        self.heap = heap
         self.environment = environment
         self.micropython = micropython or find_micropython()
         if self.micropython is None:
@@ -350,7 +353,7 @@ class EmulatedNode:
         )
         assert self.micropython is not None
         self._proc = subprocess.Popen(
-            [self.micropython, "-X", f"heapsize={HEAP}", "-c", "import boot\nimport main"],
+            [self.micropython, "-X", f"heapsize={self.heap}", "-c", "import boot\nimport main"],
             cwd=self.flash_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C at the terminal is for the rig, not the board
