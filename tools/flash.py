@@ -70,8 +70,7 @@ def _device_files(firmware: Path) -> list[tuple[Path, str]]:
 def plan(*, port: str, link_port: str, image: CachedImage, firmware: Path,
          hello_timeout_s: float) -> list[Step]:
     """Every step of flashing ``port``; commands write compiled files under ``STAGE``."""
-    missing = [name for name in ("main.py",) if not (firmware / name).is_file()]
-    if missing or not (firmware / "ssnode").is_dir():
+    if not (firmware / "main.py").is_file() or not (firmware / "ssnode").is_dir():
         raise click.ClickException(f"{firmware} holds no node firmware (main.py and ssnode/ "
                                    f"are needed): run flash from a StreetSense checkout.")
     esptool = _py("esptool", "--chip", CHIP.lower(), "--port", port)

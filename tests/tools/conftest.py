@@ -7,6 +7,7 @@ import tty
 from collections.abc import Iterator
 
 import pytest
+from fake_node import FakeNode
 from tools_helpers import Pty
 
 BENCH_PORT_ENV = "STREETSENSE_BENCH_PORT"
@@ -34,3 +35,12 @@ def pty() -> Iterator[Pty]:
     yield Pty(master, slave, os.ttyname(slave))
     os.close(master)
     os.close(slave)
+
+
+@pytest.fixture
+def node(pty: Pty, request: pytest.FixtureRequest) -> Iterator[FakeNode]:
+    """A node on the PTY's master side; parametrise with a dict of FakeNode options."""
+    fake = FakeNode(pty.master, **getattr(request, "param", {}))
+    fake.start()
+    yield fake
+    fake.stop()

@@ -61,7 +61,7 @@ class FakeNode(threading.Thread):
                 frame = Frame(mtype, self.node_id, self.boot, self.seq, body, FLAG_ACK_REQ)
                 self.pending = frame.encode(self.key)
                 resend_at = 0.0
-            if self.pending is not None and time.monotonic() >= resend_at:
+            if self.pending is not None and time.monotonic() >= resend_at and not self.silent:
                 os.write(self.master, self.pending)
                 resend_at = time.monotonic() + RESEND_S
             ready, _, _ = select.select([self.master], [], [], 0.02)

@@ -12,14 +12,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
+from fake_node import FakeNode
+from tools_helpers import Pty
 
 from streetsense.hil.micropython import find_micropython
 from streetsense.protocol import FLAG_ACK_REQ, Frame
 from streetsense.protocol import messages as m
 from streetsense.tools.firmware_image import ImageCache, sha256_of
-from streetsense.tools.flash import REPO, STAGE, flash, plan, run_command
+from streetsense.tools.flash import REPO, STAGE, flash, plan, run_command, wait_for_hello
 
 PORT = "/dev/ttyUSB7"
 
@@ -129,6 +132,18 @@ def test_compile_steps_make_mpy_files_that_micropython_runs(image: Path, firmwar
                          env={**os.environ, "MICROPYPATH": f"{stage}:.frozen"}, check=True,
                          cwd=tmp_path, timeout=20).stdout.strip()
     assert out == Frame(m.DATA, 42, 3, 7, body, FLAG_ACK_REQ).encode(bytes(range(32))).hex()
+
+
+def test_hello_wait_reports_the_node(pty: Pty, node: FakeNode) -> None:
+    """The last step returns what the node's HELLO says."""
+    assert "factory state" in wait_for_hello(pty.path, 5)
+
+
+@pytest.mark.parametrize("node", [{"silent": True}], indirect=True)
+def test_hello_wait_explains_silence(pty: Pty, node: FakeNode) -> None:
+    """No HELLO in time: the error names the link port and the wiring to check."""
+    with pytest.raises(click.ClickException, match=r"the node never said HELLO on .* within"):
+        wait_for_hello(pty.path, 0.3)
 
 
 @pytest.mark.bench

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,6 @@ from streetsense.gateway.registry import NodeInfo, Registry, append_node
 from streetsense.tools.provision import provision
 
 OLD_KEY = bytes(range(100, 132))
-
-
-@pytest.fixture
-def node(pty: Pty, request: pytest.FixtureRequest) -> Iterator[FakeNode]:
-    """A node on the PTY's master side; parametrise with a dict of FakeNode options."""
-    fake = FakeNode(pty.master, **getattr(request, "param", {}))
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 def _provision(pty: Pty, *args: str) -> Result:
