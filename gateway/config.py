@@ -273,13 +273,19 @@ def _read(root: Table, path: Path) -> GatewayConfig:
         serial=serial,
         ble=_ble(root.table("ble")),
         availability=AvailabilitySection(
-            offline_after_s=availability.number("offline_after_s", 180.0, low=1.0)
+            offline_after_s=availability.number(
+                "offline_after_s", AvailabilitySection.offline_after_s, low=1.0
+            )
         ),
-        health=HealthSection(interval_s=health.number("interval_s", 60.0, low=0.1)),
+        health=HealthSection(
+            interval_s=health.number("interval_s", HealthSection.interval_s, low=0.1)
+        ),
         http=_http(root.table("http")),
         homeassistant=HomeAssistantSection(
-            discovery=homeassistant.flag("discovery", False),
-            prefix=homeassistant.text("prefix", "homeassistant", pattern=_TOPIC, what=_TOPIC_WHAT)
+            discovery=homeassistant.flag("discovery", HomeAssistantSection.discovery),
+            prefix=homeassistant.text(
+                "prefix", HomeAssistantSection.prefix, pattern=_TOPIC, what=_TOPIC_WHAT
+            )
             or "",
         ),
         hil=_hil(root.table("hil"), {port.name for port in serial}),
@@ -305,7 +311,7 @@ def _journal(table: Table, data_dir: Path) -> JournalSection:
     section = JournalSection(
         path=table.path("path") or data_dir / "journal.sqlite3",
         max_bytes=table.integer("max_bytes", JournalSection.max_bytes, low=1024 * 1024),
-        when_full=table.text("when_full", WHEN_FULL[0], choices=WHEN_FULL) or "",
+        when_full=table.text("when_full", JournalSection.when_full, choices=WHEN_FULL) or "",
     )
     table.done()
     return section
@@ -334,16 +340,16 @@ def _mqtt(table: Table, gateway_id: str) -> MqttSection:
     section = MqttSection(
         url=url,
         client_id=table.text("client_id", f"streetsense-{gateway_id}") or "",
-        prefix=table.text("prefix", "streetsense", pattern=_TOPIC, what=_TOPIC_WHAT) or "",
-        protocol=table.text("protocol", "5", choices=MQTT_PROTOCOLS) or "",
+        prefix=table.text("prefix", MqttSection.prefix, pattern=_TOPIC, what=_TOPIC_WHAT) or "",
+        protocol=table.text("protocol", MqttSection.protocol, choices=MQTT_PROTOCOLS) or "",
         username=table.text("username"),
         password=password,
         password_file=password_file,
         ca_file=ca_file,
         cert_file=cert_file,
         key_file=key_file,
-        keepalive_s=table.integer("keepalive_s", 30, low=1, high=65535),
-        inflight=table.integer("inflight", 50, low=1, high=1000),
+        keepalive_s=table.integer("keepalive_s", MqttSection.keepalive_s, low=1, high=65535),
+        inflight=table.integer("inflight", MqttSection.inflight, low=1, high=1000),
     )
     table.done()
     return section
@@ -368,7 +374,7 @@ def _serial(root: Table) -> tuple[SerialPort, ...]:
                 path=path,
                 name=table.text("name", Path(path).name or "serial", pattern=NAME, what=NAME_WHAT)
                 or "",
-                baud=table.integer("baud", 115200, low=300, high=4_000_000),
+                baud=table.integer("baud", SerialPort.baud, low=300, high=4_000_000),
             )
         )
         table.done()
@@ -387,12 +393,14 @@ def _serial(root: Table) -> tuple[SerialPort, ...]:
 
 def _ble(table: Table) -> BleSection:
     section = BleSection(
-        enabled=table.flag("enabled", False),
+        enabled=table.flag("enabled", BleSection.enabled),
         adapter=table.text("adapter"),
-        backend=table.text("backend", "default", choices=BLE_BACKENDS) or "",
+        backend=table.text("backend", BleSection.backend, choices=BLE_BACKENDS) or "",
         bumble_transport=table.text("bumble_transport"),
-        max_connections=table.integer("max_connections", 4, low=1, high=32),
-        scan_interval_s=table.number("scan_interval_s", 30.0, low=1.0),
+        max_connections=table.integer(
+            "max_connections", BleSection.max_connections, low=1, high=32
+        ),
+        scan_interval_s=table.number("scan_interval_s", BleSection.scan_interval_s, low=1.0),
     )
     if section.enabled and section.backend == "bumble" and not section.bumble_transport:
         table.problem(
@@ -415,7 +423,7 @@ def _http(table: Table) -> HttpSection:
 
 
 def _hil(table: Table, port_names: set[str]) -> HilSection:
-    enabled = table.flag("enabled", False)
+    enabled = table.flag("enabled", HilSection.enabled)
     listen = table.text("listen", HilSection.listen) or ""
     if (problem := _listen_problem(listen)) is not None:
         table.problem("listen", problem)
@@ -456,8 +464,8 @@ def _relay_lines(table: Table) -> dict[str, RelayLine]:
 
 
 def _derived(table: Table) -> DerivedSection:
-    aqi = table.flag("aqi", True)
-    traffic = table.flag("traffic", True)
+    aqi = table.flag("aqi", DerivedSection.aqi)
+    traffic = table.flag("traffic", DerivedSection.traffic)
     pcu_table = table.table("pcu")
     pcu = {}
     for name in pcu_table.data:
