@@ -183,7 +183,11 @@ class Mosquitto:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Self:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # __exit__ will not run: remove the temporary directory here
+            raise
         return self
 
     def __exit__(
