@@ -119,6 +119,7 @@ QUANTITIES = {
     18: ("heavy_vehicles", "vehicles"),
     19: ("speed_mean", "km/h"),
     20: ("occupancy", "%"),
+    21: ("unclassified_vehicles", "vehicles"),
 }
 
 

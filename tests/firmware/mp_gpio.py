@@ -1,7 +1,7 @@
 """MicroPython side of test_environment: Pin IRQs on the emulated board, edges as JSON lines.
 
-argv: board shim dir, "hard" | "soft", edges to wait for, timeout (s). Arms IRQs on both edges of the lane 0
-and lane 1 detector pins, drives the LED pin, then prints one JSON list per edge:
+argv: board shim dir, "hard" | "soft", edges to wait for, timeout (s). Arms IRQs on both edges
+of the lane 0 and lane 1 detector pins, drives the LED pin, then prints one JSON list per edge:
 [ticks_us, pin, value read in the handler, ran on the main thread].
 """
 

@@ -8,9 +8,11 @@ the time its edge was due.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.micropython
 
 
 @pytest.fixture
-def env():
+def env() -> Iterator[Environment]:
     with Environment("traffic") as e:
         yield e
 
@@ -134,7 +136,7 @@ def test_traffic_plan_is_seeded_and_spaced(env: Environment) -> None:
     ]
     for lane in range(2):
         starts = [v.start for v in a if v.lane == lane]
-        assert all(b - a_ > 0.3 for a_, b in zip(starts, starts[1:], strict=False))
+        assert all(b - a_ > 0.3 for a_, b in itertools.pairwise(starts))
 
 
 def test_sensor_faults_reach_the_models(env: Environment) -> None:

@@ -1,0 +1,144 @@
+"""ssnode/aq_node.py under MicroPython on the emulated board, with a stand-in node core.
+
+The runs start together (module fixture) and each test checks its part, so the real-time
+waits (the SCD41 measures every 5 s) overlap. Values are compared within each sensor's
+resolution: PMS5003 1 µg/m³, SDS011 0.1 µg/m³, CO2 1 ppm, BME280 0.01 °C / 0.01 %RH / 0.01 hPa.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from app_harness import AppRun, readings
+
+from streetsense.hil.emulators.pms5003 import command as pms_command
+from streetsense.hil.environment import Environment
+
+pytestmark = pytest.mark.micropython
+
+AIR = {"pm1_0": 20, "pm2_5": 31.2, "pm10": 45.4, "co2": 612, "temperature": 29.37,
+       "humidity": 71.5, "pressure": 1008.25}  # fmt: skip
+SLEEP, WAKE = pms_command(0xE4, 0), pms_command(0xE4, 1)
+
+
+def _healthy_script(pms: AppRun, env: Environment) -> dict[str, Any]:
+    """After the first report: commands and settings, then warmer air."""
+    first = pms.wait_data(1, timeout=15)[0]
+    out = {"first": first, "t_ms": next(x["t_ms"] for x in pms.lines if "data" in x)}
+    out["calibrate"] = pms.send({"command": "calibrate", "args": {"co2": 600}})["result"]
+    out["bad"] = pms.send({"command": "calibrate", "args": {"radon": 1}})["result"]
+    out["reboot"] = pms.send({"command": "reboot"})["result"]
+    out["config"] = pms.send({"config": {"pm_sensor": "sps30", "calibration": {"co2": "x"}}})
+    out["seen"] = len(pms.data)
+    env.set_air(temperature=30.0)
+    return out
+
+
+def _faulty_script(sds: AppRun, env: Environment) -> dict[str, Any]:
+    """After the first report: the faults as reported, then the sensors healthy again."""
+    out = {"first": sds.wait_data(1, timeout=10)[0], "faults": sds.faults()}
+    env.fault("pm", None)
+    env.fault("scd41", None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """pms: healthy, duty-cycled PM (8 s reports, 1 s samples, 1 s warm-up); sds: an SDS011
+    sending corrupt frames and an unplugged SCD41 from power-up, 3 s reports. Each run's
+    script drives it in its own thread, so their real-time waits overlap."""
+    with Environment() as pms_env, Environment(pm_sensor="sds011") as sds_env:
+        for env in (pms_env, sds_env):
+            env.set_air(**AIR)
+        sds_env.fault("pm", "corrupt")
+        sds_env.fault("scd41", "unplugged")
+        with (
+            AppRun(tmp_path_factory.mktemp("pms"), pms_env, "aq_node",
+                   report_interval_s=8, sample_interval_s=1, pm_warmup_s=1) as pms,
+            AppRun(tmp_path_factory.mktemp("sds"), sds_env, "aq_node", pm_sensor="sds011",
+                   report_interval_s=3, sample_interval_s=1, pm_warmup_s=1) as sds,
+            ThreadPoolExecutor(2) as pool,
+        ):  # fmt: skip
+            yield {
+                "pms": pms, "pms_env": pms_env, "sds": sds,
+                "healthy": pool.submit(_healthy_script, pms, pms_env),
+                "faulty": pool.submit(_faulty_script, sds, sds_env),
+            }  # fmt: skip
+
+
+def _near(got: list[float], want: float, tol: float) -> bool:
+    return all(abs(v - want) <= tol for v in got[:3])
+
+
+def test_first_report_as_soon_as_every_sensor_has_a_sample(runs: dict[str, Any]) -> None:
+    """The first DATA comes once PM (after warm-up), CO2 and T/RH/P have samples, values right."""
+    script = runs["healthy"].result(timeout=30)
+    first, t_ms = script["first"], script["t_ms"]
+    assert runs["pms"].lines[0] == {"sensors": ["pms5003", "scd41", "bme280"]}
+    assert 5000 <= t_ms <= 8000  # the SCD41's first measurement: 0.5 s stop + 5 s period
+    r = readings(first)
+    assert first[3] == round(t_ms / 1000)  # interval_s: since boot
+    assert _near(r["pm1_0"], 20, 0) and _near(r["pm2_5"], 31, 0) and _near(r["pm10"], 45, 0)
+    assert _near(r["co2"], 612, 0)
+    assert _near(r["temperature"], 29.37, 0.011) and _near(r["humidity"], 71.5, 0.011)
+    assert _near(r["pressure"], 1008.25, 0.011)
+    assert r["co2"][3] == 1 and r["temperature"][3] >= 5 and r["pm2_5"][3] >= 3
+
+
+def test_duty_cycle_and_calibration(runs: dict[str, Any]) -> None:
+    """PM sleeps after a report and wakes a warm-up before its window; `calibrate` sets an
+    offset from a reference value that later samples carry; bad arguments are refused."""
+    pms: AppRun = runs["pms"]
+    env: Environment = runs["pms_env"]
+    script = runs["healthy"].result(timeout=30)
+    assert script["calibrate"] == [0, None, {"calibration": {"co2": -12}}]
+    assert script["bad"][0] == 2 and "co2" in script["bad"][1]
+    assert script["reboot"] is None  # the core's command, not the app's
+    assert set(script["config"]["config_errors"]) == {"pm_sensor", "calibration"}
+
+    def calibrated() -> list[dict[str, list[float]]]:
+        later = [readings(d) for d in pms.data[script["seen"] :]]
+        return [r for r in later if r.get("co2", [0, 0])[1] == 600]
+
+    pms.wait(lambda: bool(calibrated()), timeout=20)
+    r = calibrated()[0]
+    assert _near(r["co2"], 600, 0) and r["temperature"][2] == 30.0
+    assert 3 <= r["pm2_5"][3] <= 7 < r["pressure"][3]  # PM: its window; BME280: every second
+    commands = env.pm.commands
+    after_first = commands[commands.index(SLEEP) :]
+    assert WAKE in after_first  # asleep after the first report, awake for the next window
+
+
+def test_faulty_sensors_are_reported_and_the_others_go_on(runs: dict[str, Any]) -> None:
+    """A corrupt SDS011 and an unplugged SCD41 become faults; T/RH/P report alone; once
+    healthy again both come back and their faults go."""
+    sds: AppRun = runs["sds"]
+    script = runs["faulty"].result(timeout=30)
+    assert set(readings(script["first"])) == {"temperature", "humidity", "pressure"}
+    faults = script["faults"]
+    assert "checksum" in faults["sds011"] and "no answer" in faults["scd41"]
+    assert any(x.get("log", [0])[0] == 4 for x in sds.lines)  # warnings go to the gateway
+    sds.wait(lambda: not sds.faults() and "co2" in readings(sds.data[-1]), timeout=15)
+    r = readings(sds.data[-1])
+    assert _near(r["pm2_5"], 31.2, 0.01) and _near(r["pm10"], 45.4, 0.01)
+    assert "pm1_0" not in r  # the SDS011 has no PM1 channel
+
+
+def test_stats_rounding_under_micropython_and_cpython(tmp_path: Path) -> None:
+    """Stats: mean rounds half up (negative values too), min/max/count, reset per interval."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware"))
+    from ssnode.stats import Stats
+
+    s = Stats(2)
+    for v in (-5, -6, 4):
+        s.add(0, v)
+    assert s.reading(0, 5, -2) == [5, -2, -2, -6, 4, 3]
+    assert s.reading(1, 4, 0) is None
+    s.reset()
+    assert s.reading(0, 5, -2) is None
