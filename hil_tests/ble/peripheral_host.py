@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from bumble import hci
@@ -24,14 +25,17 @@ from .radio import VirtualRadio, static_address
 __all__ = ["PeripheralHost"]
 
 _EINVAL = 22
+Tap = Callable[[str, bytes], None]  # (direction "up" node->central or "down", bytes)
 
 
 class _Board:
     """One connected board: its peripheral and the requests it sends."""
 
-    def __init__(self, radio: VirtualRadio, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, radio: VirtualRadio, writer: asyncio.StreamWriter,
+                 taps: dict[hci.Address, Tap]) -> None:  # fmt: skip
         self.radio = radio
         self.writer = writer
+        self.taps = taps
         self.address: hci.Address | None = None
         self.peripheral: Peripheral | None = None
 
@@ -40,7 +44,13 @@ class _Board:
         message: dict[str, Any] = {"ev": event, "args": wire_args}
         if value is not None:
             message["value"] = value.hex()
+            self._tap("down", value)
         self.writer.write(json.dumps(message).encode() + b"\n")
+
+    def _tap(self, direction: str, data: bytes) -> None:
+        tap = self.taps.get(self.address) if self.address is not None else None
+        if tap is not None:
+            tap(direction, data)
 
     def _need(self) -> Peripheral:
         if self.peripheral is None:
@@ -54,6 +64,7 @@ class _Board:
         peripheral = self._need()
         if op == "notify":
             data = bytes.fromhex(request["data"])
+            self._tap("up", data)  # what the node put on its link, delivered or not
             await peripheral.notify(request["conn"], request["handle"], data)
         elif op == "write":
             peripheral.write(request["handle"], bytes.fromhex(request["data"]))
@@ -101,11 +112,16 @@ class _Board:
 
 
 class PeripheralHost:
-    """A TCP server for emulated boards; ``endpoint`` is the board JSON's ``"ble"`` value."""
+    """A TCP server for emulated boards; ``endpoint`` is the board JSON's ``"ble"`` value.
+
+    ``taps[address]`` (optional) gets every chunk a board notifies ("up") and every write it
+    receives ("down"), on the radio's loop: the BLE counterpart of a tapped serial link.
+    """
 
     def __init__(self, radio: VirtualRadio) -> None:
         self.radio = radio
         self.endpoint = ""
+        self.taps: dict[hci.Address, Tap] = {}
         self._server: asyncio.Server | None = None
         self._boards: set[_Board] = set()
 
@@ -116,7 +132,7 @@ class PeripheralHost:
         return self.endpoint
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        board = _Board(self.radio, writer)
+        board = _Board(self.radio, writer, self.taps)
         self._boards.add(board)
         try:
             while line := await reader.readline():

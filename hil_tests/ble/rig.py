@@ -43,12 +43,24 @@ class BleRig:
     async def _make() -> VirtualRadio:
         return VirtualRadio()
 
-    def board_endpoint(self) -> str:
-        """``host:port`` for an emulated board's ``"ble"`` entry (the peripheral host)."""
+    def _host(self) -> PeripheralHost:
         if self._boards is None:
             self._boards = PeripheralHost(self.radio)
             self.call(self._boards.start())
-        return self._boards.endpoint
+        return self._boards
+
+    def board_endpoint(self) -> str:
+        """``host:port`` for an emulated board's ``"ble"`` entry (the peripheral host)."""
+        return self._host().endpoint
+
+    def board_entries(self, unique_id: str) -> dict[str, str]:
+        """Board JSON entries of an emulated board on this radio (``unique_id`` in hex)."""
+        return {"ble": self.board_endpoint(), "unique_id": unique_id}
+
+    def tap(self, address: hci.Address, feed: Callable[[str, bytes], None]) -> None:
+        """``feed(direction, data)`` for every chunk the board at ``address`` notifies ("up")
+        or receives ("down"); called on the radio's thread (``FrameLog.feed`` is fine)."""
+        self._host().taps[address] = feed
 
     def call(self, coro: Coroutine[Any, Any, _T], timeout: float = 10.0) -> _T:
         """Run ``coro`` on the radio's loop and wait for its result."""

@@ -1,0 +1,113 @@
+"""An emulated node on BLE -> bleak (bumble backend) -> gateway -> mosquitto, with real parts."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ble_harness import StartNode
+
+from streetsense.gateway.config import (
+    BleSection,
+    GatewayConfig,
+    GatewaySection,
+    HttpSection,
+    JournalSection,
+    MqttSection,
+)
+from streetsense.gateway.service import Gateway
+from streetsense.gateway.transports.ble import BleTransport
+from streetsense.hil.artefacts import FrameLog
+from streetsense.hil.ble.rig import BleRig, board_address
+from streetsense.hil.broker import Mosquitto
+from streetsense.hil.environment import Environment
+from streetsense.hil.node import EmulatedNode
+from streetsense.hil.observer import MqttObserver
+
+pytestmark = pytest.mark.micropython
+
+KEY = bytes(range(32))
+UNIQUE_ID = "240ac4b1e042"
+DATA = 0x02
+TOPIC = "streetsense/test/HN-0042/data"
+OUTAGE_S = 4.0  # out of range for two report intervals
+
+
+class BleBoard:
+    """The environment's board entries plus the radio's: what EmulatedNode writes to board.json."""
+
+    def __init__(self, environment: Environment, rig: BleRig) -> None:
+        self.environment = environment
+        self.rig = rig
+
+    def board_entries(self) -> dict[str, Any]:
+        return {**self.environment.board_entries(), **self.rig.board_entries(UNIQUE_ID)}
+
+
+def gateway_config(tmp_path: Path, broker_url: str, hci: str) -> GatewayConfig:
+    registry = tmp_path / "registry.toml"
+    registry.write_text(f'[[node]]\nid = 42\nname = "HN-0042"\nkind = "air-quality"\n'
+                        f'key = "{KEY.hex()}"\nlink = "ble"\nlocation = "pole 42"\n')  # fmt: skip
+    return GatewayConfig(
+        gateway=GatewaySection(id="gw-test", site="test", data_dir=tmp_path / "data"),
+        mqtt=MqttSection(url=broker_url, client_id="streetsense-gw-test", keepalive_s=2),
+        registry_path=registry,
+        journal=JournalSection(path=tmp_path / "data" / "journal.sqlite"),
+        ble=BleSection(enabled=True, backend="bumble", bumble_transport=hci, max_connections=2),
+        http=HttpSection(listen=None),
+    )
+
+
+def sent_data(frames: FrameLog) -> list[tuple[int, int]]:
+    """(boot, seq) of each distinct DATA frame node 42 notified, in order."""
+    seen: dict[tuple[int, int], None] = {}
+    for frame in frames.frames:
+        raw = frame.raw
+        if frame.direction == "up" and raw is not None and len(raw) > 15 and raw[1] == DATA:
+            seen[(int.from_bytes(raw[7:11], "big"), int.from_bytes(raw[11:15], "big"))] = None
+    return list(seen)
+
+
+async def test_ble_node_readings_reach_mqtt_and_an_outage_loses_nothing(
+    tmp_path: Path, rig: BleRig, mp_node: StartNode
+) -> None:
+    """Readings over BLE reach MQTT; out of range and back, every DATA arrives once, in order;
+    an unregistered node advertising NUS on the same radio is never connected."""
+    frames = FrameLog()
+    rig.tap(board_address(UNIQUE_ID), frames.feed)
+    stranger = await mp_node(77)  # advertises NUS, not in the registry
+    with Mosquitto() as broker, Environment("air-quality") as environment:
+        environment.set_air(pm1_0=20.0, pm2_5=31.2, pm10=48.0, co2=650, temperature=29.5,
+                            humidity=70.0, pressure=1008.0)  # fmt: skip
+        node = EmulatedNode("air-quality", environment=BleBoard(environment, rig), node_id=42,
+                            key=KEY, seed=3, extra_config={
+                                "link": "ble", "report_interval_s": 2, "sample_interval_s": 1,
+                                "pm_warmup_s": 1})  # fmt: skip
+        config = gateway_config(tmp_path, broker.url, rig.central_transport())
+        try:
+            async with MqttObserver(broker.url, topics=["streetsense/#"]) as observer, \
+                    Gateway(config, derivers=[]).running() as gateway:  # fmt: skip
+                node.start()
+                first = (await observer.expect(TOPIC, timeout=30)).json()
+                assert first["readings"]["pm2_5"]["value"] == pytest.approx(31.2, abs=0.5)
+                assert first["readings"]["co2"]["value"] == pytest.approx(650, abs=5)
+                ble = next(t for t in gateway.transports if isinstance(t, BleTransport))
+                assert ble.stats()["ble:HN-0042"]["rssi"] == -50
+                rig.set_in_range(board_address(UNIQUE_ID), False)
+                await asyncio.sleep(OUTAGE_S)  # the fault's duration itself, not a sync wait
+                rig.set_in_range(board_address(UNIQUE_ID), True)
+                before = len(sent_data(frames))
+                await frames.wait(lambda _: len(sent_data(frames)) >= before + 2, timeout=20)
+                sent = sent_data(frames)
+                await observer.expect(TOPIC, lambda m: (m.json()["boot"], m.json()["seq"])
+                                      == sent[-1], timeout=20)  # fmt: skip
+                published = [(m.json()["boot"], m.json()["seq"]) for m in observer.messages(TOPIC)]
+                assert [p for p in published if p <= sent[-1]] == sent  # once each, in order
+                stats = ble.stats()["ble:HN-0042"]
+                assert (stats["connects"], stats["losses"]) == (2, 1)
+                assert board_address(stranger.unique_id).to_string(False) in ble.ignored
+                assert set(ble.stats()) == {"ble:HN-0042"}
+        finally:
+            node.close()
