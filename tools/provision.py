@@ -9,7 +9,8 @@ The exchange, as the tool sees it on the node's link port:
 3. the node answers RESULT OK signed with the new key and with its new id in the header:
    verify it, ACK it (the node waits for that ACK before it resets), register the node;
 4. after its reset the node says HELLO signed with the new key: ACK it and send TIME;
-5. wait for the first DATA and print it in plain words.
+5. wait for the first DATA and print it in plain words; it is not acked, so the node keeps
+   it until its gateway has it.
 
 A node that is already provisioned is refused, unless ``--factory-reset`` is given and
 the registry holds its key: then a signed COMMAND ``factory_reset`` wipes it first.
@@ -60,27 +61,32 @@ class NodeSession:
         self._downlink_seq = 0  # last downlink seq sent in that boot
 
     def next_frame(self, deadline: float) -> Frame | None:
-        """The next frame that parses (bad frames are skipped), acked if it asks."""
+        """The next frame that parses (bad frames are skipped), or None at ``deadline``."""
         while (left := deadline - time.monotonic()) > 0:
             item = self.link.read(left)
             if not isinstance(item, bytes):
                 continue
-            node_id = int.from_bytes(item[3:7], "big")
             try:
-                frame = parse_frame(item, self.keys.get(node_id))
+                return parse_frame(item, self.keys.get(int.from_bytes(item[3:7], "big")))
             except ProtocolError:
                 continue
-            # ACK what the node would otherwise resend: frames verified with a key we hold
-            # (the node being provisioned), and a factory node's unsigned frames.
-            if frame.ack_requested and (frame.verified or (node_id == 0 and not frame.signed)):
-                self.link.send(Frame(m.ACK, node_id, frame.boot, 0,
-                                     {1: frame.boot, 2: frame.seq}).encode(self.keys.get(node_id)))
-            return frame
         return None
 
+    def ack(self, frame: Frame) -> None:
+        """ACK what the node would otherwise resend: frames verified with a key we hold
+        (the node being provisioned), and a factory node's unsigned frames."""
+        if frame.ack_requested and (frame.verified
+                                    or (frame.node_id == 0 and not frame.signed)):
+            ack = Frame(m.ACK, frame.node_id, frame.boot, 0, {1: frame.boot, 2: frame.seq})
+            self.link.send(ack.encode(self.keys.get(frame.node_id)))
+
     def expect(self, match: Callable[[Frame], bool], timeout_s: float,
-               resend: Callable[[], None] | None = None) -> Frame | None:
-        """The first frame for which ``match`` is true; ``resend`` runs every ``RESEND_S``."""
+               resend: Callable[[], None] | None = None, *,
+               ack_match: bool = True) -> Frame | None:
+        """The first frame for which ``match`` is true; ``resend`` runs every ``RESEND_S``.
+
+        Frames are acked as they come, the matching one only with ``ack_match``.
+        """
         deadline = time.monotonic() + timeout_s
         next_resend = time.monotonic()
         while (now := time.monotonic()) < deadline:
@@ -88,7 +94,12 @@ class NodeSession:
                 resend()
                 next_resend = now + RESEND_S
             frame = self.next_frame(min(deadline, next_resend) if resend else deadline)
-            if frame is not None and match(frame):
+            if frame is None:
+                continue
+            found = match(frame)
+            if ack_match or not found:
+                self.ack(frame)
+            if found:
                 return frame
         return None
 
@@ -257,8 +268,9 @@ def provision(port: str, node_id: int, kind: str, link: str, registry: Path | No
         session.send(m.TIME, {1: time.time_ns() // 1_000_000})
         click.echo(f"node {node_id} restarted (boot {rebooted.boot}) and proved its key; "
                    f"clock set. Waiting up to {data_timeout:g} s for its first reading")
+        # The reading stays unacked: the node keeps it until its gateway has it.
         data = session.expect(lambda f: (f.type == m.DATA and f.node_id == node_id
-                                         and f.verified), data_timeout)
+                                         and f.verified), data_timeout, ack_match=False)
         if data is None:
             raise ProvisionError(f"node {name} is provisioned ({registered}) but sent no "
                                  f"reading within {data_timeout:g} s: check its sensors with "
