@@ -130,13 +130,7 @@ class Control:
 
     def _app_command(self, request, name, args):
         node = self.node
-        answer = None
-        if node.app is not None:
-            try:
-                answer = node.app.command(name, args)
-            except Exception as exc:  # the app's failure is the command's result
-                node.result(request, m.RESULT_FAILED, repr(exc))
-                return
+        answer = None if node.app is None else node.app.command(name, args)
         if answer is None:
             node.result(request, m.RESULT_UNKNOWN_COMMAND, "unknown command " + name)
         else:

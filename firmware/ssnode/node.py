@@ -178,10 +178,15 @@ class Node:
         self.link.heard_gateway()
         if frame.type == m.TIME:
             self.clock.set_utc(body[1])
-        elif frame.type == m.CONFIG:
-            self.control.config(body[1], body[2])
-        else:
-            self.control.command(body[1], body[2], body.get(3) or {})
+            return
+        try:
+            if frame.type == m.CONFIG:
+                self.control.config(body[1], body[2])
+            else:
+                self.control.command(body[1], body[2], body.get(3) or {})
+        except Exception as exc:  # a failing app hook answers FAILED, the link stays up
+            sys.print_exception(exc)
+            self.result(body[1], m.RESULT_FAILED, repr(exc))
 
     # -- identity changes and resets -------------------------------------------------------
     def provision(self, node_id, key_hex):

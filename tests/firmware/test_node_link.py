@@ -87,3 +87,25 @@ def test_status_reports_uptime_heap_and_link_counters(tmp_path: Path) -> None:
     link = second.body[3]
     assert link["acked"] >= 2 and link["lost"] == 0 and link["rx_dropped"] == 0
     assert 4 not in second.body  # the test app reports no faults
+
+
+def test_lossy_link_delivers_every_frame_once_in_order(tmp_path: Path) -> None:
+    """Over a link that drops frames and flips bits (both ways), every frame still arrives,
+    once and in order; an unplugged link delays them, a replug lets them through."""
+    burst = 20
+    with make_node(tmp_path, node_id=NODE_ID, key=KEY, seed=7,
+                   extra_config={"test_burst": burst}) as node, \
+            MiniGateway(node.port, {NODE_ID: KEY}) as gw:  # fmt: skip
+        node.link.unplug()
+        gw.send(m.COMMAND, {1: 1, 2: "echo"}, boot=1)  # lost: no RESULT while unplugged
+        wait_until(lambda: node.link.counters["unplugged_bytes"] > 0)
+        node.link.replug()
+        node.link.set_faults(drop=0.1, ber=2e-4)
+        gw.wait(lambda f: f.type == m.DATA and f.body[4][0][2] == burst - 1, timeout=30)
+    data = [f.body[4][0][2] for f in gw.accepted if f.type == m.DATA]
+    assert data == list(range(burst))
+    assert [f.seq for f in gw.accepted] == list(range(len(gw.accepted)))
+    assert not any(f.type == m.RESULT for f in gw.accepted)
+    counters = node.link.counters
+    assert counters["dropped_frames"] > 0 and counters["flipped_bits"] > 0
+    assert any(isinstance(e, Exception) for e in gw.errors)  # flipped bits: bad CRC
