@@ -57,7 +57,7 @@ def test_config_ok_applies_and_persists_bad_args_applies_none(tmp_path: Path) ->
 
 def test_command_reboot_answers_then_restarts(tmp_path: Path) -> None:
     """COMMAND reboot: RESULT OK, then a reset (reset cause SOFT_RESET in the next HELLO);
-    an unknown command gets UNKNOWN_COMMAND; the app's own command reaches the app."""
+    an unknown command gets UNKNOWN_COMMAND; identify blinks; the app's command reaches it."""
     with make_node(tmp_path, node_id=NODE_ID, key=KEY) as node, \
             MiniGateway(node.port, {NODE_ID: KEY}) as gw:  # fmt: skip
         gw.wait(hello(1))
@@ -65,12 +65,16 @@ def test_command_reboot_answers_then_restarts(tmp_path: Path) -> None:
         unknown = gw.result(1)
         gw.send(m.COMMAND, {1: 2, 2: "echo", 3: {"x": 1}})
         echo = gw.result(2)
+        gw.send(m.COMMAND, {1: 4, 2: "identify", 3: {"seconds": 1}})
+        identify = gw.result(4)
+        node.wait_for(r"^I identify 1 s$")
         gw.send(m.COMMAND, {1: 3, 2: "reboot"})
         reboot = gw.result(3)
         second = gw.wait(hello(2))
         assert node.boot_count == 2
     assert unknown.body[2] == m.RESULT_UNKNOWN_COMMAND
     assert echo.body[2] == m.RESULT_OK and echo.body[4] == {"x": 1}
+    assert identify.body[2] == m.RESULT_OK
     assert reboot.body[2] == m.RESULT_OK and reboot.boot == 1
     assert second.body[5] == 5  # machine.SOFT_RESET
 
