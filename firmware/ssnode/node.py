@@ -71,8 +71,9 @@ class Node:
         self._frame = Frame(m.HELLO, 0, 0, 0, None, FLAG_ACK_REQ)  # reused for every uplink
 
     def _set_identity(self, node_id, key_hex):
-        self.node_id = node_id
+        """Provisioned with both, else the factory node 0 (SPEC.md §6.6)."""
         self.key = unhexlify(key_hex) if node_id and key_hex else None
+        self.node_id = node_id if self.key is not None else 0
 
     @property
     def provisioned(self):
@@ -170,7 +171,8 @@ class Node:
                 self._acked_seq = body[2]
             self.link.ack(body[1], body[2])
             return
-        if (frame.type not in (m.TIME, m.CONFIG, m.COMMAND) or frame.boot != self.boot
+        accepted = (m.TIME, m.CONFIG, m.COMMAND) if self.key is not None else (m.CONFIG,)
+        if (frame.type not in accepted or frame.boot != self.boot
                 or frame.seq <= self._downlink_seq):  # fmt: skip
             self.rx_dropped += 1
             return

@@ -109,6 +109,7 @@ def test_factory_provisioning_round_trip(tmp_path: Path) -> None:
     node_id = 77
     with make_node(tmp_path) as node, MiniGateway(node.port, {0: None, node_id: new_key}) as gw:
         factory = gw.wait(hello(1, node_id=0))
+        gw.send(m.COMMAND, {1: 9, 2: "reboot"}, node_id=0, key=None)  # not in factory state
         gw.send(m.CONFIG, {1: 1, 2: {"node_id": node_id, "kind": "test"}}, node_id=0, key=None)
         missing_key = gw.result(1, node_id=0)
         gw.send(m.CONFIG, {1: 2, 2: {"node_id": node_id, "key": new_key.hex(), "kind": "test",
@@ -126,3 +127,4 @@ def test_factory_provisioning_round_trip(tmp_path: Path) -> None:
     assert done.verified and done.body[2] == m.RESULT_OK and done.boot == 1
     assert provisioned.verified and "factory" not in provisioned.body[7]
     assert again.tag is None and again.body[7] == ["factory"]
+    assert not any(f.type == m.RESULT and f.body[1] == 9 for f in gw.accepted)
