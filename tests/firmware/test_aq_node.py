@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 from app_harness import AppRun, readings
+from node_harness import KEY, NODE_ID, MiniGateway
 
 from streetsense.hil.emulators.pms5003 import command as pms_command
 from streetsense.hil.environment import Environment
+from streetsense.hil.node import EmulatedNode
+from streetsense.protocol import messages as m
 
 pytestmark = pytest.mark.micropython
 
@@ -38,6 +41,18 @@ def _healthy_script(pms: AppRun, env: Environment) -> dict[str, Any]:
     return out
 
 
+def _node_script(tmp_path: Path, env: Environment) -> dict[int, Any]:
+    """The whole firmware on the emulated board: the first DATA as the gateway decodes it."""
+    with EmulatedNode("air-quality", flash_dir=tmp_path / "flash", environment=env,
+                      node_id=NODE_ID, key=KEY,
+                      extra_config={"sample_interval_s": 1, "pm_warmup_s": 1}) as node, \
+            MiniGateway(node.port, {NODE_ID: KEY}) as gateway:  # fmt: skip
+        hello = gateway.wait(lambda f: f.type == m.HELLO, timeout=15)
+        assert hello.body[4] == ["pms5003", "scd41", "bme280"]
+        body: dict[int, Any] = gateway.wait(lambda f: f.type == m.DATA, timeout=20).body
+        return body
+
+
 def _faulty_script(sds: AppRun, env: Environment) -> dict[str, Any]:
     """After the first report: the faults as reported, then the sensors healthy again."""
     out = {"first": sds.wait_data(1, timeout=10)[0], "faults": sds.faults()}
@@ -51,8 +66,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """pms: healthy, duty-cycled PM (8 s reports, 1 s samples, 1 s warm-up); sds: an SDS011
     sending corrupt frames and an unplugged SCD41 from power-up, 3 s reports. Each run's
     script drives it in its own thread, so their real-time waits overlap."""
-    with Environment() as pms_env, Environment(pm_sensor="sds011") as sds_env:
-        for env in (pms_env, sds_env):
+    with (
+        Environment() as pms_env, Environment(pm_sensor="sds011") as sds_env,
+        Environment() as node_env,
+    ):  # fmt: skip
+        for env in (pms_env, sds_env, node_env):
             env.set_air(**AIR)
         sds_env.fault("pm", "corrupt")
         sds_env.fault("scd41", "unplugged")
@@ -61,12 +79,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                    report_interval_s=8, sample_interval_s=1, pm_warmup_s=1) as pms,
             AppRun(tmp_path_factory.mktemp("sds"), sds_env, "aq_node", pm_sensor="sds011",
                    report_interval_s=3, sample_interval_s=1, pm_warmup_s=1) as sds,
-            ThreadPoolExecutor(2) as pool,
+            ThreadPoolExecutor(3) as pool,
         ):  # fmt: skip
             yield {
                 "pms": pms, "pms_env": pms_env, "sds": sds,
                 "healthy": pool.submit(_healthy_script, pms, pms_env),
                 "faulty": pool.submit(_faulty_script, sds, sds_env),
+                "node": pool.submit(_node_script, tmp_path_factory.mktemp("node"), node_env),
             }  # fmt: skip
 
 
@@ -126,6 +145,16 @@ def test_faulty_sensors_are_reported_and_the_others_go_on(runs: dict[str, Any]) 
     r = readings(sds.data[-1])
     assert _near(r["pm2_5"], 31.2, 0.01) and _near(r["pm10"], 45.4, 0.01)
     assert "pm1_0" not in r  # the SDS011 has no PM1 channel
+
+
+def test_emulated_node_data_decodes_to_the_air_set(runs: dict[str, Any]) -> None:
+    """The real firmware on the emulated board: its first signed DATA, decoded by the
+    protocol package, carries the air the environment set, within sensor resolution."""
+    body = runs["node"].result(timeout=40)
+    r = readings(body)
+    assert _near(r["pm1_0"], 20, 0) and _near(r["pm2_5"], 31, 0) and _near(r["pm10"], 45, 0)
+    assert _near(r["co2"], 612, 0) and _near(r["temperature"], 29.37, 0.011)
+    assert _near(r["humidity"], 71.5, 0.011) and _near(r["pressure"], 1008.25, 0.011)
 
 
 def test_stats_rounding_under_micropython_and_cpython(tmp_path: Path) -> None:
