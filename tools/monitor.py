@@ -19,7 +19,6 @@ import click
 from streetsense.protocol import ProtocolError, parse_frame
 from streetsense.protocol import messages as m
 
-from .decode import _jsonable
 from .describe import fingerprint, frame_summary
 from .serialport import DEFAULT_BAUD, FrameLink, open_port
 
@@ -48,6 +47,13 @@ class KnownNodes:
     def name(self, node_id: int) -> str:
         node = self._registry.lookup(node_id) if self._registry else None
         return node.name if node else str(node_id)
+
+
+def _hex(value: object) -> str:
+    """JSON for the one non-JSON type a body holds: bytes, as hex."""
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _node_id(raw: bytes) -> int | None:
@@ -97,8 +103,8 @@ class Monitor:
                 "time": now.isoformat(timespec="milliseconds"), "node_id": frame.node_id,
                 "node": self.nodes.name(frame.node_id), "type": kind, "boot": frame.boot,
                 "seq": frame.seq, "flags": frame.flags, "signed": frame.signed,
-                "verified": frame.verified, "body": _jsonable(m.named(frame.type, body)),
-                "summary": summary}, ensure_ascii=False)
+                "verified": frame.verified, "body": m.named(frame.type, body),
+                "summary": summary}, ensure_ascii=False, default=_hex)
         return (f"{now:%H:%M:%S.%f}"[:12] + f" {self.nodes.name(frame.node_id):10} {kind:7}"
                 f" {frame.boot:>5} {frame.seq:>6} {auth:9} {summary}")
 
@@ -159,6 +165,7 @@ def monitor(port: str, baud: int, as_json: bool, registry: Path | None, count: i
                     click.echo(watcher.line(item))
         except KeyboardInterrupt:
             pass
-    click.echo(watcher.totals())
+        finally:  # the counts so far, also when the port goes away
+            click.echo(watcher.totals())
     if watcher.failures:
         raise SystemExit(1)

@@ -100,9 +100,9 @@ class FrameLink:
             try:
                 data = self.port.read(self.port.in_waiting or 1)
             except (serial.SerialException, OSError) as exc:
-                raise PortError(f"serial port {self.port.port} stopped working ({exc}): "
-                                f"was the cable unplugged? Plug it back in and start "
-                                f"the command again.") from None
+                raise PortError(f"serial port {self.port.port} stopped working: was the cable "
+                                f"unplugged? Plug it back in and start the command again. "
+                                f"({exc})") from None
             if data:
                 self._items.extend(self._deframer.feed(data))
         return self._items.popleft()

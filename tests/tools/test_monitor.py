@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tty
 from pathlib import Path
 
 from tools_helpers import Pty, tool, wait_line
@@ -90,3 +92,23 @@ def test_registry_keys_verify_tags_and_catch_a_wrong_one(pty: Pty, tmp_path: Pat
     assert rows[1].split()[1:3] == ["HN-0042", "hello"] and "verified" in rows[1]
     assert "FAILED" in rows[2] and "bad_tag: HMAC tag does not match (field tag)" in rows[2]
     assert rows[-1] == "2 frames (2 verified), 1 failed: bad_tag 1"
+
+
+def test_unplugged_port_ends_with_counts_and_advice() -> None:
+    """The port vanishing mid-run (cable pulled) prints the counts and says to plug it back."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    os.close(slave)
+    proc = tool("monitor", path)
+    try:
+        wait_line(proc)
+        os.write(master, _frames()[0])
+        assert wait_line(proc, stdout=True).startswith("time")  # the header, then
+        assert "hello" in wait_line(proc, stdout=True)  # the frame was read: now pull the plug
+    finally:
+        os.close(master)  # the other end is gone, as when a USB adapter is pulled out
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 1
+    assert out.splitlines()[-1] == "1 frame (0 verified), 0 failed"
+    assert f"serial port {path} stopped working: was the cable unplugged?" in err

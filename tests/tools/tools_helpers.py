@@ -6,6 +6,7 @@ import os
 import select
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -30,11 +31,23 @@ def tool(command: str, *args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)
 
 
-def wait_line(proc: subprocess.Popen[str], timeout_s: float = 10.0) -> str:
-    """The next line of ``proc``'s stderr; fails if none comes within ``timeout_s``."""
-    assert proc.stderr is not None
-    ready, _, _ = select.select([proc.stderr], [], [], timeout_s)
-    if not ready:
-        proc.kill()
-        pytest.fail(f"no line on stderr within {timeout_s} s")
-    return proc.stderr.readline()
+def wait_line(proc: subprocess.Popen[str], timeout_s: float = 10.0, *,
+              stdout: bool = False) -> str:
+    """The next line of ``proc``'s stderr (or stdout); fails if none comes in ``timeout_s``.
+
+    Read byte by byte from the pipe, so nothing waits in a Python buffer where a later
+    ``select`` would not see it.
+    """
+    stream = proc.stdout if stdout else proc.stderr
+    assert stream is not None
+    fd = stream.fileno()
+    deadline = time.monotonic() + timeout_s
+    line = b""
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        byte = os.read(fd, 1) if ready else b""
+        if not byte:
+            proc.kill()
+            pytest.fail(f"no complete line within {timeout_s} s (got {line!r})")
+        line += byte
+    return line.decode()
