@@ -20,6 +20,7 @@ import pytest
 
 from streetsense.hil.environment import DETECTOR_PINS, Environment, expected_counts
 from streetsense.hil.micropython import find_micropython
+from streetsense.hil.scene import StreetScene
 
 HERE = Path(__file__).resolve().parent
 BOARD_DIR = HERE.parents[1] / "hil_tests" / "board"
@@ -153,3 +154,35 @@ def test_sensor_faults_reach_the_models(env: Environment) -> None:
     assert not env.pm.corrupt_next and not env.scd41.unplugged
     with pytest.raises(ValueError, match="no checksum"):
         env.fault("bme280", "corrupt")
+
+
+def test_street_scene_is_a_plausible_hanoi_day() -> None:
+    """The scene's day: PM2.5 peaks at the rush hours over a clean afternoon, warm afternoons,
+    ~80 % motorbikes by day and more trucks by night, heavy traffic at rush hour; seeded."""
+    scene = StreetScene(seed=4)
+    at = {h: scene.conditions(h) for h in (3.0, 7.5, 14.5, 18.5)}
+    assert at[7.5].pm2_5 > at[14.5].pm2_5 * 1.4 and at[18.5].pm2_5 > at[7.5].pm2_5
+    assert at[3.0].pm2_5 > at[14.5].pm2_5  # nights stay polluted: a shallow boundary layer
+    assert 1.5 <= at[18.5].pm10 / at[18.5].pm2_5 <= 1.8
+    assert at[14.5].temperature > at[3.0].temperature + 6
+    assert at[3.0].humidity > at[14.5].humidity
+    assert at[7.5].vehicles_per_hour > 10 * at[3.0].vehicles_per_hour
+    assert at[14.5].mix["motorbike"] == pytest.approx(0.8)
+    assert at[3.0].mix["heavy"] > at[14.5].mix["heavy"]
+    assert StreetScene(seed=4).conditions(7.5) == at[7.5]
+    assert StreetScene(seed=5).conditions(7.5) != at[7.5]
+
+
+def test_street_scene_drives_the_environment(env: Environment) -> None:
+    """start() applies the hour's air at once and schedules that hour's vehicles; stop() ends
+    the thread; a sped-up scene moves through the day."""
+    scene = StreetScene(seed=1, start_hour=7.5, speedup=3600.0, step_s=5.0).start(env)
+    try:
+        c = scene.conditions(7.5)
+        assert env.air["pm2_5"] == pytest.approx(c.pm2_5, rel=0.1)
+        assert env.air["co2"] == pytest.approx(c.co2, abs=10)
+        assert env.gpio.pending() >= 4 * 4  # rush hour: vehicles over both lanes in 5 s
+        assert 7.5 <= scene.hour < 7.6  # one real second is one scene hour
+    finally:
+        scene.stop()
+    assert scene.steps >= 1
