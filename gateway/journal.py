@@ -126,6 +126,11 @@ class Journal:
         self.dropped_messages = 0  # unpublished messages deleted by drop-oldest
         self.pruned_messages = 0  # published messages deleted to make room
         self._lock = threading.RLock()
+        # PUBACKed ids not yet flagged: written with the next commit or by flush_marks.
+        # Their own small lock: the event loop appends without waiting for a commit.
+        self._marks: list[int] = []
+        self._marks_taken: list[int] = []  # in the transaction being written
+        self._marks_lock = threading.Lock()
         self._pending_state: dict[str, str] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,8 +155,8 @@ class Journal:
     # ---- group commit -------------------------------------------------------------------
 
     def commit(self, batch: Batch,
-               derive: Callable[[], list[tuple[int, Message]]] | None = None) -> list[int]:
-        """Commit ``batch`` in one transaction; returns the message ids, in order.
+               derive: Callable[[], list[tuple[int, Message]]] | None = None) -> list[Row]:
+        """Commit ``batch`` in one transaction; returns the journaled rows, in id order.
 
         ``derive`` runs first, under the journal lock: the derived-value hook, whose
         ``save_state`` calls join this transaction; it returns extra (node_id, message)
@@ -166,7 +171,7 @@ class Journal:
                 self._pending_state = None
 
     def _insert_with_policy(self, batch: Batch, derived: list[tuple[int, Message]],
-                            state: dict[str, str]) -> list[int]:
+                            state: dict[str, str]) -> list[Row]:
         pruned_delivered = False
         while True:
             try:
@@ -204,17 +209,18 @@ class Journal:
         return cursor.rowcount
 
     def _insert(self, batch: Batch, derived: list[tuple[int, Message]],
-                state: dict[str, str]) -> list[int]:
-        ids: list[int] = []
+                state: dict[str, str]) -> list[Row]:
+        rows: list[Row] = []
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            self._write_marks()
             for node_id, boot, seq, received_at, messages in batch.frames:
                 for message in messages:
-                    ids.append(self._insert_message(node_id, boot, seq, received_at, message))
+                    rows.append(self._insert_message(node_id, boot, seq, received_at, message))
             now = time.time()
             for node_id, message in derived:
-                ids.append(self._insert_message(node_id, 0, 0, now, message))
+                rows.append(self._insert_message(node_id, 0, 0, now, message))
             db.executemany(
                 "INSERT INTO replay(node_id, boots) VALUES (?, ?) "
                 "ON CONFLICT(node_id) DO UPDATE SET boots = excluded.boots",
@@ -224,20 +230,21 @@ class Journal:
                 "ON CONFLICT(name) DO UPDATE SET value = excluded.value", state.items())
             db.execute("COMMIT")
         except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            self._rollback()
             raise
-        return ids
+        self._marks_taken = []
+        return rows
 
     def _insert_message(self, node_id: int, boot: int, seq: int, received_at: float,
-                        message: Message) -> int:
+                        message: Message) -> Row:
         cursor = self._db.execute(
             "INSERT INTO messages(node_id, boot, seq, topic, payload, retain, correlation, "
             "delayable, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (node_id, boot, seq, message.topic, message.payload, int(message.retain),
              message.correlation, int(message.delayable), received_at))
         assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        return Row(cursor.lastrowid, node_id, message.topic, message.payload, message.retain,
+                   message.correlation, message.delayable, received_at)
 
     # ---- publisher side -----------------------------------------------------------------
 
@@ -251,13 +258,56 @@ class Journal:
         return [Row(r[0], r[1], r[2], bytes(r[3]), bool(r[4]),
                     None if r[5] is None else bytes(r[5]), bool(r[6]), r[7]) for r in rows]
 
-    def mark_published(self, ids: Iterable[int]) -> None:
-        """Set the published flag of ``ids`` (called after their PUBACKs)."""
+    def catch_up(self, after_id: int, limit: int) -> tuple[list[Row], int]:
+        """``pending(after_id, limit)`` and the highest id in the journal, read together:
+        every row up to that id is in the list or already published."""
         with self._lock:
+            rows = self.pending(after_id, limit)
+            top = self._db.execute("SELECT max(id) FROM messages").fetchone()[0]
+        return rows, top or 0
+
+    def mark_published(self, ids: Iterable[int]) -> None:
+        """Set the published flag of ``ids`` now (one transaction)."""
+        self.mark_soon(ids)
+        self.flush_marks()
+
+    def mark_soon(self, ids: Iterable[int]) -> None:
+        """Flag ``ids`` as published with the next commit or ``flush_marks`` (no waiting:
+        safe to call from the event loop)."""
+        with self._marks_lock:
+            self._marks.extend(ids)
+
+    def flush_marks(self) -> None:
+        """Write the published flags queued by ``mark_soon``."""
+        with self._lock:
+            if not self._marks:
+                return
             self._db.execute("BEGIN")
-            self._db.executemany("UPDATE messages SET published = 1 WHERE id = ?",
-                                 [(i,) for i in ids])
-            self._db.execute("COMMIT")
+            try:
+                self._write_marks()
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            self._marks_taken = []
+
+    def _write_marks(self) -> None:
+        with self._marks_lock:
+            self._marks_taken, self._marks = self._marks, []
+        self._db.executemany("UPDATE messages SET published = 1 WHERE id = ?",
+                             [(i,) for i in self._marks_taken])
+
+    def _rollback(self) -> None:
+        """Undo the open transaction; marks it held go back in the queue."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        with self._marks_lock:
+            self._marks = self._marks_taken + self._marks
+        self._marks_taken = []
+
+    @property
+    def marks_pending(self) -> int:
+        return len(self._marks)
 
     def stats(self) -> dict[str, Any]:
         """Depth (unpublished messages), arrival of the oldest, size on disk, full counters."""

@@ -19,6 +19,7 @@ import logging
 import random
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,8 @@ log = logging.getLogger("streetsense.gateway.publisher")
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
 FETCH_ROWS = 500
+LIVE_MAX = 10_000  # rows held in memory for the drain; beyond, it reads the journal
+MARK_DELAY_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class Publisher:
         self._retained: dict[str, bytes] = {}
         self._retained_dirty: dict[str, None] = {}
         self._retained_wake = asyncio.Event()
-        self._acked: list[int] = []
+        self._live: deque[Row] = deque()
         self._acked_wake = asyncio.Event()
         self._handlers: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
@@ -126,8 +129,13 @@ class Publisher:
 
     # ---- inputs -------------------------------------------------------------------------
 
-    def wake(self) -> None:
-        """New journal rows are committed."""
+    def offer(self, rows: Sequence[Row]) -> None:
+        """Rows just committed: published from memory while the drain is caught up."""
+        if self._client is None:
+            return  # the next connection reads them from the journal
+        self._live.extend(rows)
+        if len(self._live) > LIVE_MAX:
+            self._live.clear()  # the gap sends the drain back to the journal
         self._wake.set()
 
     def set_retained(self, topic: str, payload: bytes) -> None:
@@ -195,6 +203,7 @@ class Publisher:
                 self.failures += 1
             finally:
                 self._client = None
+                self._live.clear()
                 self.connected.clear()
                 self.offline.set()
                 self.metrics.set_broker(False)
@@ -237,19 +246,38 @@ class Publisher:
                 await client.publish(topic, self._retained[topic], qos=1, retain=True)
 
     async def _drain(self, client: aiomqtt.Client) -> None:
+        """Publish unpublished rows in id order: first read from the journal (after a start,
+        a reconnect or a gap), then, once caught up, straight from ``offer`` (no read)."""
         window = asyncio.Semaphore(self.settings.window)
-        cursor = 0
+        cursor = 0  # every row up to here is published or in flight on this connection
+        caught_up = False
         async with asyncio.TaskGroup() as group:
             while True:
-                self._wake.clear()
-                rows = await self._journal.call(self._journal.pending, cursor, FETCH_ROWS)
-                if not rows:
+                if not caught_up:
+                    rows, top = await self._journal.call(self._journal.catch_up, cursor,
+                                                         FETCH_ROWS)
+                    for row in rows:
+                        await window.acquire()
+                        group.create_task(self._publish_row(client, row, window))
+                        cursor = row.id
+                    if len(rows) < FETCH_ROWS:
+                        caught_up = True
+                        cursor = max(cursor, top)
+                    continue
+                if not self._live:
+                    self._wake.clear()
                     await self._wake.wait()
                     continue
-                for row in rows:
-                    await window.acquire()
-                    group.create_task(self._publish_row(client, row, window))
-                    cursor = row.id
+                row = self._live.popleft()
+                if row.id <= cursor:
+                    continue
+                if row.id != cursor + 1:  # rows missing from memory: read the journal
+                    self._live.appendleft(row)
+                    caught_up = False
+                    continue
+                await window.acquire()
+                group.create_task(self._publish_row(client, row, window))
+                cursor = row.id
 
     async def _publish_row(self, client: aiomqtt.Client, row: Row,
                            window: asyncio.Semaphore) -> None:
@@ -260,7 +288,7 @@ class Publisher:
                 self.published_delayed += 1
             await client.publish(row.topic, payload, qos=1, retain=row.retain,
                                  properties=self._properties(row.correlation))
-            self._acked.append(row.id)
+            self._journal.mark_soon((row.id,))
             self._acked_wake.set()
             self.published += 1
             self.metrics.published()
@@ -271,17 +299,18 @@ class Publisher:
             window.release()
 
     async def _mark_loop(self) -> None:
-        # Marks PUBACKed rows as soon as any arrive; those that arrive during one journal
-        # write go together in the next, so a crash republishes at most one write's worth.
+        # Published flags ride along with the next commit; when none comes within
+        # MARK_DELAY_S they are written on their own. A crash in between republishes
+        # at most that long's worth of messages (at-least-once).
         while True:
             await self._acked_wake.wait()
             self._acked_wake.clear()
+            await asyncio.sleep(MARK_DELAY_S)
             await self._flush_marks()
 
     async def _flush_marks(self) -> None:
-        if self._acked:
-            ids, self._acked = self._acked, []
-            await self._journal.call(self._journal.mark_published, ids)
+        if self._journal.marks_pending:
+            await self._journal.call(self._journal.flush_marks)
 
     async def goodbye(self, extra: Sequence[tuple[str, bytes]] = (),
                       timeout_s: float = 3.0) -> None:

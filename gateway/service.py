@@ -100,7 +100,7 @@ class Gateway:
             metrics=self.metrics)
         self.publisher = publisher
         session = Session(lookup=self._lookup, journal=journal, topics=self.topics,
-                          states=publisher, on_committed=publisher.wake,
+                          states=publisher, on_committed=publisher.offer,
                           match_result=lambda node, request: commands_box[0].match_result(
                               node, request),
                           derivers=self._derivers, metrics=self.metrics,

@@ -37,7 +37,7 @@ from streetsense.protocol.messages import (
 )
 
 from . import payloads
-from .journal import Batch, Journal, JournalFull, Message
+from .journal import Batch, Journal, JournalFull, Message, Row
 from .metrics import Metrics
 from .registry import NodeInfo
 from .transports.base import Link
@@ -156,7 +156,8 @@ class Session:
     """The session layer between the transports and the journal (``LinkCallbacks``)."""
 
     def __init__(self, *, lookup: Callable[[int], NodeInfo | None], journal: Journal,
-                 topics: Topics, states: RetainedSink, on_committed: Callable[[], None],
+                 topics: Topics, states: RetainedSink,
+                 on_committed: Callable[[list[Row]], None],
                  match_result: ResultMatcher, derivers: Sequence[Deriver] = (),
                  announce: Announcer | None = None, metrics: Metrics | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -443,10 +444,11 @@ class Session:
             touched[frame.node_id] = arrival.node
         data = [(a.node.info, a.data) for a in arrivals if a.new and a.data is not None]
         births = any(a.new and a.frame.type == HELLO for a in arrivals)
+        rows: list[Row] = []
         try:
             if batch.frames:
-                await self._journal.call(self._journal.commit, batch,
-                                         lambda: self._before_commit(data, births))
+                rows = await self._journal.call(self._journal.commit, batch,
+                                                lambda: self._before_commit(data, births))
         except JournalFull:
             self._count_journal_losses()
             for node_id, node in touched.items():
@@ -461,7 +463,7 @@ class Session:
             touched[node_id].committed = replay
         self.stats.commits += 1
         self.stats.committed_frames += len(batch.frames)
-        self._on_committed()
+        self._on_committed(rows)
         async with self.committed:
             self.committed.notify_all()
         await self._ack(arrivals)

@@ -25,7 +25,7 @@ def _batch(node_id: int, boot: int, seqs: range, size: int = 40) -> Batch:
 def test_journal_commit_is_durable_and_drains_in_order(tmp_path: Path) -> None:
     """A committed batch survives reopening; pending() returns it in id order until marked."""
     journal = Journal(tmp_path / "j.sqlite")
-    ids = journal.commit(_batch(7, 3, range(5)))
+    ids = [row.id for row in journal.commit(_batch(7, 3, range(5)))]
     assert ids == sorted(ids) and len(ids) == 5
     journal.close()
     journal = Journal(tmp_path / "j.sqlite")
@@ -69,8 +69,8 @@ def test_journal_state_saved_inside_a_commit_is_committed_with_it(tmp_path: Path
         assert journal.load_state("aqi") == {"hours": [1, 2]}
         return [(7, Message("t/7/aqi", b"{}"))]
 
-    ids = journal.commit(_batch(7, 1, range(1)), derive)
-    assert len(ids) == 2
+    rows = journal.commit(_batch(7, 1, range(1)), derive)
+    assert [row.topic for row in rows] == ["t/7/data", "t/7/aqi"]
     journal.close()
     journal = Journal(tmp_path / "j.sqlite")
     assert journal.load_state("aqi") == {"hours": [1, 2]}

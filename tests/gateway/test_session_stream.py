@@ -50,7 +50,7 @@ async def _session(tmp_path: Path) -> tuple[Session, Journal, asyncio.Task[None]
     registry = {42: node_info(42)}
     session = Session(lookup=registry.get, journal=journal,
                       topics=Topics("streetsense", "test", "gw"), states=Retained(),
-                      on_committed=lambda: None, match_result=lambda n, r: None)
+                      on_committed=lambda rows: None, match_result=lambda n, r: None)
     return session, journal, asyncio.create_task(session.run())
 
 

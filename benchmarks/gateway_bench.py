@@ -1,0 +1,255 @@
+"""Gateway benchmark: end-to-end rate against raw aiomqtt, latency, footprint under load.
+
+Run with ``.venv/bin/python benchmarks/gateway_bench.py`` (``--quick`` for a short run).
+Everything runs against a real mosquitto on a free port; the gateway is a real process
+(``python -m streetsense.tools.gateway run``) reading real PTYs. Printed, measured in one run:
+
+a. throughput: signed DATA frames written to a PTY as fast as it takes them -> journal ->
+   MQTT (QoS 1, PUBACK) -> a subscriber, frames/s, against raw aiomqtt QoS 1 publishing
+   the same JSON payloads to the same broker with the same window in flight (the MQTT
+   client is the gateway's ceiling, see DESIGN.md). Ratio target >= 0.5.
+b. latency from the last byte of a frame written to the PTY to the message at a
+   subscriber, p50/p99 at 200 frames/s. Target p99 < 50 ms.
+c. RSS and CPU of the gateway process serving 200 nodes x 1 frame / 10 s (a load
+   generator on 10 PTYs, ACKs read and dropped). Targets < 80 MB and < 2 % of a core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import tty
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from streetsense.gateway import payloads
+from streetsense.hil.broker import Mosquitto
+from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry, SerialEntry
+from streetsense.protocol import Frame
+from streetsense.protocol.messages import DATA
+
+WINDOW = 50
+READINGS = [[1, -1, 182, 170, 195, 12], [2, -1, 312, 250, 400, 12], [3, -1, 455, 420, 490, 12],
+            [4, 0, 415, 400, 431, 12], [5, -2, 2875, 2850, 2901, 12],
+            [6, -1, 712, 700, 725, 12], [7, -1, 10081, 10079, 10083, 12]]
+
+
+def key(node_id: int) -> bytes:
+    return bytes((node_id * 13 + i) & 0xFF for i in range(32))
+
+
+def data_frame(node_id: int, seq: int, ts: int) -> bytes:
+    return Frame(DATA, node_id, 1, seq, {1: ts, 2: 0, 3: 60, 4: READINGS}, 0x01).encode(key(node_id))
+
+
+class Pty:
+    """A PTY pair: the gateway opens ``slave_path``; we write frames on the master."""
+
+    def __init__(self) -> None:
+        self.master, self._slave = os.openpty()
+        tty.setraw(self.master)
+        tty.setraw(self._slave)
+        self.slave_path = os.ttyname(self._slave)
+        self._drain = threading.Thread(target=self._discard, daemon=True)
+        self._drain.start()
+
+    def _discard(self) -> None:
+        # The gateway's ACKs must be read, or its writes would back up.
+        with contextlib.suppress(OSError):
+            while os.read(self.master, 65536):
+                pass
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.master, view):]
+
+    def close(self) -> None:
+        for fd in (self.master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class Subscriber:
+    """Records the arrival time of each (node_id, seq) on the data topics."""
+
+    def __init__(self, broker: Mosquitto) -> None:
+        self.broker = broker
+        self.arrivals: dict[tuple[int, int], float] = {}
+        self.changed = asyncio.Condition()
+        self.ready = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        async with aiomqtt.Client(self.broker.host, self.broker.port) as client:
+            await client.subscribe("bench/+/+/data", qos=1)
+            self.ready.set()
+            async for message in client.messages:
+                now = time.perf_counter()
+                assert isinstance(message.payload, bytes)
+                body = json.loads(message.payload)
+                async with self.changed:
+                    self.arrivals.setdefault((body["node_id"], body["seq"]), now)
+                    self.changed.notify_all()
+
+    async def wait_count(self, count: int, timeout: float) -> None:
+        async with asyncio.timeout(timeout), self.changed:
+            await self.changed.wait_for(lambda: len(self.arrivals) >= count)
+
+
+def start_gateway(workdir: Path, broker: Mosquitto, ptys: list[Pty], node_ids: range,
+                  health_s: float) -> GatewayProcess:
+    gateway = GatewayProcess(
+        workdir=workdir, mqtt_url=broker.url, prefix="bench", site="bench",
+        serial=[SerialEntry(path=p.slave_path, name=f"pty{i}") for i, p in enumerate(ptys)],
+        nodes=[NodeEntry(id=n, name=f"N{n:04d}", kind="air-quality", key=key(n))
+               for n in node_ids],
+        settings={"mqtt": {"keepalive_s": 30, "inflight": WINDOW},
+                  "health": {"interval_s": health_s}, "derived": {"aqi": False, "traffic": False}})
+    gateway.start()
+    return gateway
+
+
+async def throughput(tmp: Path, broker: Mosquitto, frames: int) -> tuple[float, float]:
+    """(gateway frames/s end to end, raw aiomqtt QoS 1 msgs/s) for the same payloads."""
+    pty = Pty()
+    nodes = range(1, 21)
+    gateway = await asyncio.to_thread(start_gateway, tmp / "tp", broker, [pty], nodes, 60.0)
+    subscriber = Subscriber(broker)
+    task = asyncio.create_task(subscriber.run())
+    await subscriber.ready.wait()
+    ts = int(time.time())
+    wire = [data_frame(nodes[i % 20], i // 20, ts) for i in range(frames)]
+    await asyncio.sleep(1.0)  # the gateway opens its port after READY; let it settle
+    start = time.perf_counter()
+    await asyncio.to_thread(pty.write, b"".join(wire))
+    await subscriber.wait_count(frames, timeout=120)
+    gateway_rate = frames / (max(subscriber.arrivals.values()) - start)
+    task.cancel()
+    gateway.close()
+    pty.close()
+    # The same JSON payloads, published by raw aiomqtt with the same window in flight.
+    origin = payloads.Origin("N0001", 1, "air-quality", "bench", "gw-hil")
+    bodies = [payloads.encode(payloads.data_payload(
+        origin, 1, i, {1: ts, 2: 0, 3: 60, 4: READINGS}, payloads.Stamp(float(ts), "utc"),
+        time.time(), delayed=False)) for i in range(frames)]
+    async with aiomqtt.Client(broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5,
+                              max_inflight_messages=WINDOW) as client:
+        client.pending_calls_threshold = WINDOW + 20
+        window = asyncio.Semaphore(WINDOW)
+
+        async def one(body: bytes) -> None:
+            try:
+                await client.publish("rawbench/data", body, qos=1)
+            finally:
+                window.release()
+
+        start = time.perf_counter()
+        async with asyncio.TaskGroup() as group:
+            for body in bodies:
+                await window.acquire()
+                group.create_task(one(body))
+        raw_rate = frames / (time.perf_counter() - start)
+    return gateway_rate, raw_rate
+
+
+async def latency(tmp: Path, broker: Mosquitto, seconds: float) -> list[float]:
+    """Latencies (ms) at 200 frames/s from 20 nodes, last PTY byte -> subscriber."""
+    pty = Pty()
+    nodes = range(1, 21)
+    gateway = await asyncio.to_thread(start_gateway, tmp / "lat", broker, [pty], nodes, 60.0)
+    subscriber = Subscriber(broker)
+    task = asyncio.create_task(subscriber.run())
+    await subscriber.ready.wait()
+    await asyncio.sleep(1.0)
+    ts = int(time.time())
+    sent: dict[tuple[int, int], float] = {}
+    count = int(seconds * 200)
+    begin = time.perf_counter()
+    for i in range(count):
+        # Pacing the load generator at 200 frames/s (this is the load, not a sync wait).
+        delay = begin + i / 200 - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        node, seq = nodes[i % 20], i // 20
+        pty.write(data_frame(node, seq, ts))
+        sent[(node, seq)] = time.perf_counter()
+    await subscriber.wait_count(count, timeout=60)
+    task.cancel()
+    gateway.close()
+    pty.close()
+    return [(subscriber.arrivals[k] - t) * 1000 for k, t in sent.items()]
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def footprint(tmp: Path, broker: Mosquitto, seconds: float) -> tuple[float, float]:
+    """(RSS MB, CPU % of one core) of the gateway with 200 nodes x 1 frame / 10 s."""
+    ptys = [Pty() for _ in range(10)]
+    nodes = range(1, 201)
+    gateway = await asyncio.to_thread(start_gateway, tmp / "fp", broker, ptys, nodes, 60.0)
+    await asyncio.sleep(1.0)
+    assert gateway.pid is not None
+    pid = gateway.pid
+    ts = int(time.time())
+    cpu0, t0 = _cpu_s(pid), time.perf_counter()
+    rss = 0.0
+    i = 0
+    while time.perf_counter() - t0 < seconds:
+        # 200 nodes, each every 10 s: one frame every 50 ms, spread over the 10 ports.
+        node = nodes[i % 200]
+        ptys[node % 10].write(data_frame(node, i // 200, ts))
+        i += 1
+        await asyncio.sleep(max(0.0, t0 + i * 0.05 - time.perf_counter()))
+        rss = max(rss, _rss_mb(pid))
+    cpu = (_cpu_s(pid) - cpu0) / (time.perf_counter() - t0) * 100
+    gateway.close()
+    for pty in ptys:
+        pty.close()
+    return rss, cpu
+
+
+async def main(quick: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="ssgw-bench-") as tmp, Mosquitto() as broker:
+        work = Path(tmp)
+        frames = 2000 if quick else 10000
+        gateway_rate, raw_rate = await throughput(work, broker, frames)
+        ratio = gateway_rate / raw_rate
+        print(f"a. end to end PTY->journal->PUBACK: {gateway_rate:,.0f} frames/s; raw aiomqtt "
+              f"QoS1: {raw_rate:,.0f} msg/s; ratio {ratio:.2f} (target >= 0.5) "
+              f"{'OK' if ratio >= 0.5 else 'BELOW TARGET'}")
+        lat = sorted(await latency(work, broker, 3.0 if quick else 15.0))
+        p50 = statistics.median(lat)
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        print(f"b. latency at 200 frames/s ({len(lat)} frames): p50 {p50:.1f} ms, "
+              f"p99 {p99:.1f} ms (target p99 < 50 ms) {'OK' if p99 < 50 else 'ABOVE TARGET'}")
+        rss, cpu = await footprint(work, broker, 10.0 if quick else 60.0)
+        print(f"c. 200 nodes x 1 frame/10 s: RSS {rss:.1f} MB (target < 80), CPU {cpu:.2f} % "
+              f"of a core (target < 2) {'OK' if rss < 80 and cpu < 2 else 'ABOVE TARGET'}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short run (smoke test)")
+    asyncio.run(main(parser.parse_args().quick))
+    sys.exit(0)
