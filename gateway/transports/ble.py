@@ -7,7 +7,9 @@ subscribes to the TX characteristic, writes a lone 0x00 to RX (the node starts i
 on the first write: SPEC §1.3), and reports chunks up as any byte stream (SPEC §1). A lost
 connection is retried when the node advertises again, with capped, jittered backoff after
 failed attempts; at most ``max_connections`` nodes are connected at once, the others wait
-for a slot. Per node: RSSI of the last advertisement and counters, in ``stats()``.
+for a slot. Scanning runs in windows of ``scan_window_s`` every ``scan_interval_s``, and
+at once after a link is lost. Per node: RSSI of the last advertisement and counters, in
+``stats()``.
 
 The bleak backend is injected (``scanner_backend``/``client_backend``, bleak's ``backend=``),
 so tests run this same code on a bumble virtual radio; ``from_config`` picks it from the
@@ -61,6 +63,7 @@ START_STREAM = b"\x00"  # a lone delimiter: harmless to the deframer, starts the
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
+SCAN_WINDOW_S = 5.0  # each scan lasts this long (nodes advertise every 100 ms)
 WRITE_TIMEOUT_S = 5.0
 
 LookupNode = Callable[[int], "NodeInfo | None"]
@@ -151,6 +154,8 @@ class BleTransport(Transport):
         adapter: str | None = None,
         scanner_backend: type[BaseBleakScanner] | None = None,
         client_backend: type[BaseBleakClient] | None = None,
+        scan_interval_s: float = 30.0,
+        scan_window_s: float = SCAN_WINDOW_S,
         rng: random.Random | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
@@ -162,7 +167,10 @@ class BleTransport(Transport):
         self.client_backend = client_backend
         self._rng = rng or random.Random()
         self._on_close = on_close
+        self.scan_interval_s = scan_interval_s
+        self.scan_window_s = scan_window_s
         self._slots = asyncio.Semaphore(max_connections)
+        self._lost = asyncio.Event()  # a link went down or a connection failed: scan now
         self._nodes: dict[int, _Node] = {}
         self.ignored: set[str] = set()  # addresses seen and not connected: not (enabled) nodes
         self._tasks: set[asyncio.Task[None]] = set()
@@ -174,14 +182,14 @@ class BleTransport(Transport):
         """The transport the ``[ble]`` section describes (backend "bumble": a virtual radio)."""
         if section.backend != "bumble":
             return cls(callbacks, lookup, max_connections=section.max_connections,
-                       adapter=section.adapter)  # fmt: skip
+                       scan_interval_s=section.scan_interval_s, adapter=section.adapter)
         from streetsense.hil.ble.bleak_backend import BumbleAdapter, bumble_backends
 
         bumble = BumbleAdapter(transport=section.bumble_transport)
         scanner_backend, client_backend = bumble_backends(bumble)
         return cls(callbacks, lookup, max_connections=section.max_connections,
-                   scanner_backend=scanner_backend, client_backend=client_backend,
-                   on_close=bumble.close)  # fmt: skip
+                   scan_interval_s=section.scan_interval_s, scanner_backend=scanner_backend,
+                   client_backend=client_backend, on_close=bumble.close)  # fmt: skip
 
     def _platform_args(self) -> dict[str, Any]:
         return {"bluez": {"adapter": self.adapter}} if self.adapter else {}
@@ -191,10 +199,20 @@ class BleTransport(Transport):
             self._on_advertisement, [NUS_SERVICE], backend=self.scanner_backend,
             **self._platform_args(),
         )  # fmt: skip
+        log.info("BLE: looking for nodes (at most %d connected)", self.max_connections)
         try:
-            async with scanner:
-                log.info("BLE: scanning for nodes (at most %d connected)", self.max_connections)
-                await asyncio.Event().wait()
+            while True:
+                # Scan a window, then rest until the next interval, or until a link is lost
+                # (that node's next advertisement is wanted now). Scanning takes radio time
+                # from the connections, so it is not left on.
+                self._lost.clear()
+                async with scanner:
+                    await asyncio.sleep(self.scan_window_s)  # the window itself
+                rest_s = self.scan_interval_s - self.scan_window_s
+                if rest_s > 0 and not self._lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(rest_s):
+                            await self._lost.wait()
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -244,10 +262,12 @@ class BleTransport(Transport):
                 connected = await self._session(node)
             if connected:  # lost: go again at its next advertisement
                 node.seen.clear()
+                self._lost.set()
                 delay_s = RETRY_MIN_S
                 continue
             await asyncio.sleep(delay_s * (0.5 + self._rng.random()))
             delay_s = min(RETRY_MAX_S, delay_s * 2)
+            self._lost.set()  # try again at its next advertisement
 
     async def _session(self, node: _Node) -> bool:
         """One connection, until it is lost; False if it could not be made."""

@@ -121,6 +121,7 @@ class BumbleAdapter:
         self._start_lock = asyncio.Lock()
         self._started = False
         self._scan_listeners: list[Callable[[Advertisement], None]] = []
+        self.idle = asyncio.Event()  # set while the adapter does not scan
         self.connect_lock = asyncio.Lock()  # one LE connection attempt at a time (HCI rule)
 
     @property
@@ -154,6 +155,7 @@ class BumbleAdapter:
         device = await self.start()
         self._scan_listeners.append(listener)
         if not device.scanning:
+            self.idle.clear()
             await device.start_scanning(active=True, filter_duplicates=False)
 
     async def remove_scan_listener(self, listener: Callable[[Advertisement], None]) -> None:
@@ -161,6 +163,7 @@ class BumbleAdapter:
             self._scan_listeners.remove(listener)
         if not self._scan_listeners and self._started and self.device.scanning:
             await self.device.stop_scanning()
+            self.idle.set()
 
     async def close(self) -> None:
         """Disconnect everything and close the HCI transport (if this adapter opened it)."""

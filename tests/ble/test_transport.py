@@ -58,14 +58,14 @@ class Recorder:
 @asynccontextmanager
 async def running(radio: VirtualRadio, recorder: Recorder,
                   lookup: Callable[[int], NodeInfo | None], **kwargs: object,
-                  ) -> AsyncIterator[BleTransport]:  # fmt: skip
+                  ) -> AsyncIterator[tuple[BleTransport, BumbleAdapter]]:  # fmt: skip
     adapter = BumbleAdapter(device=radio.host_device("gw", static_address(b"\xc0\0\0\0\0\1")))
     scanner, client = bumble_backends(adapter)
     transport = BleTransport(recorder, lookup, scanner_backend=scanner, client_backend=client,
                              rng=random.Random(1), on_close=adapter.close, **kwargs)  # type: ignore[arg-type]  # fmt: skip
     task = asyncio.create_task(transport.run())
     try:
-        yield transport
+        yield transport, adapter
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -75,7 +75,7 @@ async def test_registered_node_streams_both_ways(radio: VirtualRadio) -> None:
     """A registered node is connected and subscribed; its notifications come up, sends go down."""
     node = await NusNode(radio, 42, echo=True).start()
     recorder = Recorder()
-    async with running(radio, recorder, registry(node_info(42))) as transport:
+    async with running(radio, recorder, registry(node_info(42))) as (transport, _):
         await recorder.until(lambda: "ble:HN-0042" in recorder.up)
         link = recorder.up["ble:HN-0042"]
         await recorder.until(lambda: bytes(node.written) == START_STREAM)
@@ -95,7 +95,7 @@ async def test_unregistered_disabled_and_wrong_kind_nodes_are_ignored(radio: Vir
               await NusNode(radio, 44, "traffic").start()]  # registered as air-quality
     recorder = Recorder()
     lookup = registry(node_info(42), node_info(43, enabled=False), node_info(44))
-    async with running(radio, recorder, lookup) as transport:
+    async with running(radio, recorder, lookup) as (transport, _):
         addresses = {node.address.to_string(False) for node in others}
         await recorder.until(lambda: "ble:HN-0042" in recorder.up)
         await recorder.until(lambda: addresses <= transport.ignored)
@@ -121,7 +121,7 @@ async def test_lost_node_is_reconnected(radio: VirtualRadio) -> None:
     """A node that goes out of range comes back up when it advertises again."""
     node = await NusNode(radio, 42, echo=True).start()
     recorder = Recorder()
-    async with running(radio, recorder, registry(node_info(42))) as transport:
+    async with running(radio, recorder, registry(node_info(42))) as (transport, _):
         await recorder.until(lambda: "ble:HN-0042" in recorder.up)
         radio.set_in_range(node.address, False)
         await recorder.until(lambda: not recorder.up)
@@ -146,3 +146,18 @@ async def test_from_config_runs_on_a_bumble_transport(radio: VirtualRadio, tmp_p
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_scanning_rests_between_windows_and_resumes_on_a_loss(radio: VirtualRadio) -> None:
+    """After its window the scanner rests (a new node waits); a lost link starts a scan."""
+    first = await NusNode(radio, 42).start()
+    recorder = Recorder()
+    lookup = registry(node_info(42), node_info(43))
+    async with running(radio, recorder, lookup, scan_window_s=0.2, scan_interval_s=60) as (
+            _, adapter):  # fmt: skip
+        await recorder.until(lambda: "ble:HN-0042" in recorder.up)
+        await asyncio.wait_for(adapter.idle.wait(), 2)
+        late = await NusNode(radio, 43).start()  # advertises while nobody scans
+        radio.set_in_range(first.address, False)
+        await recorder.until(lambda: "ble:HN-0043" in recorder.up)
+        assert late.written == START_STREAM
