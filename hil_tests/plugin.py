@@ -82,11 +82,11 @@ FAST_SETTINGS: dict[str, Any] = {
 class Durations:
     """How long the fault scenarios last, in seconds: short in ``make test``, full in soak."""
 
-    broker_outage_s: float = 4.0
-    unplug_s: float = 4.0
-    noise_s: float = 8.0
-    traffic_s: float = 24.0
-    stream_s: float = 6.0
+    broker_outage_s: float = 3.0
+    unplug_s: float = 3.0
+    noise_s: float = 5.0
+    traffic_s: float = 12.0
+    stream_s: float = 4.0
 
 
 SOAK_DURATIONS = Durations(broker_outage_s=60.0, unplug_s=30.0, noise_s=60.0,
@@ -109,13 +109,23 @@ class HilOptions:
     seed: int = 1
     soak: bool = False
     duration_overrides: dict[str, float] = field(default_factory=dict)
+    bench: dict[str, Any] = field(default_factory=dict)  # a remote bench's description
 
     @property
     def capabilities(self) -> frozenset[str]:
-        """What this rig can do (see ``rig.resources.CAPABILITIES``)."""
+        """What this rig can do (see ``rig.resources.CAPABILITIES``); a remote bench's
+        boards all offer what its first board offers."""
         if isinstance(self.board, RemoteBench):
-            return frozenset({"environment", "power", "console", "link", "reconfigure"})
+            boards = self.bench.get("boards") or [{"capabilities": []}]
+            return frozenset(boards[0]["capabilities"])
         return self.board.capabilities
+
+    def describe(self) -> str:
+        """The rig in one line (report header, skip reasons, artefacts)."""
+        if isinstance(self.board, RemoteBench) and self.bench:
+            boards = ", ".join(f"{b['node']} ({b['kind']})" for b in self.bench["boards"])
+            return f"{self.board.describe()} (gateway {self.bench['gateway']}: {boards})"
+        return self.board.describe()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -150,6 +160,7 @@ def _read_options(config: pytest.Config) -> HilOptions:
     gateway = _setting(config, "--hil-gateway", "STREETSENSE_HIL_GATEWAY")
     board_spec = _setting(config, "--hil-board", "STREETSENSE_HIL_BOARD") or "emulated"
     board: EmulatedBoard | SerialBoard | RemoteBench
+    bench: dict[str, Any] = {}
     if gateway:
         token_file = config.getoption("--hil-token-file", None)
         token = (Path(token_file).read_text().strip() if token_file
@@ -158,6 +169,12 @@ def _read_options(config: pytest.Config) -> HilOptions:
             raise pytest.UsageError("--hil-gateway needs a token: --hil-token, "
                                     "--hil-token-file or STREETSENSE_HIL_TOKEN")
         board = RemoteBench(url=gateway, token=token)
+        from .remote import BenchError, fetch
+
+        try:
+            bench = fetch(board.url, board.token)
+        except (OSError, BenchError) as exc:
+            raise pytest.UsageError(f"--hil-gateway {gateway}: {exc}") from None
     else:
         try:
             board = parse_board(board_spec)
@@ -174,7 +191,7 @@ def _read_options(config: pytest.Config) -> HilOptions:
         overrides[name] = float(seconds)
     seed = _setting(config, "--hil-seed", "STREETSENSE_HIL_SEED")
     return HilOptions(
-        board=board,
+        board=board, bench=bench if isinstance(board, RemoteBench) else {},
         artefacts_dir=Path(artefacts) if artefacts else config.rootpath / "build" / "hil-artefacts",
         seed=int(seed) if seed else 1,
         soak=bool(config.getoption("--hil-soak", False)),
@@ -196,7 +213,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     options = config.stash[OPTIONS_KEY]
-    return (f"hil: {options.board.describe()}, seed {options.seed}, "
+    return (f"hil: {options.describe()}, seed {options.seed}, "
             f"artefacts in {options.artefacts_dir}")
 
 
@@ -235,13 +252,15 @@ def _check_requirements(item: pytest.Item, options: HilOptions) -> None:
     missing = sorted(declared - options.capabilities)
     if missing:
         reasons = ", ".join(f"{name} ({CAPABILITIES[name]})" for name in missing)
-        item.add_marker(pytest.mark.skip(reason=f"{options.board.describe()} cannot: {reasons}"))
+        item.add_marker(pytest.mark.skip(reason=f"{options.describe()} cannot: {reasons}"))
         return
     wanted = _board_marker(item).get("kind", "air-quality")
-    board = options.board
-    if isinstance(board, SerialBoard) and wanted != board.kind:
+    kinds = ({board["kind"] for board in options.bench.get("boards", [])}
+             if isinstance(options.board, RemoteBench) else
+             {options.board.kind} if isinstance(options.board, SerialBoard) else set(NODE_KINDS))
+    if wanted not in kinds:
         item.add_marker(pytest.mark.skip(
-            reason=f"needs a {wanted} board; the bench board is {board.kind}"))
+            reason=f"needs a {wanted} board; {options.describe()} has {sorted(kinds)}"))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -258,7 +277,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     if report.failed and artefacts is not None:
         options = item.config.stash[OPTIONS_KEY]
         folder = options.artefacts_dir / folder_name(item.nodeid)
-        summary = (f"{item.nodeid}\nphase: {report.when}\nrig: {options.board.describe()}\n"
+        summary = (f"{item.nodeid}\nphase: {report.when}\nrig: {options.describe()}\n"
                    f"seed: {options.seed}\n\n{report.longreprtext}\n")
         artefacts.write(folder, summary)
         report.sections.append(("HIL artefacts", f"{folder}: {', '.join(artefacts.names)}"))
@@ -333,23 +352,23 @@ def mqtt_proxy(hil_proxy: TcpProxy | None) -> TcpProxy:
     return hil_proxy
 
 
-@pytest.fixture
-def hil_board(request: pytest.FixtureRequest, hil_options: HilOptions, artefacts: Artefacts,
-              tmp_path: Path) -> Iterator[Board]:
+@pytest_asyncio.fixture
+async def hil_board(request: pytest.FixtureRequest, hil_options: HilOptions,
+                    artefacts: Artefacts, tmp_path: Path) -> AsyncIterator[Board]:
     """The board for this test, from the rig and the test's ``board`` marker."""
     wanted = _board_marker(request.node)
     kind = wanted.get("kind", "air-quality")
     if kind not in NODE_KINDS:
         raise pytest.UsageError(f"board marker: kind must be one of {NODE_KINDS}")
     node_id = int(wanted.get("node_id", 42))
+    settings = {**FAST_SETTINGS, **wanted.get("settings", {})}
     resource = hil_options.board
     if isinstance(resource, RemoteBench):
         from .remote import remote_board
 
-        with remote_board(resource, kind=kind, node_id=node_id,
-                          settings={**FAST_SETTINGS, **wanted.get("settings", {})},
-                          seed=hil_options.seed, artefacts=artefacts) as board:
-            yield board
+        async with remote_board(resource, kind=kind, settings=settings,
+                                artefacts=artefacts) as remote:
+            yield remote
     elif isinstance(resource, SerialBoard):
         from .rig.serial_board import serial_board
 
@@ -359,8 +378,7 @@ def hil_board(request: pytest.FixtureRequest, hil_options: HilOptions, artefacts
         from .rig.emulated import emulated_board
 
         with emulated_board(replace(resource, kind=kind), node_id=node_id,
-                            key=node_key(hil_options.seed, node_id),
-                            settings={**FAST_SETTINGS, **wanted.get("settings", {})},
+                            key=node_key(hil_options.seed, node_id), settings=settings,
                             seed=hil_options.seed, workdir=tmp_path / "board",
                             artefacts=artefacts) as board:
             yield board
@@ -437,7 +455,9 @@ def gateway(request: pytest.FixtureRequest, hil_options: HilOptions,
     if hil_proxy is None:
         from .remote import remote_gateway
 
-        yield remote_gateway(hil_board)
+        bench = remote_gateway(hil_board)
+        artefacts.add_text("gateway.log", bench.log)
+        yield bench
         return
     serial = [SerialEntry(path=hil_board.port or "", name="board")]
     nodes = [NodeEntry(id=hil_board.node_id, name=hil_board.name, kind=hil_board.kind,

@@ -1,0 +1,51 @@
+"""Scenario: a reading set in the environment appears on MQTT with the right value and units."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from helpers import quantity
+
+from streetsense.hil.observer import MqttObserver, Observed
+from streetsense.hil.rig.drivers import Board, EnvironmentDriver
+from streetsense.hil.rig.strategy import BoardStrategy
+
+AIR = {"pm1_0": 17.0, "pm2_5": 35.0, "pm10": 52.0, "co2": 812.0, "temperature": 24.5,
+       "humidity": 55.0, "pressure": 1005.0}
+UNITS = {"pm1_0": "ug/m3", "pm2_5": "ug/m3", "pm10": "ug/m3", "co2": "ppm",
+         "temperature": "degC", "humidity": "%RH", "pressure": "hPa"}
+# What the sensors themselves resolve (PMS5003: 1 ug/m3; SCD41: 1 ppm; BME280/SCD41 T, RH
+# and P after the node's fixed-point rounding).
+TOLERANCE = {"pm1_0": 0.0, "pm2_5": 0.0, "pm10": 0.0, "co2": 1.0, "temperature": 0.15,
+             "humidity": 0.6, "pressure": 0.5}
+
+
+def _settled(message: Observed) -> bool:
+    """Every sample of the interval was taken after the change: min and max on target."""
+    readings: dict[str, Any] = message.json()["readings"]
+    return all(
+        abs(reading.get(bound, reading["value"]) - AIR[quantity(key)])
+        <= TOLERANCE[quantity(key)]
+        for key, reading in readings.items() if quantity(key) in AIR
+        for bound in ("min", "max")) and {quantity(key) for key in readings} >= set(AIR)
+
+
+@pytest.mark.needs_environment
+async def test_air_readings_arrive_with_values_and_units(
+        board: Board, environment: EnvironmentDriver, gateway: Any, observer: MqttObserver,
+        strategy: BoardStrategy) -> None:
+    """Each quantity set in the air is published with its unit and within sensor tolerance."""
+    await strategy.transition("provisioned")
+    await environment.set_air(**AIR)
+    message = await observer.expect(gateway.topic(board.name, "data"), _settled, timeout=30)
+    readings = message.json()["readings"]
+    seen = {quantity(key) for key in readings}
+    assert seen == set(AIR), f"quantities published: {sorted(readings)}"
+    for key, reading in readings.items():
+        name = quantity(key)
+        assert reading["unit"] == UNITS[name], (key, reading)
+        assert abs(reading["value"] - AIR[name]) <= TOLERANCE[name], (key, reading, AIR[name])
+    payload = message.json()
+    assert (payload["node"], payload["node_id"], payload["kind"]) == \
+        (board.name, board.node_id, "air-quality")
