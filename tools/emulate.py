@@ -13,6 +13,7 @@ import click
 
 from streetsense.hil.environment import Environment
 from streetsense.hil.node import EmulatedNode, NodeError
+from streetsense.hil.scene import StreetScene
 
 KINDS = ("air-quality", "traffic")
 
@@ -71,10 +72,16 @@ def _identity(flash_dir: Path, node_id: int | None, kind: str) -> tuple[int | No
 )  # fmt: skip
 @click.option("--name", default=None, help="Node name for the registry entry [node-<id>].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the street scene.")
+@click.option(
+    "--speedup", type=click.FloatRange(min=1.0), default=60.0, show_default=True,
+    help="Scene seconds per real second: at 60 a street day passes in 24 minutes.",
+)  # fmt: skip
 def emulate(
-    kind: str, node_id: int | None, flash_dir: Path | None, name: str | None, seed: int
-) -> None:
-    """Run one emulated node on a pseudo-terminal, in an emulated street; Ctrl-C stops it.
+    kind: str, node_id: int | None, flash_dir: Path | None, name: str | None, seed: int,
+    speedup: float,
+) -> None:  # fmt: skip
+    """Run one emulated node on a pseudo-terminal, in an emulated Hanoi street (a seeded day of
+    air and traffic); Ctrl-C stops it.
 
     Point a gateway (``[[serial]] path``) or ``streetsense monitor`` at the printed port.
     """
@@ -82,21 +89,25 @@ def emulate(
     flash = Path(tempfile.mkdtemp(prefix="ssnode-flash-")) if flash_dir is None else flash_dir
     flash.mkdir(parents=True, exist_ok=True)
     try:
-        _run(kind, node_id, flash, name, seed)
+        _run(kind, node_id, flash, name, StreetScene(seed, speedup=speedup))
     finally:
         if temporary:
             shutil.rmtree(flash)
 
 
-def _run(kind: str, node_id: int | None, flash: Path, name: str | None, seed: int) -> None:
+def _run(
+    kind: str, node_id: int | None, flash: Path, name: str | None, scene: StreetScene
+) -> None:
     new_id, key = _identity(flash, node_id, kind)
     environment = Environment(kind)
+    scene.start(environment)
     try:
         node = EmulatedNode(
             kind, flash_dir=flash, environment=environment, node_id=new_id, key=key,
-            seed=seed, echo=lambda line: click.echo(f"node| {line}"),
+            seed=scene.seed, echo=lambda line: click.echo(f"node| {line}"),
         )  # fmt: skip
     except BaseException:
+        scene.stop()
         environment.close()
         raise
     try:
@@ -119,4 +130,5 @@ def _run(kind: str, node_id: int | None, flash: Path, name: str | None, seed: in
         raise click.ClickException(str(exc)) from exc
     finally:
         node.close()
+        scene.stop()
         environment.close()

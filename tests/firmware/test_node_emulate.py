@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import signal
@@ -14,6 +15,8 @@ import pytest
 from click.testing import CliRunner
 from node_harness import MiniGateway, hello
 
+from streetsense.hil.scene import StreetScene
+from streetsense.protocol import messages as m
 from streetsense.tools.emulate import emulate
 
 pytestmark = pytest.mark.micropython
@@ -58,22 +61,35 @@ class Emulate:
             self.proc.wait()
 
 
+def scene_temperature(seed: int, hours: tuple[float, float]) -> tuple[float, float]:
+    """The lowest and highest temperature the street scene sets between two hours."""
+    scene = StreetScene(seed)
+    steps = [hours[0] + i * (hours[1] - hours[0]) / 60 for i in range(61)]
+    values = [scene.conditions(h).temperature for h in steps]
+    return min(values), max(values)
+
+
 def test_emulate_provisions_then_reuses_the_flash(tmp_path: Path) -> None:
     """With --node-id on a new flash: a fresh key in a registry entry, a port where the node
-    says a signed HELLO; Ctrl-C stops it; run again, the same node boots a second time."""
-    flash = str(tmp_path / "flash")
-    first = Emulate("--kind", "air-quality", "--node-id", "42", "--flash-dir", flash)
+    says a signed HELLO and reports the street scene's air; Ctrl-C stops it; run again, the
+    same node boots a second time."""
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    fast = {"pm_warmup_s": 1, "sample_interval_s": 1, "report_interval_s": 2}
+    (flash / "config.json").write_text(json.dumps(fast))  # kept by the provisioning
+    first = Emulate("--kind", "air-quality", "--node-id", "42", "--flash-dir", str(flash))
     try:
         first.expect(r"^\[\[node\]\]$")
         key = bytes.fromhex(first.expect(r'^key = "([0-9a-f]{64})"$')[1])
         port = first.expect(r"^port: (\S+)$")[1]
         with MiniGateway(port, {42: key}) as gw:
             assert gw.wait(hello(1)).verified
+            data = gw.wait(lambda f: f.type == m.DATA, timeout=30)
         assert first.interrupt() == 0
         first.expect(r"^# stopped$")
     finally:
         first.kill()
-    second = Emulate("--kind", "air-quality", "--flash-dir", flash)
+    second = Emulate("--kind", "air-quality", "--flash-dir", str(flash))
     try:
         assert second.expect(r'^key = "([0-9a-f]{64})"$')[1] == key.hex()
         port = second.expect(r"^port: (\S+)$")[1]
@@ -83,6 +99,9 @@ def test_emulate_provisions_then_reuses_the_flash(tmp_path: Path) -> None:
     finally:
         second.kill()
     assert key != bytes(32)
+    temperature = next(r for r in data.body[4] if r[0] == m.channel(5))  # BME280, 0.01 degC
+    low, high = scene_temperature(0, (7.0, 7.5))  # seed 0 starts at 7 h, 60x: 30 min in 30 s
+    assert low - 0.1 <= temperature[2] / 100 <= high + 0.1
 
 
 def test_emulate_refuses_another_id_on_a_provisioned_flash(tmp_path: Path) -> None:
