@@ -1,0 +1,28 @@
+"""A deliberately broken gateway for the HIL suite: it ACKs frames before committing them.
+
+Run in place of ``streetsense gateway run`` (``gateway_process(command=...)`` marker). It is
+the real gateway with one method patched in this process only: the session acknowledges a
+batch at once and commits it to the journal ``HOLD_S`` later. A SIGKILL in that window loses
+frames the node has already forgotten, which the SIGKILL scenario must catch.
+"""
+
+import asyncio
+from typing import Any
+
+from streetsense.gateway.session import Session
+from streetsense.tools.gateway import gateway
+
+HOLD_S = 3.0
+_commit = Session._commit
+
+
+async def _ack_then_commit(self: Session, arrivals: list[Any]) -> None:
+    await self._ack(arrivals)  # the bug: the node may drop these frames now...
+    await asyncio.sleep(HOLD_S)  # ...while the journal has not got them yet
+    await _commit(self, arrivals)
+
+
+Session._commit = _ack_then_commit  # type: ignore[method-assign]
+
+if __name__ == "__main__":
+    gateway()
