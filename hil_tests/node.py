@@ -274,10 +274,14 @@ class EmulatedNode:
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._stage()
-        self._write_config(node_id, key, extra_config or {})
         self._board_file = self._rig_dir / "board.json"
-        self._board_file.write_text(json.dumps(self._board()))
+        try:
+            self._stage()
+            self._write_config(node_id, key, extra_config or {})
+            self._board_file.write_text(json.dumps(self._board()))
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def port(self) -> str:
