@@ -82,7 +82,8 @@ class Monitor:
         self.verified = 0
         self.failures: Counter[str] = Counter()
 
-    def line(self, item: bytes | ProtocolError) -> str:
+    def line(self, item: bytes | ProtocolError, link: FrameLink | None = None) -> str:
+        """The output line for ``item``; with ``link``, verified frames are acked on it."""
         now = datetime.now()
         node_id = None if isinstance(item, ProtocolError) else _node_id(item)
         try:
@@ -94,6 +95,8 @@ class Monitor:
             return self._failure(now, exc, node_id, item if isinstance(item, bytes) else None)
         self.frames += 1
         self.verified += frame.verified
+        if link is not None and frame.verified and frame.ack_requested:
+            link.ack(frame, self.nodes.key(frame.node_id))
         auth = "verified" if frame.verified else "unchecked" if frame.signed else "unsigned"
         body = _redacted(frame.type, frame.body)
         summary = frame_summary(frame.type, body)
@@ -138,16 +141,22 @@ class Monitor:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--registry", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Gateway registry (nodes.toml): verify tags with the nodes' keys.")
+@click.option("--ack", is_flag=True,
+              help="Acknowledge verified frames like a gateway, so the node sends all it has "
+              "(needs --registry; frames acked here never reach the gateway).")
 @click.option("--count", type=click.IntRange(min=1),
               help="Stop after COUNT good frames.")
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True),
               help="Stop after SECONDS.")
-def monitor(port: str, baud: int, as_json: bool, registry: Path | None, count: int | None,
-            seconds: float | None) -> None:
+def monitor(port: str, baud: int, as_json: bool, registry: Path | None, ack: bool,
+            count: int | None, seconds: float | None) -> None:
     """Show the frames arriving on PORT live, decoded, with CRC/tag failures counted.
 
-    Runs until Ctrl-C (or --count/--seconds); exits 1 if any frame failed.
+    Only listens, unless --ack. Runs until Ctrl-C (or --count/--seconds); exits 1 if any
+    frame failed.
     """
+    if ack and registry is None:
+        raise click.UsageError("--ack needs --registry: acks are signed with the node's key.")
     watcher = Monitor(KnownNodes(registry), as_json=as_json)
     with open_port(port, baud=baud) as serial_port:
         link = FrameLink(serial_port)
@@ -162,7 +171,7 @@ def monitor(port: str, baud: int, as_json: bool, registry: Path | None, count: i
                     break
                 item = link.read(wait_s)
                 if item is not None:
-                    click.echo(watcher.line(item))
+                    click.echo(watcher.line(item, link if ack else None))
         except KeyboardInterrupt:
             pass
         finally:  # the counts so far, also when the port goes away

@@ -77,8 +77,7 @@ class NodeSession:
         (the node being provisioned), and a factory node's unsigned frames."""
         if frame.ack_requested and (frame.verified
                                     or (frame.node_id == 0 and not frame.signed)):
-            ack = Frame(m.ACK, frame.node_id, frame.boot, 0, {1: frame.boot, 2: frame.seq})
-            self.link.send(ack.encode(self.keys.get(frame.node_id)))
+            self.link.ack(frame, self.keys.get(frame.node_id))
 
     def expect(self, match: Callable[[Frame], bool], timeout_s: float,
                resend: Callable[[], None] | None = None, *,

@@ -18,7 +18,8 @@ import click
 import serial
 from serial.tools import list_ports
 
-from streetsense.protocol import Deframer, ProtocolError
+from streetsense.protocol import Deframer, Frame, ProtocolError
+from streetsense.protocol import messages as m
 
 __all__ = ["DEFAULT_BAUD", "FrameLink", "PortError", "open_port"]
 
@@ -115,3 +116,9 @@ class FrameLink:
         except (serial.SerialException, OSError) as exc:
             raise PortError(f"cannot write to serial port {self.port.port} ({exc}): "
                             f"was the cable unplugged?") from None
+
+    def ack(self, frame: Frame, key: bytes | None) -> None:
+        """Acknowledge ``frame`` as a gateway would (SPEC §6.3: header seq 0, signed with
+        the node's key when there is one)."""
+        ack = Frame(m.ACK, frame.node_id, frame.boot, 0, {1: frame.boot, 2: frame.seq})
+        self.send(ack.encode(key))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import tty
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from fake_node import FakeNode
-from tools_helpers import Pty
+from tools_helpers import Pty, start_tool
 
 BENCH_PORT_ENV = "STREETSENSE_BENCH_PORT"
 
@@ -44,3 +45,20 @@ def node(pty: Pty, request: pytest.FixtureRequest) -> Iterator[FakeNode]:
     fake.start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def tool() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """``tool("monitor", *args)`` starts a command's process; teardown kills any left running
+    (one left holding a PTY path would read the next test's PTY of the same number)."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(command: str, *args: str) -> subprocess.Popen[str]:
+        started.append(start_tool(command, *args))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()

@@ -7,12 +7,16 @@ import os
 import tty
 from pathlib import Path
 
-from tools_helpers import Pty, tool, wait_line
+import pytest
+from click.testing import CliRunner
+from fake_node import FakeNode
+from tools_helpers import Pty, Tool, wait_line
 
 from streetsense.gateway.registry import NodeInfo, append_node
 from streetsense.protocol import FLAG_ACK_REQ, Frame
 from streetsense.protocol import messages as m
 from streetsense.protocol.cobs import encode_delimited
+from streetsense.tools.monitor import monitor
 
 KEY = bytes(range(32))
 HELLO_BODY = {1: "streetsense-node", 2: "0.1.0", 3: [1, 0], 4: ["pms5003", "scd41"], 5: 1, 6: 3}
@@ -31,7 +35,7 @@ def _frames() -> list[bytes]:
     return [hello, b"line noise\r\n\x00", encode_delimited(data), bytes(bad_crc), event]
 
 
-def test_table_shows_each_frame_and_counts_failures(pty: Pty) -> None:
+def test_table_shows_each_frame_and_counts_failures(tool: Tool, pty: Pty) -> None:
     """Good frames become rows with plain readings; garbage and a bad CRC are shown and counted."""
     proc = tool("monitor", pty.path, "--count", "3")
     assert "monitoring" in wait_line(proc)
@@ -50,7 +54,7 @@ def test_table_shows_each_frame_and_counts_failures(pty: Pty) -> None:
     assert proc.returncode == 1
 
 
-def test_json_lines_carry_named_bodies_and_errors(pty: Pty) -> None:
+def test_json_lines_carry_named_bodies_and_errors(tool: Tool, pty: Pty) -> None:
     """--json prints one object per frame or failure, then the totals, nothing else on stdout."""
     proc = tool("monitor", pty.path, "--json", "--count", "2")
     wait_line(proc)
@@ -66,7 +70,7 @@ def test_json_lines_carry_named_bodies_and_errors(pty: Pty) -> None:
                                    "failed": {"malformed_frame": 1}}}
 
 
-def test_config_key_is_shown_as_fingerprint_only(pty: Pty) -> None:
+def test_config_key_is_shown_as_fingerprint_only(tool: Tool, pty: Pty) -> None:
     """A CONFIG seen on the wire never prints the node key, only its fingerprint."""
     settings = {"node_id": 42, "key": KEY.hex(), "kind": "air-quality"}
     proc = tool("monitor", pty.path, "--seconds", "3", "--count", "1")
@@ -78,7 +82,8 @@ def test_config_key_is_shown_as_fingerprint_only(pty: Pty) -> None:
     assert proc.returncode == 0
 
 
-def test_registry_keys_verify_tags_and_catch_a_wrong_one(pty: Pty, tmp_path: Path) -> None:
+def test_registry_keys_verify_tags_and_catch_a_wrong_one(tool: Tool, pty: Pty,
+                                                        tmp_path: Path) -> None:
     """With --registry, a node's frames are verified and named; a wrong key is a bad_tag."""
     registry = tmp_path / "nodes.toml"
     append_node(registry, NodeInfo(42, "HN-0042", "air-quality", KEY))
@@ -94,7 +99,7 @@ def test_registry_keys_verify_tags_and_catch_a_wrong_one(pty: Pty, tmp_path: Pat
     assert rows[-1] == "2 frames (2 verified), 1 failed: bad_tag 1"
 
 
-def test_unplugged_port_ends_with_counts_and_advice() -> None:
+def test_unplugged_port_ends_with_counts_and_advice(tool: Tool) -> None:
     """The port vanishing mid-run (cable pulled) prints the counts and says to plug it back."""
     master, slave = os.openpty()
     tty.setraw(slave)
@@ -112,3 +117,23 @@ def test_unplugged_port_ends_with_counts_and_advice() -> None:
     assert proc.returncode == 1
     assert out.splitlines()[-1] == "1 frame (0 verified), 0 failed"
     assert f"serial port {path} stopped working: was the cable unplugged?" in err
+
+
+@pytest.mark.parametrize("node", [{"node_id": 7, "key": KEY}], indirect=True)
+def test_ack_lets_the_node_send_past_its_hello(tool: Tool, pty: Pty, node: FakeNode,
+                                               tmp_path: Path) -> None:
+    """--ack acknowledges verified frames with the node's key, so its DATA follows the HELLO."""
+    registry = tmp_path / "nodes.toml"
+    append_node(registry, NodeInfo(7, "HN-0007", "air-quality", KEY))
+    proc = tool("monitor", pty.path, "--registry", str(registry), "--ack", "--count", "2")
+    out, _ = proc.communicate(timeout=10)
+    # (A frame cut by the port opening mid-frame may come first, as FAILED.)
+    good = [row.split()[2] for row in out.splitlines()[1:-1] if "FAILED" not in row]
+    assert good == ["hello", "data"]
+    assert "PM2.5 31.2 µg/m³" in out
+
+
+def test_ack_without_registry_is_a_usage_error() -> None:
+    """Acks must be signed with the node's key, so --ack without --registry is refused."""
+    result = CliRunner().invoke(monitor, ["/dev/ttyUSB0", "--ack"])
+    assert result.exit_code == 2 and "--ack needs --registry" in result.output

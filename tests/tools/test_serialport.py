@@ -6,7 +6,7 @@ import os
 
 import serial
 from click.testing import CliRunner
-from tools_helpers import Pty, tool
+from tools_helpers import Pty, Tool
 
 from streetsense.tools.monitor import monitor
 from streetsense.tools.serialport import PortError, open_port
@@ -20,7 +20,7 @@ def test_missing_port_says_to_check_the_cable() -> None:
     assert "USB cable" in result.output and "Traceback" not in result.output
 
 
-def test_busy_port_names_the_program_holding_it(pty: Pty) -> None:
+def test_busy_port_names_the_program_holding_it(tool: Tool, pty: Pty) -> None:
     """A port another process holds exclusively is reported busy, with that process's PID."""
     with serial.Serial(pty.path, exclusive=True):
         proc = tool("monitor", pty.path)

@@ -7,6 +7,7 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -24,8 +25,14 @@ class Pty:
         os.write(self.master, data)
 
 
-def tool(command: str, *args: str) -> subprocess.Popen[str]:
-    """Start ``streetsense.tools.<command>`` as its own process, as a technician would."""
+Tool = Callable[..., subprocess.Popen[str]]  # the `tool` fixture
+
+
+def start_tool(command: str, *args: str) -> subprocess.Popen[str]:
+    """Start ``streetsense.tools.<command>`` as its own process, as a technician would.
+
+    Tests get it through the ``tool`` fixture, which kills what is still running at teardown.
+    """
     code = f"from streetsense.tools.{command} import {command}; {command}()"
     return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
