@@ -1,8 +1,9 @@
 """The strategy: moves a board between its states, off → booted → provisioned (labgrid's split).
 
 * ``off``: no power (needs the power driver).
-* ``booted``: powered, and the node has said HELLO on its link (seen by the link's frame tap,
-  or, on rigs without a link driver, by the gateway's birth message).
+* ``booted``: powered, and the node has said HELLO: seen on the link's frame tap after the
+  rig switched it on, or (when the rig did not, e.g. a bench board found running) proven
+  by its birth message at the gateway.
 * ``provisioned``: the gateway knows the node (registry entry, right key) and has published
   its birth: ``state`` online with the node's current boot. Tests start from here.
 
@@ -74,10 +75,17 @@ class BoardStrategy:
     async def _boot(self) -> None:
         if self.state in ("booted", "provisioned"):
             return
-        if self.board.power is not None:
+        if self.state == "off":
+            # The rig cut the power: switch on and see the node's HELLO on the link.
+            assert self.board.power is not None
+            mark = len(self.board.link.frames.frames) if self.board.link else 0
             await self.board.power.on()
-        if self.board.link is not None:
-            await self.wait_hello()
+            if self.board.link is not None:
+                await self.wait_hello(after=mark)
+            return
+        # State unknown (a fresh session): the node may have booted long before the test
+        # looked; its birth at the gateway is the proof that it did.
+        await self.wait_birth()
 
     async def wait_hello(self, *, after: int = 0) -> None:
         """Wait for a HELLO from the node on the link tap (frames numbered from ``after``)."""

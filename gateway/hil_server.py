@@ -1,0 +1,339 @@
+"""The gateway serves its bench to remote HIL test sessions (``[hil] enabled``).
+
+A tester's pytest run (``--hil-gateway hil://pi:9190``) drives the boards on this gateway's
+serial ports: power and reset lines, link faults, frame taps, node consoles (and, on an
+emulated bench, the sensors' environment). Off unless enabled; listens on ``[hil] listen``
+(loopback by default: reach it through an SSH tunnel or a VPN).
+
+Protocol (``streetsense.hil.remote`` is the client): JSON objects, one per line, on TCP.
+The server opens with ``{"hello": "streetsense-hil", "version": 1, "nonce": HEX}``; the
+client answers ``{"auth": HMAC-SHA256(token, nonce) hex}`` (the token never crosses the
+wire); the server replies ``{"ok": true, "bench": INFO}`` or closes. Then requests
+``{"id": N, "op": "power.cycle", "args": {...}}`` get ``{"id": N, "ok": true, "result": ...}``
+or ``{"id": N, "ok": false, "error": "..."}``; after ``link.tap`` the server also pushes
+``{"event": "link", "board": NAME, "direction": "up"|"down", "data": HEX}``.
+
+The gateway sits in every board's path: `BenchLinks.wrap` puts a filter between the
+transports and the session that taps the bytes and injects seeded faults (drop whole
+frames, flip bits, delay, unplug) on request, in both directions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import random
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .transports.base import Link, LinkCallbacks
+
+__all__ = ["PROTOCOL", "BenchBoard", "BenchLinks", "HilServer", "LinkFaults", "auth_digest"]
+
+log = logging.getLogger("streetsense.gateway.hil")
+
+PROTOCOL = {"hello": "streetsense-hil", "version": 1}
+MAX_LINE = 1 << 20
+AUTH_TIMEOUT_S = 5.0
+LOG_LINES = 5000
+
+Tap = Callable[[str, str, bytes], None]  # (board, direction, data)
+
+
+def auth_digest(token: str, nonce: str) -> str:
+    """The client's proof of the token for ``nonce``."""
+    return hmac.new(token.encode(), bytes.fromhex(nonce), hashlib.sha256).hexdigest()
+
+
+@dataclass
+class LinkFaults:
+    """Seeded faults on one board's byte stream, as a cable or a noisy line would make them."""
+
+    rng: random.Random
+    drop: float = 0.0  # probability of losing a whole frame
+    ber: float = 0.0  # bit error rate
+    delay_ms: int = 0
+    plugged: bool = True
+    counters: collections.Counter[str] = field(default_factory=collections.Counter)
+    _partial: dict[str, bytes] = field(default_factory=dict)
+
+    def apply(self, direction: str, data: bytes) -> bytes:
+        """What is left of ``data`` after the faults (may be empty)."""
+        self.counters[f"{direction}_bytes"] += len(data)
+        if not self.plugged:
+            self.counters["unplugged_bytes"] += len(data)
+            return b""
+        if self.drop:
+            data = self._partial.get(direction, b"") + data
+            cut = data.rfind(b"\x00") + 1
+            self._partial[direction] = data[cut:]
+            frames = [f + b"\x00" for f in data[: cut - 1].split(b"\x00")] if cut else []
+            kept = [f for f in frames if self.rng.random() >= self.drop]
+            self.counters["dropped_frames"] += len(frames) - len(kept)
+            data = b"".join(kept)
+        if self.ber and data:
+            out = bytearray(data)
+            p_byte = 1 - (1 - self.ber) ** 8
+            for index in range(len(out)):
+                if self.rng.random() < p_byte:
+                    out[index] ^= 1 << self.rng.randrange(8)
+                    self.counters["flipped_bits"] += 1
+            data = bytes(out)
+        return data
+
+
+class _BenchLink:
+    """A link as the session sees it once the bench filter is in its path."""
+
+    def __init__(self, inner: Link, links: BenchLinks) -> None:
+        self.name = inner.name
+        self._inner = inner
+        self._links = links
+
+    async def send(self, data: bytes) -> None:
+        faults = self._links.faults(self.name)
+        self._links.tap(self.name, "down", data)
+        data = faults.apply("down", data)
+        if not data:
+            return
+        if faults.delay_ms:
+            await asyncio.sleep(faults.delay_ms / 1000)
+        await self._inner.send(data)
+
+
+class BenchLinks:
+    """Taps and fault injection for every link, between the transports and the session."""
+
+    def __init__(self, *, seed: int = 0) -> None:
+        self._seed = seed
+        self._faults: dict[str, LinkFaults] = {}
+        self._proxies: dict[int, _BenchLink] = {}
+        self.taps: list[Tap] = []
+
+    def faults(self, name: str) -> LinkFaults:
+        """The fault settings of link ``name`` (created healthy on first use)."""
+        if name not in self._faults:
+            self._faults[name] = LinkFaults(random.Random(f"{self._seed}:{name}"))
+        return self._faults[name]
+
+    def tap(self, name: str, direction: str, data: bytes) -> None:
+        for listener in list(self.taps):
+            listener(name, direction, data)
+
+    def wrap(self, inner: LinkCallbacks) -> LinkCallbacks:
+        """The callbacks to give the transports instead of ``inner`` (the session)."""
+        links = self
+
+        class Filter:
+            def on_bytes(self, link: Link, data: bytes) -> None:
+                proxy = links._proxy(link)
+                links.tap(link.name, "up", data)
+                faults = links.faults(link.name)
+                data = faults.apply("up", data)
+                if not data:
+                    return
+                if faults.delay_ms:
+                    asyncio.get_running_loop().call_later(faults.delay_ms / 1000,
+                                                          inner.on_bytes, proxy, data)
+                else:
+                    inner.on_bytes(proxy, data)
+
+            def on_link_state(self, link: Link, up: bool) -> None:
+                inner.on_link_state(links._proxy(link), up)
+
+        return Filter()
+
+    def _proxy(self, link: Link) -> _BenchLink:
+        proxy = self._proxies.get(id(link))
+        if proxy is None:
+            proxy = self._proxies[id(link)] = _BenchLink(link, self)
+        return proxy
+
+
+@dataclass
+class BenchBoard:
+    """One board of the bench: the serial port (link) it is on and what can be done to it.
+
+    Each action is optional (None = this bench cannot). ``console`` has ``lines()`` and
+    ``wait_for(pattern, timeout) -> line`` (blocking); ``environment`` has the emulated
+    Environment's methods, with JSON-able results; ``configure`` rewrites the node's
+    settings and restarts it (emulated benches).
+    """
+
+    name: str
+    node_id: int
+    node_name: str
+    kind: str
+    power: Callable[[str], Awaitable[None]] | None = None  # "on" | "off" | "cycle"
+    console: Any = None
+    environment: Any = None
+    configure: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+
+    def capabilities(self) -> list[str]:
+        caps = ["link"]
+        caps += ["power"] if self.power else []
+        caps += ["console"] if self.console is not None else []
+        caps += ["environment"] if self.environment is not None else []
+        caps += ["reconfigure"] if self.configure else []
+        return caps
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "node_id": self.node_id, "node": self.node_name,
+                "kind": self.kind, "capabilities": self.capabilities()}
+
+
+class _LogBuffer(logging.Handler):
+    """The gateway's recent log lines, for a remote test's artefacts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+class HilServer:
+    """Serves ``boards`` (by link name) to authenticated clients on ``host:port``."""
+
+    def __init__(self, *, listen: str, token: str, boards: list[BenchBoard],
+                 links: BenchLinks, info: dict[str, Any]) -> None:
+        host, _, port = listen.rpartition(":")
+        self.host, self.port = host.strip("[]"), int(port)
+        self._token = token
+        self.boards = {board.name: board for board in boards}
+        self.links = links
+        self.info = {**PROTOCOL, **info, "boards": [b.describe() for b in boards]}
+        self._log = _LogBuffer()
+        self._server: asyncio.Server | None = None
+        self._clients: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Listen (the bound port is in ``self.port``, useful with port 0)."""
+        logging.getLogger("streetsense").addHandler(self._log)
+        self._server = await asyncio.start_server(self._client, self.host, self.port,
+                                                  limit=MAX_LINE)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("HIL bench serving %d boards on %s:%d", len(self.boards), self.host, self.port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._clients):
+            task.cancel()
+        await asyncio.gather(*self._clients, return_exceptions=True)
+        logging.getLogger("streetsense").removeHandler(self._log)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients.add(task)
+        peer = writer.get_extra_info("peername")
+        tap: Tap | None = None
+        try:
+            if not await self._authenticate(reader, writer):
+                log.warning("HIL client %s refused: bad token", peer)
+                return
+            log.info("HIL client %s connected", peer)
+
+            def send_event(board: str, direction: str, data: bytes) -> None:
+                # Called in the gateway's data path: a gone client must not disturb it.
+                with contextlib.suppress(ConnectionError):
+                    _write(writer, {"event": "link", "board": board, "direction": direction,
+                                    "data": data.hex()})
+
+            tap = send_event
+            # Requests run concurrently (a console wait must not hold up a power cycle).
+            async with asyncio.TaskGroup() as group:
+                while line := await reader.readline():
+                    group.create_task(self._answer(writer, json.loads(line), tap))
+        except* (ConnectionError, json.JSONDecodeError, asyncio.IncompleteReadError,
+                 ValueError, TimeoutError) as exc:
+            log.info("HIL client %s gone: %r", peer, exc)
+        finally:
+            if tap in self.links.taps:
+                self.links.taps.remove(tap)
+            self._clients.discard(task)
+            writer.close()
+
+    async def _authenticate(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> bool:
+        nonce = secrets.token_hex(16)
+        _write(writer, {**PROTOCOL, "nonce": nonce})
+        async with asyncio.timeout(AUTH_TIMEOUT_S):
+            answer = json.loads(await reader.readline() or b"{}")
+        good = hmac.compare_digest(str(answer.get("auth", "")), auth_digest(self._token, nonce))
+        _write(writer, {"ok": True, "bench": self.info} if good
+               else {"ok": False, "error": "bad token"})
+        await writer.drain()
+        return good
+
+    async def _answer(self, writer: asyncio.StreamWriter, request: dict[str, Any],
+                      tap: Tap) -> None:
+        reply: dict[str, Any] = {"id": request.get("id")}
+        try:
+            reply["result"] = await self._do(str(request.get("op")), request.get("args") or {},
+                                              tap)
+            reply["ok"] = True
+        except Exception as exc:  # any failure goes back to the tester, named
+            reply.update(ok=False, error=f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(ConnectionError):
+            _write(writer, reply)
+
+    async def _do(self, op: str, args: dict[str, Any], tap: Tap) -> Any:
+        if op == "bench.info":
+            return self.info
+        if op == "gateway.log":
+            return "\n".join(self._log.lines) + "\n"
+        board = self.boards.get(str(args.get("board")))
+        if board is None:
+            raise KeyError(f"no board {args.get('board')!r}; boards: {sorted(self.boards)}")
+        group, _, action = op.partition(".")
+        if group == "link":
+            return self._link(board, action, args, tap)
+        if group == "power" and board.power is not None and action in ("on", "off", "cycle"):
+            await board.power(action)
+            return None
+        if op == "console.lines" and board.console is not None:
+            return board.console.lines()
+        if op == "console.wait_for" and board.console is not None:
+            return await asyncio.to_thread(board.console.wait_for, str(args["pattern"]),
+                                           float(args["timeout"]))
+        if group == "env" and board.environment is not None:
+            method = getattr(board.environment, action)
+            return await asyncio.to_thread(method, *args.get("args", []), **args.get("kwargs", {}))
+        if op == "board.configure" and board.configure is not None:
+            await board.configure(dict(args.get("settings", {})))
+            return None
+        raise ValueError(f"board {board.name} cannot {op}")
+
+    def _link(self, board: BenchBoard, action: str, args: dict[str, Any], tap: Tap) -> Any:
+        faults = self.links.faults(board.name)
+        if action == "tap":
+            if tap not in self.links.taps:
+                self.links.taps.append(tap)
+        elif action == "set_faults":
+            faults.drop = float(args.get("drop", 0.0))
+            faults.ber = float(args.get("ber", 0.0))
+            faults.delay_ms = int(args.get("delay_ms", 0))
+        elif action in ("unplug", "replug"):
+            faults.plugged = action == "replug"
+        elif action == "counters":
+            return dict(faults.counters)
+        else:
+            raise ValueError(f"unknown link action {action!r}")
+        return None
+
+
+def _write(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
+    if writer.is_closing():
+        raise ConnectionError("client gone")
+    writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")

@@ -1,0 +1,95 @@
+"""Remote-bench mode: the scenario suite, unchanged, against a gateway serving emulated boards.
+
+A gateway process runs with ``[hil] enabled`` and two emulated boards on its serial ports
+(``streetsense.hil.rig.emulated_bench``); a pytest session in a subprocess points
+``STREETSENSE_HIL_GATEWAY`` at it and runs scenarios through the bench's drivers.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streetsense.hil.broker import Mosquitto, free_port
+from streetsense.hil.gateway_proc import GatewayProcess
+from streetsense.hil.remote import BenchError, RemoteSession, fetch
+
+HERE = Path(__file__).parent
+TOKEN = "bench-token-for-tests"
+# The scenarios run remotely in `make test` (the rest of the suite takes the same path).
+REMOTE_SUBSET = "power_cycle or config_change or cable_unplugged or unplugged_sensor"
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A gateway serving an air-quality and a traffic board; yields its hil:// URL."""
+    tmp_path = tmp_path_factory.mktemp("bench")
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    port = free_port()
+    with Mosquitto() as broker:
+        process = GatewayProcess(
+            workdir=tmp_path / "gateway", mqtt_url=broker.url,
+            settings={"hil": {"enabled": True, "listen": f"127.0.0.1:{port}",
+                              "token_file": str(token_file)}},
+            command=[sys.executable, "-m", "streetsense.hil.rig.emulated_bench",
+                     "--board", "air-quality:42", "--board", "traffic:43"])
+        with process:
+            yield f"hil://127.0.0.1:{port}"
+
+
+def test_bench_refuses_a_wrong_token(bench: str) -> None:
+    """A client without the token gets no session."""
+    with pytest.raises(BenchError, match="bad token"):
+        fetch(bench, "not-the-token")
+    info = fetch(bench, TOKEN)
+    assert [(b["node"], b["kind"]) for b in info["boards"]] == \
+        [("HN-0042", "air-quality"), ("HN-0043", "traffic")]
+    assert set(info["boards"][0]["capabilities"]) == \
+        {"link", "power", "console", "environment", "reconfigure"}
+
+
+async def test_bench_taps_the_link_and_injects_faults(bench: str) -> None:
+    """link.tap streams the board's frames; an unplugged link stops them reaching the
+    gateway, and the counters say so."""
+    session = RemoteSession(bench, TOKEN)
+    await session.connect()
+    try:
+        from streetsense.hil.remote import RemoteLink
+
+        link = RemoteLink(session, "board-43")
+        await session.call("link.tap", board="board-43")
+        await link.frames.wait(lambda f: f.direction == "up", timeout=15)
+        await link.unplug()
+        mark = len(link.frames.frames)
+        await link.frames.wait(lambda f: f.direction == "up", timeout=15, since=mark)
+        counters = await link.counters()
+        assert counters["unplugged_bytes"] > 0
+        await link.replug()
+        with pytest.raises(BenchError, match="no board"):
+            await session.call("power.cycle", board="board-99")
+    finally:
+        await session.close()
+
+
+def test_scenarios_run_against_the_remote_bench(bench: str, tmp_path: Path) -> None:
+    """The same scenario files pass remotely; what a bench cannot do is skipped, with why."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREETSENSE_HIL")}
+    env.update(STREETSENSE_HIL_GATEWAY=bench, STREETSENSE_HIL_TOKEN=TOKEN,
+               STREETSENSE_HIL_ARTEFACTS=str(tmp_path / "artefacts"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
+         str(HERE / "test_outages.py"), str(HERE / "test_commands.py"),
+         str(HERE / "test_sensors.py"), str(HERE / "test_rejections.py"),
+         "-k", f"{REMOTE_SUBSET} or sigkill or rejected"],
+        capture_output=True, text=True, env=env, timeout=240, cwd=HERE.parent.parent)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "4 passed" in out, out
+    assert "cannot: gateway_control (kill and restart the gateway process)" in out
+    assert "cannot: injection (write crafted frames into the gateway's serial input)" in out
