@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from streetsense.gateway.registry import Registry, RegistryError
 from streetsense.protocol import ProtocolError, parse_frame
 from streetsense.protocol import messages as m
 
@@ -31,21 +32,19 @@ class KnownNodes:
     """Names and keys from a gateway registry file; without one, every node is unknown."""
 
     def __init__(self, registry: Path | None = None) -> None:
-        self._registry = None
+        self._registry: Registry | None = None
         if registry is not None:
-            from streetsense.gateway.registry import Registry, RegistryError
-
             try:
                 self._registry = Registry.load(registry)
             except RegistryError as exc:
                 raise click.ClickException(str(exc)) from None
 
     def key(self, node_id: int | None) -> bytes | None:
-        node = self._registry.lookup(node_id) if self._registry and node_id else None
+        node = self._registry.lookup(node_id) if self._registry is not None and node_id else None
         return node.key if node else None
 
     def name(self, node_id: int) -> str:
-        node = self._registry.lookup(node_id) if self._registry else None
+        node = self._registry.lookup(node_id) if self._registry is not None else None
         return node.name if node else str(node_id)
 
 

@@ -28,7 +28,14 @@ from typing import Any
 
 import click
 
-from streetsense.gateway.registry import NodeInfo, Registry, RegistryError, append_node
+from streetsense.gateway.registry import (
+    KINDS,
+    LINKS,
+    NodeInfo,
+    Registry,
+    RegistryError,
+    append_node,
+)
 from streetsense.gateway.registry import _entry as toml_entry
 from streetsense.protocol import Frame, ProtocolError, parse_frame
 from streetsense.protocol import messages as m
@@ -38,8 +45,6 @@ from .serialport import DEFAULT_BAUD, FrameLink, open_port
 
 __all__ = ["NodeSession", "ProvisionError", "provision"]
 
-KINDS = ("air-quality", "traffic")
-LINKS = ("serial", "ble")
 KEY_BYTES = 32  # SPEC §2: provisioning generates 32 random bytes
 RESEND_S = 3.0  # a CONFIG/COMMAND without an answer is sent again (new seq) this often
 ANSWER_TIMEOUT_S = 15.0  # how long a node may take to answer a CONFIG/COMMAND
@@ -178,11 +183,12 @@ def _registered(hello: Frame, registry: Registry | None, factory_reset: bool) ->
     """The registry entry of an already provisioned node, if it may be factory-reset."""
     known = registry.lookup(hello.node_id) if registry is not None else None
     if registry is None or known is None:
-        where = f"in {registry.path}" if registry is not None else "without --registry"
+        unknown = (f"its key is not in {registry.path}" if registry is not None
+                   else "no --registry with its key was given")
         raise ProvisionError(
-            f"the node on this port is already provisioned as node {hello.node_id}, and its key "
-            f"is not known {where}. Factory-reset it first: hold its BOOT button while powering "
-            f"it up; then run provision again. (With the gateway's registry that holds its key, "
+            f"the node on this port is already provisioned as node {hello.node_id}, and "
+            f"{unknown}. Factory-reset it first: hold its BOOT button while powering it up; "
+            f"then run provision again. (With the gateway's registry that holds its key, "
             f"--registry FILE --factory-reset does this with a signed command.)")
     if not factory_reset:
         raise ProvisionError(
