@@ -8,7 +8,8 @@ The exchange, as the tool sees it on the node's link port:
    seq 1, 2, ... on resends) with ``node_id``, ``key``, ``kind``, ``link``;
 3. the node answers RESULT OK signed with the new key and with its new id in the header:
    verify it, ACK it (the node waits for that ACK before it resets), register the node;
-4. after its reset the node says HELLO signed with the new key: ACK it and send TIME;
+4. after its reset the node says HELLO signed with the new key: ACK it and send TIME
+   (a node provisioned for a BLE link says it over BLE instead: the tool stops at 3);
 5. wait for the first DATA and print it in plain words; it is not acked, so the node keeps
    it until its gateway has it.
 
@@ -263,6 +264,10 @@ def provision(port: str, node_id: int, kind: str, link: str, registry: Path | No
         click.echo(f"the node is now node {node_id}: its answer is signed with the new key")
         registered = _register(registry, NodeInfo(node_id, name, kind, key, link, location))
         click.echo(f"LABEL  {name}  id {node_id}  {kind}  key fingerprint {fingerprint(key)}")
+        if link == "ble":  # after its reset the node talks over Bluetooth, not this port
+            click.echo(f"node {name} provisioned for a BLE link: after its reset it talks to "
+                       f"its gateway over Bluetooth, where its readings show up; {registered}")
+            return
 
         rebooted = session.expect(lambda f: (f.type == m.HELLO and f.node_id == node_id
                                              and f.verified and f.boot != result.boot),

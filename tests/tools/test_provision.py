@@ -43,7 +43,7 @@ def test_factory_node_is_provisioned_registered_and_reports(pty: Pty, node: Fake
 
 
 def test_without_registry_the_exact_entry_is_printed(pty: Pty, node: FakeNode) -> None:
-    """No --registry: the [[node]] table to paste, with the key, and a plain 'not registered'."""
+    """No --registry: the [[node]] table to paste, with the key; a BLE node ends at its RESULT."""
     result = _provision(pty, "--link", "ble")
     assert result.exit_code == 0, result.output
     assert node.key is not None
@@ -51,7 +51,9 @@ def test_without_registry_the_exact_entry_is_printed(pty: Pty, node: FakeNode) -
     assert table is not None
     assert f'key = "{node.key.hex()}"' in table.group(0)
     assert 'name = "node-0042"' in table.group(0) and 'link = "ble"' in table.group(0)
-    assert "not registered: add the entry printed above" in result.output.splitlines()[-1]
+    last = result.output.splitlines()[-1]
+    assert last.startswith("node node-0042 provisioned for a BLE link: after its reset it")
+    assert last.endswith("not registered: add the entry printed above to the gateway's registry")
 
 
 @pytest.mark.parametrize("node", [{"node_id": 7, "key": OLD_KEY}], indirect=True)
