@@ -22,7 +22,15 @@ from streetsense.hil.micropython import find_micropython
 from streetsense.protocol import FLAG_ACK_REQ, Frame
 from streetsense.protocol import messages as m
 from streetsense.tools.firmware_image import ImageCache, sha256_of
-from streetsense.tools.flash import REPO, STAGE, flash, plan, run_command, wait_for_hello
+from streetsense.tools.flash import (
+    REPO,
+    STAGE,
+    detect_chip,
+    flash,
+    plan,
+    run_command,
+    wait_for_hello,
+)
 
 PORT = "/dev/ttyUSB7"
 
@@ -158,3 +166,19 @@ def test_bench_flash_real_board(tmp_path: Path) -> None:
     result = CliRunner().invoke(flash, args)
     assert result.exit_code == 0, result.output
     assert "found ESP32" in result.output and "HELLO:" in result.output
+
+
+@pytest.mark.bench
+def test_bench_detects_the_esp32() -> None:
+    """On the bench: esptool finds the ESP32 on $STREETSENSE_BENCH_PORT."""
+    assert detect_chip(os.environ["STREETSENSE_BENCH_PORT"]).startswith("found ESP32")
+
+
+@pytest.mark.bench
+def test_bench_refuses_another_chip() -> None:
+    """On the bench: a non-ESP32 board on $STREETSENSE_BENCH_OTHER_CHIP_PORT is refused."""
+    port = os.environ.get("STREETSENSE_BENCH_OTHER_CHIP_PORT")
+    if not port:
+        pytest.skip("no second board: set STREETSENSE_BENCH_OTHER_CHIP_PORT to an ESP32-S3/C3")
+    with pytest.raises(click.ClickException, match=r"not an ESP32: StreetSense nodes are"):
+        detect_chip(port)
