@@ -91,13 +91,16 @@ def idle():
 class _Gpio:
     """The board's lines, from hil_tests/emulators/gpio.py (board file key "gpio": "host:port").
 
-    A reader thread takes level changes off the socket and runs the IRQ handlers the way the
-    ESP32 port does: a hard handler (``hard=True``) at once in that thread, as an ISR preempts
-    the VM (the unix port here has no GIL, so the two threads do run in parallel, like an ISR on
-    the second core); a soft handler through ``micropython.schedule``, which the main thread
-    runs at its next bytecode branch, in ``time.sleep_ms`` or while asyncio waits on a
-    ThreadSafeFlag. (The unix port's asyncio blocked in poll() on file descriptors alone does
-    not wake for a scheduled callback: a soft handler then waits for the loop's next wake-up.)
+    Edges arrive ahead of time with the CLOCK_MONOTONIC microsecond they are due at (the unix
+    port's ticks_us() counts the same clock). A reader thread holds them until then, spinning
+    the last _GPIO_SPIN_US so the level changes within microseconds of its time, and runs the
+    IRQ handlers the way the ESP32 port does: a hard handler (``hard=True``) at once in that
+    thread, as an ISR preempts the VM (this unix port has no GIL: the two threads run in
+    parallel, like an ISR on the second core); a soft handler through
+    ``micropython.schedule``, which the main thread runs at its next bytecode branch, in
+    ``time.sleep_ms`` or while asyncio waits on a ThreadSafeFlag. (The unix port's asyncio
+    blocked in poll() on file descriptors alone does not wake for a scheduled callback: a soft
+    handler then waits for the loop's next wake-up.)
     """
 
     def __init__(self, address):
@@ -111,40 +114,66 @@ class _Gpio:
         # resizing under a reader), each slot written by one side.
         self.levels = bytearray(b"\xff" * _GPIO_PINS)  # 0xFF: not driven by the environment
         self.pins = [None] * _GPIO_PINS  # Pin objects with a handler, by pin number
-        rest = b""
-        while True:  # the current levels, up to FF FF, before anyone reads a pin
-            chunk = self._s.recv(64)
-            if not chunk:
-                raise OSError("GPIO emulator closed the connection")
-            rest = self._apply(rest + chunk, False)
-            if rest is None:
-                break
+        self._queue = []  # edges to come, [due ticks_us, pin, level] by due time (reader's)
+        self._rx = b""
+        while not self._parse(self._s.recv(256)):
+            pass  # the levels now and the edges to come, before anyone reads a pin
+        self._fire_due(False)
         _thread.start_new_thread(self._reader, ())
 
-    def _apply(self, data, run_irqs):
-        """Apply whole records; the leftover bytes, or None once the snapshot end is seen."""
-        n = len(data) & ~1
-        for i in range(0, n, 2):
-            pin, level = data[i], data[i + 1]
+    def _parse(self, chunk):
+        """Queue the whole records in `chunk`; True once the snapshot's end record is seen."""
+        if not chunk:
+            raise OSError("GPIO emulator closed the connection")
+        data = self._rx + chunk
+        n = len(data) - len(data) % _GPIO_RECORD
+        end = False
+        for i in range(0, n, _GPIO_RECORD):
+            pin, level, due = struct.unpack_from(">BBQ", data, i)
             if pin == 0xFF:
-                return None
+                end = True
+                continue
+            q = self._queue
+            k = len(q)
+            while k and time.ticks_diff(q[k - 1][0], due) > 0:
+                k -= 1
+            q.insert(k, [due, pin, level])
+        self._rx = data[n:]
+        return end
+
+    def _fire_due(self, run_irqs):
+        """Apply the edges that are due; microseconds until the next one, or None."""
+        q = self._queue
+        while q:
+            wait_us = time.ticks_diff(q[0][0], time.ticks_us())
+            if wait_us > _GPIO_SPIN_US:
+                return wait_us
+            while time.ticks_diff(q[0][0], time.ticks_us()) > 0:
+                pass  # the last stretch: a poll() timeout only has millisecond steps
+            _, pin, level = q.pop(0)
             old = self.levels[pin]
             self.levels[pin] = level
             p = self.pins[pin]
             if run_irqs and p is not None:
                 p._edge(old, level)
-        return data[n:]
+        return None
 
     def _reader(self):
-        rest = b""
-        while True:
-            try:
-                chunk = self._s.recv(64)
-            except OSError:
-                return
-            if not chunk:
-                return  # the environment went away: lines keep their last level
-            rest = self._apply(rest + chunk, True) or b""
+        poller = select.poll()
+        poller.register(self._s, select.POLLIN)
+        connected = True
+        while connected or self._queue:
+            wait_us = self._fire_due(True)
+            # Wake at most a millisecond into the spin window (>= 1 ms: no busy polling).
+            wait_ms = -1 if wait_us is None else (wait_us - _GPIO_SPIN_US + 999) // 1000
+            if not connected:
+                time.sleep_ms(wait_ms)
+                continue
+            for _ in poller.ipoll(wait_ms):  # ipoll: no list allocated per wake-up
+                try:
+                    self._parse(self._s.recv(256))
+                except OSError:  # the environment went away: lines keep their last level
+                    connected = False
 
     def send(self, pin, op):
         self._s.send(bytes((pin, op)))
@@ -152,6 +181,8 @@ class _Gpio:
 
 _GPIO_PINS = 64
 _GPIO_ARMED = 2
+_GPIO_RECORD = 10  # pin, level, due µs (u64)
+_GPIO_SPIN_US = 1500
 _gpio_link = None
 
 

@@ -1,19 +1,19 @@
-"""GPIO lines in a socket: detector levels pushed to the emulated board at their due times.
+"""GPIO lines in a socket: the detector edges an environment schedules, for the emulated board.
 
-The board's `machine.Pin` (hil_tests/board/machine.py) connects once per process and keeps a
-level per pin; its reader thread runs Pin IRQ handlers as the levels change. Records are two
-bytes, both ways, on a TCP stream:
+The board's `machine.Pin` (hil_tests/board/machine.py) connects once per process. Each edge
+goes to it as soon as it is scheduled, with the time it is due; the board's reader thread
+holds it until then and changes the level and runs the Pin IRQ handlers at that time. So the
+edge's timing is kept by the board process (MicroPython threads have no GIL), not by this
+process, whose threads share one GIL with everything else a test runs. Both sides read
+CLOCK_MONOTONIC: CPython's `time.monotonic()` and the unix port's `time.ticks_us()`.
 
-    server -> board:  pin | level (0/1)        a line the environment drives changed level
-                                               (on connect: the current level of every
-                                               driven pin, then FF FF)
-    board  -> server: pin | level (0/1)        the board drives an output pin (the LED)
-                      pin | ARMED (2)          the board attached an IRQ handler to that pin
+Records on the TCP stream, integers big-endian:
 
-Edges are scheduled on absolute `time.monotonic()` times and sent by one thread that sleeps
-until each is due: the MicroPython unix port's `time.ticks_us()` reads the same
-CLOCK_MONOTONIC, so a handler's timestamp can be compared with the time its edge was due.
-Threads, not asyncio: a CPU-bound event loop (PTY and I2C emulators) must not delay edges.
+    server -> board:  pin (1) | level (1) | due (u64, µs of CLOCK_MONOTONIC; 0 = now)
+                      on connect: the current level of every driven pin and the edges still
+                      to come, then the record pin FF (end of that snapshot)
+    board  -> server: pin (1) | level (1)      the board drives an output pin (the LED)
+                      pin (1) | ARMED (2)      the board attached an IRQ handler to that pin
 """
 
 from __future__ import annotations
@@ -21,27 +21,32 @@ from __future__ import annotations
 import heapq
 import itertools
 import socket
+import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable
 
 ARMED = 2
-SNAPSHOT_END = b"\xff\xff"  # after the levels sent on connect
-_RECORD = 2
+EDGE = struct.Struct(">BBQ")
+SNAPSHOT_END = EDGE.pack(0xFF, 0, 0)
+_BOARD_RECORD = 2
 _HISTORY = 10_000
-_SPIN_S = 0.0007
+
+
+def _due_us(due_s: float) -> int:
+    return max(0, round(due_s * 1e6))
 
 
 class GpioServer:
     """Lines driven by the environment; `start()` returns "host:port" for the board file."""
 
     def __init__(self) -> None:
-        self.levels: dict[int, int] = {}  # pin -> level the environment drives
+        self.levels: dict[int, int] = {}  # pin -> level the environment drives now
         # Recent history, bounded (a scene runs for hours): (monotonic s, pin, level) driven by
-        # the board, and (due s, sent s, pin, level) of the edges sent to it.
+        # the board, and (due s, pin, level) of the edges that have come due.
         self.outputs: deque[tuple[float, int, int]] = deque(maxlen=_HISTORY)
-        self.sent: deque[tuple[float, float, int, int]] = deque(maxlen=_HISTORY)
+        self.edges: deque[tuple[float, int, int]] = deque(maxlen=_HISTORY)
         self.armed: set[int] = set()  # pins with an IRQ handler on the board
         self.address = ""
         self._cond = threading.Condition()
@@ -57,7 +62,7 @@ class GpioServer:
         self._listener = socket.create_server((host, 0))
         host, port = self._listener.getsockname()[:2]
         self.address = f"{host}:{port}"
-        for target, name in ((self._accept, "gpio-accept"), (self._send_due, "gpio-edges")):
+        for target, name in ((self._accept, "gpio-accept"), (self._come_due, "gpio-levels")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -88,16 +93,21 @@ class GpioServer:
     def schedule(self, edges: Iterable[tuple[float, int, int]]) -> None:
         """Drive pins at absolute times: (time.monotonic() seconds, pin, level)."""
         with self._cond:
+            out = bytearray()
             for due, pin, level in edges:
                 heapq.heappush(self._due, (due, next(self._order), pin, level))
+                out += EDGE.pack(pin, level, _due_us(due))
+            for c in list(self._clients):
+                self._send(c, bytes(out))
             self._cond.notify_all()
 
     def pending(self) -> int:
+        """Edges scheduled and not yet due."""
         with self._cond:
             return len(self._due)
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until every scheduled edge has been sent; False on timeout."""
+        """Wait until every scheduled edge has come due; False on timeout."""
         with self._cond:
             return self._cond.wait_for(lambda: not self._due, timeout)
 
@@ -129,7 +139,8 @@ class GpioServer:
                     return
                 # A new board process: whatever the old one armed is gone with it.
                 self.armed.clear()
-                snapshot = b"".join(bytes((p, v)) for p, v in sorted(self.levels.items()))
+                snapshot = b"".join(EDGE.pack(p, v, 0) for p, v in sorted(self.levels.items()))
+                snapshot += b"".join(EDGE.pack(p, v, _due_us(d)) for d, _, p, v in self._due)
                 self._clients.append(conn)
                 self._send(conn, snapshot + SNAPSHOT_END)
             threading.Thread(
@@ -148,9 +159,9 @@ class GpioServer:
             buf += chunk
             now = time.monotonic()
             with self._cond:
-                while len(buf) >= _RECORD:
+                while len(buf) >= _BOARD_RECORD:
                     pin, op = buf[0], buf[1]
-                    buf = buf[_RECORD:]
+                    buf = buf[_BOARD_RECORD:]
                     if op == ARMED:
                         self.armed.add(pin)
                     else:
@@ -161,30 +172,20 @@ class GpioServer:
                 self._clients.remove(conn)
         conn.close()
 
-    def _send_due(self) -> None:
+    def _come_due(self) -> None:
+        """Track the levels as edges come due (for snapshots, `levels` and `wait_idle`)."""
         with self._cond:
             while not self._closed:
                 if not self._due:
                     self._cond.wait()
                     continue
                 wait_s = self._due[0][0] - time.monotonic()
-                if wait_s > _SPIN_S:
-                    # Wake a little early (an earlier edge may be scheduled meanwhile), then
-                    # spin: a thread's wake-up is late by ~0.1-0.5 ms, a spin by microseconds.
-                    self._cond.wait(wait_s - _SPIN_S)
+                if wait_s > 0:
+                    self._cond.wait(wait_s)  # an earlier edge may be scheduled meanwhile
                     continue
-                while time.monotonic() < self._due[0][0]:
-                    pass
-                batch = []
-                while self._due and self._due[0][0] <= time.monotonic():
-                    due, _, pin, level = heapq.heappop(self._due)
-                    self.levels[pin] = level
-                    batch.append((due, pin, level))
-                out = b"".join(bytes((pin, level)) for _, pin, level in batch)
-                sent_at = time.monotonic()
-                for c in list(self._clients):
-                    self._send(c, out)
-                self.sent.extend((due, sent_at, pin, level) for due, pin, level in batch)
+                due, _, pin, level = heapq.heappop(self._due)
+                self.levels[pin] = level
+                self.edges.append((due, pin, level))
                 self._cond.notify_all()
 
     def _send(self, conn: socket.socket, data: bytes) -> None:

@@ -59,9 +59,9 @@ def _edges(proc: subprocess.Popen[str]) -> tuple[list[int], list[list[Any]]]:
 
 
 def _errors_ms(env: Environment, got: list[list[Any]], since: int) -> list[float]:
-    """Per edge sent after the first `since`: handler time minus due time, in ms."""
-    sent = list(env.gpio.sent)[since:]
-    due = [(d, pin, level) for d, _, pin, level in sent if pin in (25, 26, 27, 14)]
+    """Per edge after the first `since` that came due: handler time minus due time, in ms."""
+    edges = list(env.gpio.edges)[since:]
+    due = [(d, pin, level) for d, pin, level in edges if pin in (25, 26, 27, 14)]
     assert [(p, v) for _, p, v, _ in got] == [(p, v) for _, p, v in due]
     return [(t / 1000) - d * 1000 for (t, *_), (d, _, _) in zip(got, due, strict=True)]
 
@@ -69,7 +69,7 @@ def _errors_ms(env: Environment, got: list[list[Any]], since: int) -> list[float
 def test_hard_irq_edges_levels_and_timing(tmp_path: Path, env: Environment) -> None:
     """Hard IRQs see every edge with its level, off the main thread, within a few ms of due."""
     proc = _listen(tmp_path, env, "hard", 2 * 8 * 4)
-    since = len(env.gpio.sent)
+    since = len(env.gpio.edges)
     for lane in range(2):
         for i in range(8):
             env.vehicle(lane, 20.0 + 5 * i, 1.8, direction=1 if i % 2 else -1)
@@ -89,7 +89,7 @@ def test_hard_irq_edges_levels_and_timing(tmp_path: Path, env: Environment) -> N
 def test_soft_irq_runs_on_main_thread(tmp_path: Path, env: Environment) -> None:
     """Soft IRQs (the ESP32 default) run scheduled on the main thread, while asyncio waits."""
     proc = _listen(tmp_path, env, "soft", 4)
-    since = len(env.gpio.sent)
+    since = len(env.gpio.edges)
     env.vehicle(0, 30.0, 4.0)
     assert env.wait_traffic(timeout=10)
     _, got = _edges(proc)
