@@ -11,21 +11,37 @@ import pytest
 from fake_node import FakeNode
 from tools_helpers import Pty, start_tool
 
-BENCH_PORT_ENV = "STREETSENSE_BENCH_PORT"
+from streetsense.hil.rig.resources import SerialBoard, parse_board
+
+BOARD_ENV = "STREETSENSE_HIL_BOARD"  # the HIL rig's board option (hil_tests/plugin.py)
+NEEDS_BOARD = (f"needs a real ESP32: {BOARD_ENV}=serial:LINK_PORT,console=USB_PORT "
+               f"(its link UART adapter, its USB port)")
+
+
+def _bench_board() -> SerialBoard | None:
+    board = parse_board(os.environ.get(BOARD_ENV, "emulated"))
+    return board if isinstance(board, SerialBoard) and board.console_port else None
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", f"bench: needs a real ESP32 board on the port named by ${BENCH_PORT_ENV}")
+    config.addinivalue_line("markers", f"bench: {NEEDS_BOARD}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if os.environ.get(BENCH_PORT_ENV):
+    if _bench_board() is not None:
         return
-    skip = pytest.mark.skip(reason=f"no bench board: set {BENCH_PORT_ENV}=/dev/ttyUSB0")
+    skip = pytest.mark.skip(reason=NEEDS_BOARD)
     for item in items:
         if item.get_closest_marker("bench"):
             item.add_marker(skip)
+
+
+@pytest.fixture
+def bench_board() -> SerialBoard:
+    """The real board of a bench run (tests marked ``bench`` are skipped without one)."""
+    board = _bench_board()
+    assert board is not None
+    return board
 
 
 @pytest.fixture

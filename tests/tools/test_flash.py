@@ -19,6 +19,7 @@ from fake_node import FakeNode
 from tools_helpers import Pty
 
 from streetsense.hil.micropython import find_micropython
+from streetsense.hil.rig.resources import SerialBoard
 from streetsense.protocol import FLAG_ACK_REQ, Frame
 from streetsense.protocol import messages as m
 from streetsense.tools.firmware_image import ImageCache, sha256_of
@@ -155,27 +156,29 @@ def test_hello_wait_explains_silence(pty: Pty, node: FakeNode) -> None:
 
 
 @pytest.mark.bench
-def test_bench_flash_real_board(tmp_path: Path) -> None:
-    """On the bench: a full flash of the board on $STREETSENSE_BENCH_PORT ends with its HELLO."""
-    port = os.environ["STREETSENSE_BENCH_PORT"]
-    args = ["--port", port]
+def test_bench_flash_real_board(bench_board: SerialBoard) -> None:
+    """On the bench: a full flash over the board's USB port ends with its HELLO on the link.
+
+    The image comes from $STREETSENSE_BENCH_IMAGE, or else from the image cache.
+    """
+    assert bench_board.console_port is not None
+    args = ["--port", bench_board.console_port, "--link-port", bench_board.port]
     if os.environ.get("STREETSENSE_BENCH_IMAGE"):
         args += ["--image", os.environ["STREETSENSE_BENCH_IMAGE"]]
-    if os.environ.get("STREETSENSE_BENCH_LINK_PORT"):
-        args += ["--link-port", os.environ["STREETSENSE_BENCH_LINK_PORT"]]
     result = CliRunner().invoke(flash, args)
     assert result.exit_code == 0, result.output
     assert "found ESP32" in result.output and "HELLO:" in result.output
 
 
 @pytest.mark.bench
-def test_bench_detects_the_esp32() -> None:
-    """On the bench: esptool finds the ESP32 on $STREETSENSE_BENCH_PORT."""
-    assert detect_chip(os.environ["STREETSENSE_BENCH_PORT"]).startswith("found ESP32")
+def test_bench_detects_the_esp32(bench_board: SerialBoard) -> None:
+    """On the bench: esptool finds the ESP32 on the board's USB port."""
+    assert bench_board.console_port is not None
+    assert detect_chip(bench_board.console_port).startswith("found ESP32")
 
 
 @pytest.mark.bench
-def test_bench_refuses_another_chip() -> None:
+def test_bench_refuses_another_chip(bench_board: SerialBoard) -> None:
     """On the bench: a non-ESP32 board on $STREETSENSE_BENCH_OTHER_CHIP_PORT is refused."""
     port = os.environ.get("STREETSENSE_BENCH_OTHER_CHIP_PORT")
     if not port:
