@@ -82,7 +82,7 @@ def test_hard_irq_edges_levels_and_timing(tmp_path: Path, env: Environment) -> N
     p50, p99 = errors[len(errors) // 2], errors[int(0.99 * (len(errors) - 1))]
     print(f"hard IRQ latency ms: min {errors[0]:.3f} p50 {p50:.3f} p99 {p99:.3f}")
     assert errors[0] >= 0  # never before its time
-    assert p50 < 2.0
+    assert p50 < 1.0  # measured ~0.01 ms: the board fires edges on its own clock
     assert errors[-1] < 20.0  # a loaded CI machine; docs/sensors.md has the measured figures
 
 
