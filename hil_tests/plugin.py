@@ -354,8 +354,10 @@ def mqtt_proxy(hil_proxy: TcpProxy | None) -> TcpProxy:
 
 @pytest_asyncio.fixture
 async def hil_board(request: pytest.FixtureRequest, hil_options: HilOptions,
-                    artefacts: Artefacts, tmp_path: Path) -> AsyncIterator[Board]:
-    """The board for this test, from the rig and the test's ``board`` marker."""
+                    observer: MqttObserver, artefacts: Artefacts,
+                    tmp_path: Path) -> AsyncIterator[Board]:
+    """The board for this test, from the rig and the test's ``board`` marker (the observer
+    is subscribed first: what the board sends from now on can be found on MQTT)."""
     wanted = _board_marker(request.node)
     kind = wanted.get("kind", "air-quality")
     if kind not in NODE_KINDS:
@@ -433,14 +435,14 @@ def injector(artefacts: Artefacts) -> Iterator[FrameInjector]:
 
 @pytest_asyncio.fixture
 async def observer(hil_options: HilOptions, hil_broker: Mosquitto | None,
-                   hil_board: Board, artefacts: Artefacts) -> AsyncIterator[MqttObserver]:
-    """Every MQTT message under the gateway's prefix, from before the gateway starts."""
+                   artefacts: Artefacts) -> AsyncIterator[MqttObserver]:
+    """Every MQTT message under the gateway's prefix, from before the board and the gateway
+    start (so nothing they cause can be missed)."""
     if hil_broker is not None:
         url, topics = hil_broker.url, ["streetsense/#"]
     else:
-        from .remote import bench_mqtt
-
-        url, topics = bench_mqtt(hil_board)
+        bench = hil_options.bench
+        url, topics = str(bench["mqtt_url"]), [f"{bench['prefix']}/{bench['site']}/#"]
     async with MqttObserver(url, topics=topics) as watching:
         artefacts.add_writer("mqtt-transcript.jsonl", watching.dump)
         yield watching

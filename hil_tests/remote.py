@@ -4,7 +4,8 @@ The gateway serves its bench when ``[hil] enabled`` (``streetsense.gateway.hil_s
 documents the protocol: JSON lines on TCP, HMAC challenge on a shared token). Here the
 same driver interfaces as on a local rig are implemented as requests to it, so a scenario
 runs unchanged against a remote bench. The bench's gateway is the gateway under test: it
-cannot be killed from the test session, and its broker is its own (``bench_mqtt``).
+cannot be killed from the test session, and its broker is its own (named in the bench's
+description, which the plugin fetches once per session).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .artefacts import Artefacts, FrameLog
 from .rig.drivers import Board
 from .rig.resources import RemoteBench
 
-__all__ = ["BenchError", "RemoteBoard", "RemoteSession", "bench_mqtt", "fetch",
+__all__ = ["BenchError", "RemoteBoard", "RemoteSession", "fetch",
            "remote_board", "remote_gateway"]
 
 
@@ -249,13 +250,6 @@ async def remote_board(resource: RemoteBench, *, kind: str, settings: dict[str, 
         yield board
     finally:
         await session.close()
-
-
-def bench_mqtt(board: Board) -> tuple[str, list[str]]:
-    """The bench's broker URL and the topic filter of its gateway's messages."""
-    assert isinstance(board, RemoteBoard)
-    info = board.session.info
-    return str(info["mqtt_url"]), [f"{info['prefix']}/{info['site']}/#"]
 
 
 class RemoteGateway:
