@@ -4,6 +4,7 @@ Emulated boards reach it through the peripheral host (``board_endpoint()`` is th
 JSON's ``"ble"`` value); a gateway's bleak backend reaches it as HCI over TCP
 (``central_transport()`` is a bumble transport spec for ``BumbleAdapter``). Range faults
 (``set_in_range``) act on a board's address, derived from its ``unique_id``.
+``BleLinkDriver`` is the HIL rig's link driver for such a board.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any, TypeVar
 
 from bumble import hci
 
+from ..artefacts import FrameLog
 from .peripheral_host import PeripheralHost
 from .radio import VirtualRadio, static_address
 
-__all__ = ["BleRig", "board_address"]
+__all__ = ["BleLinkDriver", "BleRig", "board_address"]
 
 _T = TypeVar("_T")
 CENTRAL_SEED = bytes.fromhex("c0ffee000001")
@@ -97,3 +99,43 @@ class BleRig:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class BleLinkDriver:
+    """The rig's ``LinkDriver`` for a board on BLE: ``frames`` is its tapped stream,
+    ``unplug``/``replug`` take it out of range and back.
+
+    Line noise has no BLE counterpart: the link layer checks a CRC and retransmits every
+    packet, so corrupted or dropped radio packets never reach the frame stream.
+    """
+
+    def __init__(self, rig: BleRig, unique_id: str) -> None:
+        self.rig = rig
+        self.address = board_address(unique_id)
+        self.frames = FrameLog()
+        self._bytes = {"up": 0, "down": 0}
+        self._outages = 0
+        rig.tap(self.address, self._feed)
+
+    def _feed(self, direction: str, data: bytes) -> None:
+        self._bytes[direction] += len(data)
+        self.frames.feed(direction, data)
+
+    async def set_faults(self, *, drop: float = 0.0, ber: float = 0.0,
+                         delay_ms: int = 0) -> None:  # fmt: skip
+        if drop or ber or delay_ms:
+            raise NotImplementedError(
+                "BLE's link layer retransmits until a packet's CRC checks: drops and bit "
+                "errors never reach the frame stream (use unplug for an outage)"
+            )
+
+    async def unplug(self) -> None:
+        self._outages += 1
+        await asyncio.to_thread(self.rig.set_in_range, self.address, False)
+
+    async def replug(self) -> None:
+        await asyncio.to_thread(self.rig.set_in_range, self.address, True)
+
+    async def counters(self) -> dict[str, int]:
+        return {"bytes_up": self._bytes["up"], "bytes_down": self._bytes["down"],
+                "outages": self._outages}  # fmt: skip

@@ -20,7 +20,7 @@ from streetsense.gateway.config import (
 from streetsense.gateway.service import Gateway
 from streetsense.gateway.transports.ble import BleTransport
 from streetsense.hil.artefacts import FrameLog
-from streetsense.hil.ble.rig import BleRig, board_address
+from streetsense.hil.ble.rig import BleLinkDriver, BleRig, board_address
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.environment import Environment
 from streetsense.hil.node import EmulatedNode
@@ -75,8 +75,8 @@ async def test_ble_node_readings_reach_mqtt_and_an_outage_loses_nothing(
 ) -> None:
     """Readings over BLE reach MQTT; out of range and back, every DATA arrives once, in order;
     an unregistered node advertising NUS on the same radio is never connected."""
-    frames = FrameLog()
-    rig.tap(board_address(UNIQUE_ID), frames.feed)
+    link = BleLinkDriver(rig, UNIQUE_ID)
+    frames = link.frames
     stranger = await mp_node(77)  # advertises NUS, not in the registry
     with Mosquitto() as broker, Environment("air-quality") as environment:
         environment.set_air(pm1_0=20.0, pm2_5=31.2, pm10=48.0, co2=650, temperature=29.5,
@@ -95,11 +95,12 @@ async def test_ble_node_readings_reach_mqtt_and_an_outage_loses_nothing(
                 assert first["readings"]["co2"]["value"] == pytest.approx(650, abs=5)
                 ble = next(t for t in gateway.transports if isinstance(t, BleTransport))
                 assert ble.stats()["ble:HN-0042"]["rssi"] == -50
-                rig.set_in_range(board_address(UNIQUE_ID), False)
-                await asyncio.sleep(OUTAGE_S)  # the fault's duration itself, not a sync wait
-                rig.set_in_range(board_address(UNIQUE_ID), True)
                 before = len(sent_data(frames))
-                await frames.wait(lambda _: len(sent_data(frames)) >= before + 2, timeout=20)
+                await link.unplug()  # out of range
+                await asyncio.sleep(OUTAGE_S)  # the fault's duration itself, not a sync wait
+                await link.replug()
+                # what the node queued meanwhile, and more, comes through after the outage
+                await frames.wait(lambda _: len(sent_data(frames)) >= before + 3, timeout=30)
                 sent = sent_data(frames)
                 await observer.expect(TOPIC, lambda m: (m.json()["boot"], m.json()["seq"])
                                       == sent[-1], timeout=20)  # fmt: skip
@@ -109,5 +110,6 @@ async def test_ble_node_readings_reach_mqtt_and_an_outage_loses_nothing(
                 assert (stats["connects"], stats["losses"]) == (2, 1)
                 assert board_address(stranger.unique_id).to_string(False) in ble.ignored
                 assert set(ble.stats()) == {"ble:HN-0042"}
+                assert (await link.counters())["outages"] == 1
         finally:
             node.close()
