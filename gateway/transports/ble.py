@@ -114,6 +114,11 @@ class BleLink:
         self.client: BleakClient | None = None
         self._send_lock = asyncio.Lock()  # two frames' pieces must not interleave
 
+    @property
+    def rssi(self) -> int | None:
+        """dBm of the node's last advertisement (for the session's per-node metrics)."""
+        return self.counters.rssi
+
     async def send(self, data: bytes) -> None:
         """Write ``data`` to the node; ``ConnectionError`` if it is not connected."""
         async with self._send_lock:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import tty
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ble_harness import StartNode
+from ble_harness import NusNode, StartNode
 
 from streetsense.gateway.config import (
     BleSection,
@@ -16,21 +19,25 @@ from streetsense.gateway.config import (
     HttpSection,
     JournalSection,
     MqttSection,
+    SerialPort,
 )
 from streetsense.gateway.service import Gateway
 from streetsense.gateway.transports.ble import BleTransport
 from streetsense.hil.artefacts import FrameLog
+from streetsense.hil.ble.peripheral import IRQ_GATTS_WRITE
+from streetsense.hil.ble.radio import VirtualRadio, static_address
 from streetsense.hil.ble.rig import BleLinkDriver, BleRig, board_address
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.environment import Environment
 from streetsense.hil.node import EmulatedNode
 from streetsense.hil.observer import MqttObserver
+from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame
+from streetsense.protocol.messages import ACK, DATA, HELLO
 
 pytestmark = pytest.mark.micropython
 
 KEY = bytes(range(32))
 UNIQUE_ID = "240ac4b1e042"
-DATA = 0x02
 TOPIC = "streetsense/test/HN-0042/data"
 OUTAGE_S = 4.0  # out of range for two report intervals
 
@@ -113,3 +120,38 @@ async def test_ble_node_readings_reach_mqtt_and_an_outage_loses_nothing(
                 assert (await link.counters())["outages"] == 1
         finally:
             node.close()
+
+
+async def test_node_on_serial_and_ble_published_once(tmp_path: Path, radio: VirtualRadio) -> None:
+    """The same DATA frame over BLE and over serial: one `data` message; both links get ACKs."""
+    node = await NusNode(radio, 42).start()
+    master, slave = os.openpty()
+    tty.setraw(master)
+    acks = FrameLog()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(master, lambda: acks.feed("down", os.read(master, 4096)))
+    hello = Frame(HELLO, 42, 9, 0, {1: "air-quality", 2: "0.1.0", 3: [1, 0], 4: ["pms5003"],
+                                    5: 1, 6: 9, 8: 1500}, FLAG_ACK_REQ).encode(KEY)  # fmt: skip
+    data = [Frame(DATA, 42, 9, seq, {1: 1_764_115_200 + seq, 2: 0, 3: 60, 4: [[2, -1, 312]]},
+                  FLAG_ACK_REQ).encode(KEY) for seq in (1, 2)]  # fmt: skip
+    try:
+        with Mosquitto() as broker:
+            config = gateway_config(tmp_path, broker.url, await radio.serve_hci(
+                static_address(b"\xc0\0\0\0\0\x05")))  # fmt: skip
+            config = replace(config, serial=(SerialPort(path=os.ttyname(slave), name="pole"),))
+            async with MqttObserver(broker.url, topics=["streetsense/#"]) as observer, \
+                    Gateway(config, derivers=[]).running():  # fmt: skip
+                await node.wait_event(IRQ_GATTS_WRITE)  # the gateway subscribed over BLE
+                await node.send(hello + data[0])
+                await observer.expect(TOPIC, timeout=10)
+                await node.wait_event(IRQ_GATTS_WRITE)  # the ACK, over BLE
+                assert any(not isinstance(f, Exception) and f[1] == ACK
+                           for f in Deframer().feed(bytes(node.written)))  # fmt: skip
+                os.write(master, data[0] + data[1])  # a retransmission, then a new frame
+                await observer.expect(TOPIC, lambda m: m.json()["seq"] == 2, timeout=10)
+                await acks.wait(lambda f: f.raw is not None and f.raw[1] == ACK, timeout=10)
+        assert [m.json()["seq"] for m in observer.messages(TOPIC)] == [1, 2]
+    finally:
+        loop.remove_reader(master)
+        os.close(master)
+        os.close(slave)

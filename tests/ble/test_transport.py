@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from ble_harness import NusNode
 
 from streetsense.gateway.config import BleSection
@@ -71,20 +72,25 @@ async def running(radio: VirtualRadio, recorder: Recorder,
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_registered_node_streams_both_ways(radio: VirtualRadio) -> None:
-    """A registered node is connected and subscribed; its notifications come up, sends go down."""
-    node = await NusNode(radio, 42, echo=True).start()
+@pytest.mark.parametrize("mtu", [23, 247])
+async def test_registered_node_streams_both_ways(radio: VirtualRadio, mtu: int) -> None:
+    """A registered node is connected and subscribed; its notifications come up, sends go down
+    in MTU-3 pieces."""
+    node = await NusNode(radio, 42, echo=True).start(mtu=mtu)
     recorder = Recorder()
     async with running(radio, recorder, registry(node_info(42))) as (transport, _):
         await recorder.until(lambda: "ble:HN-0042" in recorder.up)
         link = recorder.up["ble:HN-0042"]
         await recorder.until(lambda: bytes(node.written) == START_STREAM)
         frame = bytes(range(1, 256)) * 2 + b"\0"  # longer than one write at MTU 247
+        writes = node.events.qsize()
         await link.send(frame)
         await recorder.until(lambda: bytes(recorder.received.get(link.name, b"")) == frame)
+        assert node.events.qsize() - writes == -(-len(frame) // (mtu - 3))  # one IRQ per piece
         stats = transport.stats()[link.name]
-        assert (stats["up"], stats["mtu"], stats["node"]) == (True, 247, "HN-0042")
+        assert (stats["up"], stats["mtu"], stats["node"]) == (True, mtu, "HN-0042")
         assert stats["rssi"] == -50 and stats["bytes_out"] == len(frame)
+        assert link.rssi == -50  # type: ignore[attr-defined]
 
 
 async def test_unregistered_disabled_and_wrong_kind_nodes_are_ignored(radio: VirtualRadio) -> None:
