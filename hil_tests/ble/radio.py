@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
 
 from bumble import hci
 from bumble.controller import Controller
+from bumble.core import PhysicalTransport
 from bumble.device import Device
 from bumble.host import Host
 from bumble.link import LocalLink
@@ -27,7 +27,7 @@ from bumble.ll import AdvertisingPdu
 from bumble.transport.common import AsyncPipeSink, Transport
 from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
 
-__all__ = ["RadioLink", "VirtualRadio", "static_address"]
+__all__ = ["RadioController", "RadioLink", "VirtualRadio", "static_address"]
 
 CONNECTION_TIMEOUT = hci.HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR
 
@@ -37,6 +37,33 @@ def static_address(seed: bytes) -> hci.Address:
     raw = bytearray(seed[-6:].rjust(6, b"\0"))
     raw[0] |= 0xC0
     return hci.Address(":".join(f"{b:02X}" for b in raw), hci.Address.RANDOM_DEVICE_ADDRESS)
+
+
+class RadioController(Controller):
+    """bumble's ``Controller``; cancelling a connection attempt ends it as a real controller
+    does (LE Connection Complete, "unknown connection identifier"), so a host that gives up
+    on a silent peer can connect again."""
+
+    def on_hci_le_create_connection_cancel_command(
+        self, command: hci.HCI_LE_Create_Connection_Cancel_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        pending, self.pending_le_connection = self.pending_le_connection, None
+        if pending is not None:  # after the Command Complete this method's return becomes
+            asyncio.get_running_loop().call_soon(
+                self.send_hci_packet,
+                hci.HCI_LE_Connection_Complete_Event(
+                    status=hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+                    connection_handle=0,
+                    role=hci.Role.CENTRAL,
+                    peer_address_type=pending.peer_address.address_type,
+                    peer_address=pending.peer_address,
+                    connection_interval=0,
+                    peripheral_latency=0,
+                    supervision_timeout=0,
+                    central_clock_accuracy=0,
+                ),
+            )
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
 
 
 class RadioLink(LocalLink):
@@ -58,7 +85,7 @@ class RadioLink(LocalLink):
         self,
         sender_controller: Controller,
         destination_address: hci.Address,
-        transport: Any,
+        transport: PhysicalTransport,
         data: bytes,
     ) -> None:
         if sender_controller in self.silenced:
@@ -89,7 +116,7 @@ class VirtualRadio:
 
     def add_controller(self, address: hci.Address) -> Controller:
         """A new controller on the link, answering to ``address`` (public and random)."""
-        controller = Controller(f"C-{address}", link=self.link, public_address=address)
+        controller = RadioController(f"C-{address}", link=self.link, public_address=address)
         controller.random_address = address
         self.controllers[address] = controller
         return controller
@@ -118,7 +145,7 @@ class VirtualRadio:
         port = sock.getsockname()[1]
         transport = await open_tcp_server_transport_with_socket(sock)
         self._transports.append(transport)
-        controller = Controller(
+        controller = RadioController(
             f"C-{address}",
             host_source=transport.source,
             host_sink=transport.sink,

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from ble_harness import NusNode, central, find_node
 from bleak import BleakClient
+from bleak.exc import BleakError
 
 from streetsense.gateway.transports.ble import NUS_RX, NUS_SERVICE, NUS_TX, NodeAdvert, parse_advert
 from streetsense.hil.ble.bleak_backend import BumbleAdapter, bumble_backends, parse_ad
@@ -124,3 +125,17 @@ def test_parse_ad_reads_the_common_ad_types() -> None:
     assert adv.service_data == {"0000180f-0000-1000-8000-00805f9b34fb": b"\x64\x00"}
     assert adv.manufacturer_data == {0x0059: b"\x01\x02"}
     assert adv.rssi == -60
+
+
+async def test_connecting_to_a_silent_node_fails_and_frees_the_adapter(radio: VirtualRadio) -> None:
+    """A connect to a node gone out of range times out; the next connect to another works."""
+    gone = await NusNode(radio, 11).start()
+    there = await NusNode(radio, 12).start()
+    scanner, client_backend = central(radio)
+    device = await find_node(scanner, 11)
+    radio.set_in_range(gone.address, False)
+    with pytest.raises(BleakError):
+        await BleakClient(device, timeout=0.3, backend=client_backend).connect()
+    async with BleakClient(await find_node(scanner, 12), backend=client_backend) as client:
+        assert client.is_connected
+    assert not gone.peripheral.connections and there.events.qsize() > 0
