@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bumble import hci
+from bumble.controller import Controller
 
 from .peripheral import Peripheral
 from .radio import VirtualRadio, static_address
@@ -37,6 +38,7 @@ class _Board:
         self.writer = writer
         self.taps = taps
         self.address: hci.Address | None = None
+        self.controller: Controller | None = None
         self.peripheral: Peripheral | None = None
 
     def _emit(self, event: int, args: tuple[Any, ...], value: bytes | None) -> None:
@@ -99,6 +101,7 @@ class _Board:
             if self.address is None:
                 raise OSError(_EINVAL, "no unique_id for the board's address")
             device = self.radio.host_device(request.get("gap_name") or "node", self.address)
+            self.controller = self.radio.controllers[self.address]
             self.peripheral = Peripheral(device, self._emit)
             self.peripheral.set_mtu(request.get("mtu", self.peripheral.mtu))
             await self.peripheral.power_on()
@@ -106,8 +109,9 @@ class _Board:
         return bytes(reversed(bytes(self.address))).hex()
 
     def close(self) -> None:
-        if self.address is not None:
-            self.radio.remove_controller(self.address)
+        if self.controller is not None:
+            self.radio.remove_controller(self.controller)
+        self.controller = None
         self.peripheral = None
 
 

@@ -121,13 +121,14 @@ class VirtualRadio:
         self.controllers[address] = controller
         return controller
 
-    def remove_controller(self, address: hci.Address) -> None:
-        """Switch a controller off: its connections drop, it leaves the link."""
-        controller = self.controllers.pop(address, None)
-        if controller is not None:
-            self.link.drop_connections(controller)
-            self.link.silenced.discard(controller)
-            self.link.remove_controller(controller)
+    def remove_controller(self, controller: Controller) -> None:
+        """Switch a controller off: its connections drop, it leaves the link. (A newer
+        controller at the same address, a power-cycled board's, stays.)"""
+        if self.controllers.get(controller.public_address) is controller:
+            del self.controllers[controller.public_address]
+        self.link.drop_connections(controller)
+        self.link.silenced.discard(controller)
+        self.link.remove_controller(controller)
 
     def host_device(self, name: str, address: hci.Address) -> Device:
         """A bumble ``Device`` on a new in-process controller (call ``power_on`` next)."""

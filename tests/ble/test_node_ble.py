@@ -113,3 +113,27 @@ async def test_node_survives_disconnects(rig: BleRig, mp_node: StartNode) -> Non
             rig.set_in_range(board_address(node.unique_id), True)
     finally:
         await adapter.close()
+
+
+async def test_power_cycled_node_comes_back_at_its_address(rig: BleRig, mp_node: StartNode) -> None:
+    """Killed mid-connection, the central sees a disconnect; restarted, the same address
+    advertises again and the stream works."""
+    first = await mp_node(44)
+    adapter, scanner, client_backend = backends(rig, 247)
+    try:
+        device = await find_node(scanner, 44)
+        gone = asyncio.Event()
+        client = BleakClient(device, lambda _c: gone.set(), backend=client_backend)
+        await client.connect()
+        await Central(client).start()
+        await first.stop()  # power off
+        await asyncio.wait_for(gone.wait(), 5)
+        await mp_node(44)
+        again = await find_node(scanner, 44)
+        assert again.address == device.address
+        async with BleakClient(again, backend=client_backend) as client:
+            central = Central(client)
+            await central.start()
+            assert await central.exchange(b"back") == b"kcab"
+    finally:
+        await adapter.close()
