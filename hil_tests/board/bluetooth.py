@@ -26,6 +26,7 @@ import _thread
 import binascii
 import json
 import socket
+import time
 
 import machine
 import micropython
@@ -170,7 +171,12 @@ class BLE:
                 if self._scheduled:
                     continue
                 self._scheduled = True
-            micropython.schedule(self._dispatch, None)
+            while True:
+                try:
+                    micropython.schedule(self._dispatch, None)
+                    break
+                except RuntimeError:  # the queue is full (GPIO IRQs too): let the VM drain it
+                    time.sleep_ms(1)
 
     def _dispatch(self, _):
         while True:
