@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import json
+import os
 import random
+from pathlib import Path
+from typing import Any
 
 import pytest
 from ble_harness import StartNode, find_node
@@ -15,6 +20,7 @@ from streetsense.gateway.transports.ble import NUS_RX, NUS_SERVICE, NUS_TX, Node
 from streetsense.hil.ble.bleak_backend import BumbleAdapter, bumble_backends
 from streetsense.hil.ble.nus import node_advert
 from streetsense.hil.ble.rig import BleRig, board_address
+from streetsense.hil.micropython import REPO, find_micropython
 from streetsense.protocol import cobs
 
 pytestmark = pytest.mark.micropython
@@ -137,3 +143,47 @@ async def test_power_cycled_node_comes_back_at_its_address(rig: BleRig, mp_node:
             assert await central.exchange(b"back") == b"kcab"
     finally:
         await adapter.close()
+
+
+async def test_shim_follows_micropython_buffer_and_error_rules(rig: BleRig, tmp_path: Path) -> None:
+    """The bluetooth shim: default 20-byte values, append buffers cleared by a read, ENOTCONN
+    for a notify without a connection, the board's address in config('mac')."""
+    unique_id = "240ac4005e50"
+    board = tmp_path / "board.json"
+    board.write_text(json.dumps(rig.board_entries(unique_id)))
+    proc = await asyncio.create_subprocess_exec(
+        find_micropython() or "micropython", str(Path(__file__).with_name("mp_ble_shim.py")),
+        str(REPO / "hil_tests" / "board"), stdout=asyncio.subprocess.PIPE,
+        env=dict(os.environ, STREETSENSE_BOARD=str(board)),
+    )  # fmt: skip
+    assert proc.stdout is not None
+
+    async def line() -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(await asyncio.wait_for(proc.stdout.readline(), 5))
+        return result
+
+    adapter, scanner, client_backend = backends(rig, 247)
+    try:
+        assert await line() == {"notify_errno": errno.ENOTCONN}
+        hello = await line()
+        address = board_address(unique_id).to_string(False)
+        assert (hello["mac"], hello["addr_type"]) == (address.replace(":", "").lower(), 1)
+        device = await BleakScanner.find_device_by_address(address, timeout=5, backend=scanner)
+        assert device is not None
+        async with BleakClient(device, backend=client_backend) as client:
+            a = client.services.get_characteristic(hello["handles"][1])
+            b = client.services.get_characteristic(hello["handles"][2])
+            assert a is not None and b is not None
+            assert (await line())["event"] == "connect"
+            await client.write_gatt_char(a, b"0123456789abcdefghijKLMNOPQRST", response=True)
+            assert await line() == {"a": "0123456789abcdefghij"}  # 20 bytes by default
+            await client.write_gatt_char(b, b"xyz", response=True)
+            await client.write_gatt_char(b, b"123", response=True)
+            await client.write_gatt_char(a, b"B?", response=True)
+            assert await line() == {"b": "xyz123"}  # appended
+            await client.write_gatt_char(a, b"B?", response=True)
+            assert await line() == {"b": ""}  # and cleared by the read
+    finally:
+        await adapter.close()
+        proc.kill()
+        await proc.wait()
