@@ -122,8 +122,7 @@ async def test_node_survives_disconnects(rig: BleRig, mp_node: StartNode) -> Non
 
 
 async def test_power_cycled_node_comes_back_at_its_address(rig: BleRig, mp_node: StartNode) -> None:
-    """Killed mid-connection, the central sees a disconnect; restarted, the same address
-    advertises again and the stream works."""
+    """A node killed mid-connection drops it; restarted, it is back at its address and works."""
     first = await mp_node(44)
     adapter, scanner, client_backend = backends(rig, 247)
     try:
@@ -146,8 +145,7 @@ async def test_power_cycled_node_comes_back_at_its_address(rig: BleRig, mp_node:
 
 
 async def test_shim_follows_micropython_buffer_and_error_rules(rig: BleRig, tmp_path: Path) -> None:
-    """The bluetooth shim: default 20-byte values, append buffers cleared by a read, ENOTCONN
-    for a notify without a connection, the board's address in config('mac')."""
+    """Shim: 20-byte values, append buffers cleared by reads, ENOTCONN, the board's address."""
     unique_id = "240ac4005e50"
     board = tmp_path / "board.json"
     board.write_text(json.dumps(rig.board_entries(unique_id)))

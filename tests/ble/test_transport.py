@@ -74,8 +74,7 @@ async def running(radio: VirtualRadio, recorder: Recorder,
 
 @pytest.mark.parametrize("mtu", [23, 247])
 async def test_registered_node_streams_both_ways(radio: VirtualRadio, mtu: int) -> None:
-    """A registered node is connected and subscribed; its notifications come up, sends go down
-    in MTU-3 pieces."""
+    """A registered node is connected; notifications come up, sends go down in MTU-3 pieces."""
     node = await NusNode(radio, 42, echo=True).start(mtu=mtu)
     recorder = Recorder()
     async with running(radio, recorder, registry(node_info(42))) as (transport, _):
