@@ -41,7 +41,7 @@ SPEED_KMH = {"motorbike": (15.0, 50.0), "car": (15.0, 55.0), "heavy": (10.0, 40.
 # Hanoi street mix: about 80 % motorbikes.
 HANOI_MIX = {"motorbike": 0.80, "car": 0.17, "heavy": 0.03}
 MIN_GAP_S = 0.3  # clear time on a detector between two vehicles of one lane
-_LEAD_S = 0.05  # edges are scheduled at least this far ahead of now
+_LEAD_S = 0.1  # edges are scheduled at least this far ahead of now
 
 Fault = Literal["unplugged", "corrupt", "stuck"] | None
 

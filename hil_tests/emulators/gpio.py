@@ -1,10 +1,11 @@
 """GPIO lines in a socket: the detector edges an environment schedules, for the emulated board.
 
 The board's `machine.Pin` (hil_tests/board/machine.py) connects once per process. Each edge
-goes to it as soon as it is scheduled, with the time it is due; the board's reader thread
-holds it until then and changes the level and runs the Pin IRQ handlers at that time. So the
-edge's timing is kept by the board process (MicroPython threads have no GIL), not by this
-process, whose threads share one GIL with everything else a test runs. Both sides read
+goes to it AHEAD_S before it is due, with the time it is due; the board's reader thread holds
+it until then and changes the level and runs the Pin IRQ handlers at that time. So the edge's
+timing is kept by the board process (MicroPython threads have no GIL), not by this process,
+whose threads share one GIL with everything else a test runs; and the board never holds more
+than AHEAD_S of edges (an hour of traffic would not fit a node's heap). Both sides read
 CLOCK_MONOTONIC: CPython's `time.monotonic()` and the unix port's `time.ticks_us()`.
 
 Records on the TCP stream, integers big-endian:
@@ -30,6 +31,7 @@ from collections.abc import Iterable
 ARMED = 2
 EDGE = struct.Struct(">BBQ")
 SNAPSHOT_END = EDGE.pack(0xFF, 0, 0)
+AHEAD_S = 0.2  # far beyond this process's GIL stalls, short enough to hold little
 _BOARD_RECORD = 2
 _HISTORY = 10_000
 
@@ -50,7 +52,9 @@ class GpioServer:
         self.armed: set[int] = set()  # pins with an IRQ handler on the board
         self.address = ""
         self._cond = threading.Condition()
-        self._due: list[tuple[float, int, int, int]] = []  # heap of (due s, order, pin, level)
+        # Heaps of (due s, order, pin, level): edges not yet sent, and sent but not yet due.
+        self._ahead: list[tuple[float, int, int, int]] = []
+        self._due: list[tuple[float, int, int, int]] = []
         self._order = itertools.count()
         self._clients: list[socket.socket] = []
         self._listener: socket.socket | None = None
@@ -62,7 +66,7 @@ class GpioServer:
         self._listener = socket.create_server((host, 0))
         host, port = self._listener.getsockname()[:2]
         self.address = f"{host}:{port}"
-        for target, name in ((self._accept, "gpio-accept"), (self._come_due, "gpio-levels")):
+        for target, name in ((self._accept, "gpio-accept"), (self._forward, "gpio-edges")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -93,23 +97,19 @@ class GpioServer:
     def schedule(self, edges: Iterable[tuple[float, int, int]]) -> None:
         """Drive pins at absolute times: (time.monotonic() seconds, pin, level)."""
         with self._cond:
-            out = bytearray()
             for due, pin, level in edges:
-                heapq.heappush(self._due, (due, next(self._order), pin, level))
-                out += EDGE.pack(pin, level, _due_us(due))
-            for c in list(self._clients):
-                self._send(c, bytes(out))
+                heapq.heappush(self._ahead, (due, next(self._order), pin, level))
             self._cond.notify_all()
 
     def pending(self) -> int:
         """Edges scheduled and not yet due."""
         with self._cond:
-            return len(self._due)
+            return len(self._ahead) + len(self._due)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every scheduled edge has come due; False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._due, timeout)
+            return self._cond.wait_for(lambda: not self._ahead and not self._due, timeout)
 
     def wait_armed(self, pins: Iterable[int], timeout: float) -> bool:
         """Wait until the board has IRQ handlers on all `pins`; False on timeout."""
@@ -172,21 +172,28 @@ class GpioServer:
                 self._clients.remove(conn)
         conn.close()
 
-    def _come_due(self) -> None:
-        """Track the levels as edges come due (for snapshots, `levels` and `wait_idle`)."""
+    def _forward(self) -> None:
+        """Send edges to the boards AHEAD_S before they are due; track the levels as they come
+        due (for snapshots, `levels` and `wait_idle`)."""
         with self._cond:
             while not self._closed:
-                if not self._due:
-                    self._cond.wait()
-                    continue
-                wait_s = self._due[0][0] - time.monotonic()
-                if wait_s > 0:
-                    self._cond.wait(wait_s)  # an earlier edge may be scheduled meanwhile
-                    continue
-                due, _, pin, level = heapq.heappop(self._due)
-                self.levels[pin] = level
-                self.edges.append((due, pin, level))
+                now = time.monotonic()
+                out = bytearray()
+                while self._ahead and self._ahead[0][0] <= now + AHEAD_S:
+                    edge = heapq.heappop(self._ahead)
+                    heapq.heappush(self._due, edge)
+                    out += EDGE.pack(edge[2], edge[3], _due_us(edge[0]))
+                for c in list(self._clients):
+                    self._send(c, bytes(out))
+                while self._due and self._due[0][0] <= now:
+                    due, _, pin, level = heapq.heappop(self._due)
+                    self.levels[pin] = level
+                    self.edges.append((due, pin, level))
                 self._cond.notify_all()
+                wake = [self._ahead[0][0] - AHEAD_S] if self._ahead else []
+                wake += [self._due[0][0]] if self._due else []
+                # Sleeps until then, or until schedule() or close() notify.
+                self._cond.wait(max(0.0, min(wake) - time.monotonic()) if wake else None)
 
     def _send(self, conn: socket.socket, data: bytes) -> None:
         if not data:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from streetsense.hil.emulators.gpio import AHEAD_S, EDGE, SNAPSHOT_END, GpioServer
 from streetsense.hil.environment import DETECTOR_PINS, Environment, expected_counts
 from streetsense.hil.micropython import find_micropython
 from streetsense.hil.scene import StreetScene
@@ -186,3 +189,19 @@ def test_street_scene_drives_the_environment(env: Environment) -> None:
     finally:
         scene.stop()
     assert scene.steps >= 1
+
+
+def test_gpio_server_sends_edges_shortly_before_they_are_due() -> None:
+    """A board gets each edge AHEAD_S before its time, with that time, not a long plan at once."""
+    with GpioServer() as server:
+        host, port = server.address.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as board:
+            assert board.recv(64) == SNAPSHOT_END  # nothing driven yet
+            now = time.monotonic()
+            server.schedule([(now + 0.05, 25, 0), (now + 30.0, 25, 1)])
+            record = board.recv(64)
+            assert EDGE.unpack(record) == (25, 0, round((now + 0.05) * 1e6))
+            board.settimeout(2 * AHEAD_S)
+            with pytest.raises(TimeoutError):
+                board.recv(64)  # the edge 30 s away stays on the server for now
+            assert server.pending() == 1 and server.levels[25] == 0
