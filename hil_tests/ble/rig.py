@@ -23,7 +23,7 @@ from .radio import VirtualRadio, static_address
 __all__ = ["BleLinkDriver", "BleRig", "board_address"]
 
 _T = TypeVar("_T")
-CENTRAL_SEED = bytes.fromhex("c0ffee000001")
+CENTRAL_SEED = bytes.fromhex("c0ffee00")  # + the central's number (2 bytes)
 
 
 def board_address(unique_id: str) -> hci.Address:
@@ -40,6 +40,7 @@ class BleRig:
         self._thread.start()
         self.radio: VirtualRadio = self.call(self._make())
         self._boards: PeripheralHost | None = None
+        self._centrals = 0
 
     @staticmethod
     async def _make() -> VirtualRadio:
@@ -76,9 +77,12 @@ class BleRig:
 
         return self.call(wrapper())
 
-    def central_transport(self, seed: bytes = CENTRAL_SEED) -> str:
-        """A new controller for a gateway, as a bumble transport spec (HCI over TCP)."""
-        return self.call(self.radio.serve_hci(static_address(seed)))
+    def central_transport(self) -> str:
+        """A new controller for a gateway (each with its own address), as a bumble transport
+        spec (HCI over TCP)."""
+        self._centrals += 1
+        address = static_address(CENTRAL_SEED + self._centrals.to_bytes(2, "big"))
+        return self.call(self.radio.serve_hci(address))
 
     def set_in_range(self, address: hci.Address, in_range: bool) -> None:
         """Take a board (or any controller) out of range: its connections drop; or back."""

@@ -22,7 +22,6 @@ from streetsense.hil.ble.bleak_backend import (
 from streetsense.hil.ble.nus import NUS_DEFINITION, node_advert
 from streetsense.hil.ble.peripheral import IRQ_GATTS_WRITE, Peripheral
 from streetsense.hil.ble.radio import VirtualRadio, static_address
-from streetsense.hil.ble.rig import BleRig
 from streetsense.hil.micropython import REPO, find_micropython, stage_protocol
 
 MP_NODE = Path(__file__).with_name("mp_ble_node.py")
@@ -97,17 +96,18 @@ async def find_node(scanner: type[BumbleScanner], node_id: int, timeout: float =
 
 
 class MpNode:
-    """A MicroPython process running tests/ble/mp_ble_node.py (a BleTransport) on the rig."""
+    """A MicroPython process running tests/ble/mp_ble_node.py (a BleTransport); ``endpoint``
+    is the peripheral host's ``host:port``."""
 
-    def __init__(self, tmp_path: Path, rig: BleRig, node_id: int, mtu: int) -> None:
-        self.tmp_path, self.rig, self.node_id, self.mtu = tmp_path, rig, node_id, mtu
+    def __init__(self, tmp_path: Path, endpoint: str, node_id: int, mtu: int) -> None:
+        self.tmp_path, self.endpoint, self.node_id, self.mtu = tmp_path, endpoint, node_id, mtu
         self.unique_id = f"240ac4{node_id:06x}"
         self.proc: asyncio.subprocess.Process | None = None
         self.lines: asyncio.Queue[str] = asyncio.Queue()
 
     async def start(self) -> MpNode:
         board = self.tmp_path / f"board-{self.node_id}.json"
-        entries = {"ble": self.rig.board_endpoint(), "unique_id": self.unique_id}
+        entries = {"ble": self.endpoint, "unique_id": self.unique_id}
         board.write_text(json.dumps(entries))
         lib = self.tmp_path / "lib"
         if not lib.exists():

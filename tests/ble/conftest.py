@@ -34,7 +34,7 @@ async def mp_node(tmp_path: Path, rig: BleRig) -> AsyncIterator[StartNode]:
     nodes: list[MpNode] = []
 
     async def start(node_id: int, mtu: int = 247) -> MpNode:
-        node = MpNode(tmp_path, rig, node_id, mtu)
+        node = MpNode(tmp_path, rig.board_endpoint(), node_id, mtu)
         nodes.append(node)
         return await node.start()
 

@@ -7,11 +7,12 @@ import errno
 import json
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ble_harness import StartNode, find_node
+from ble_harness import MpNode, StartNode, find_node
 from bleak import BleakClient, BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
@@ -185,3 +186,28 @@ async def test_shim_follows_micropython_buffer_and_error_rules(rig: BleRig, tmp_
         await adapter.close()
         proc.kill()
         await proc.wait()
+
+
+async def test_radio_process_links_a_node_and_a_central(tmp_path: Path) -> None:
+    """`python -m streetsense.hil.ble` serves boards and gateways of other processes."""
+    radio = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streetsense.hil.ble", stdout=asyncio.subprocess.PIPE)
+    node: MpNode | None = None
+    try:
+        assert radio.stdout is not None
+        endpoints = json.loads(await asyncio.wait_for(radio.stdout.readline(), 10))
+        node = await MpNode(tmp_path, endpoints["board"], 45, 247).start()
+        adapter = BumbleAdapter(transport=endpoints["centrals"][0])
+        scanner, client_backend = bumble_backends(adapter)
+        try:
+            async with BleakClient(await find_node(scanner, 45), backend=client_backend) as c:
+                central = Central(c)
+                await central.start()
+                assert await central.exchange(b"across") == b"ssorca"
+        finally:
+            await adapter.close()
+    finally:
+        if node is not None:
+            await node.stop()
+        radio.terminate()
+        assert await asyncio.wait_for(radio.wait(), 10) == 0
