@@ -93,10 +93,6 @@ class BleTransport:
         ble.gatts_set_buffer(self._rx_handle, _RX_VALUE_LEN, True)
         self._advertise()
 
-    @property
-    def connected(self):
-        return self._conn is not None
-
     def _advertise(self):
         self._ble.gap_advertise(self._adv_interval_us, self._adv, resp_data=self._resp)
 
