@@ -7,10 +7,10 @@ by number, under ``"extra"`` (SPEC §5: receivers keep them).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from streetsense.protocol.messages import QUANTITIES, SCHEMAS
@@ -41,15 +41,18 @@ LOG_LEVELS = {0: "emergency", 1: "alert", 2: "critical", 3: "error", 4: "warning
 
 def iso_utc(ts: float, *, ms: bool = False) -> str:
     """``2026-12-04T10:00:00Z`` (or with milliseconds) for a Unix time."""
-    moment = datetime.fromtimestamp(ts, UTC)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
     if ms:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{text}.{int(ts * 1000) % 1000:03d}Z"
+    return text + "Z"
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def encode(payload: dict[str, Any]) -> bytes:
     """Compact UTF-8 JSON."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(payload).encode()
 
 
 @dataclass(frozen=True)
@@ -86,17 +89,27 @@ class Stamp:
 
 def reading_key(channel: int) -> str:
     """``pm2_5`` for instance 0, ``motorbikes_1`` for lane 1, ``q99`` for an unknown quantity."""
+    return _channel(channel)[0]
+
+
+@functools.lru_cache(maxsize=1024)
+def _channel(channel: int) -> tuple[str, str | None]:
+    """(reading key, unit or None if the quantity is unknown) of a channel number."""
     quantity, instance = channel & 0xFF, channel >> 8
     known = QUANTITIES.get(quantity)
     name = known[0] if known else f"q{quantity}"
-    return name if instance == 0 else f"{name}_{instance}"
+    return (name if instance == 0 else f"{name}_{instance}"), (known[1] if known else None)
+
+
+_POWERS: list[int] = [10**e for e in range(10)]  # reading exponents are -9..9 (SPEC §5.3)
 
 
 def _scaled(value: int, exponent: int) -> int | float:
+    # Dividing by an exact power of ten gives the double nearest the decimal value, which
+    # prints as that decimal (312 / 10 -> 31.2), with no rounding step.
     if exponent >= 0:
-        return int(value * 10**exponent)
-    scaled: float = round(value * 10.0**exponent, -exponent)
-    return scaled
+        return value * _POWERS[exponent]
+    return value / _POWERS[-exponent]
 
 
 def readings_payload(readings: list[list[int]]) -> dict[str, dict[str, Any]]:
@@ -104,16 +117,15 @@ def readings_payload(readings: list[list[int]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for reading in readings:
         channel, exponent = reading[0], reading[1]
-        known = QUANTITIES.get(channel & 0xFF)
-        item: dict[str, Any] = {"value": _scaled(reading[2], exponent),
-                                "unit": known[1] if known else None}
+        key, unit = _channel(channel)
+        item: dict[str, Any] = {"value": _scaled(reading[2], exponent), "unit": unit}
         if len(reading) == 6:
             item["min"] = _scaled(reading[3], exponent)
             item["max"] = _scaled(reading[4], exponent)
             item["count"] = reading[5]
-        if not known:
+        if unit is None:
             item["channel"] = channel
-        out[reading_key(channel)] = item
+        out[key] = item
     return out
 
 
