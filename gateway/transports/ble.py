@@ -255,7 +255,13 @@ class BleTransport(Transport):
                 self._serve(node), name=f"ble:{info.name}"
             )
             self._tasks.add(node.task)
-            node.task.add_done_callback(self._tasks.discard)
+            node.task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("BLE: %s failed (its next advertisement restarts it)", task.get_name(),
+                      exc_info=task.exception())  # fmt: skip
 
     async def _serve(self, node: _Node) -> None:
         """Keep one node connected: wait for its advertisement and a slot, connect, repeat."""

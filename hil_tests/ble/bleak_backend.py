@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from bleak.args import SizedBuffer
@@ -94,6 +94,15 @@ def parse_ad(data: bytes, rssi: int, platform: Any = None) -> AdvertisementData:
         rssi=rssi,
         platform_data=(platform,),
     )
+
+
+@contextlib.contextmanager
+def _as_bleak_error(what: str) -> Iterator[None]:
+    """bumble's errors as bleak's, so callers handle one family whatever the backend."""
+    try:
+        yield
+    except core.BaseBumbleError as error:
+        raise BleakError(f"{what}: {error!r}") from error
 
 
 class BumbleAdapter:
@@ -256,13 +265,16 @@ class BumbleClient(BaseBleakClient):
                 connection = await device.connect(self._peer_address, timeout=self._timeout)
             except core.TimeoutError as error:
                 raise BleakDeviceNotFoundError(self.address, "no answer") from error
+            except core.BaseBumbleError as error:
+                raise BleakError(f"connecting to {self.address}: {error}") from error
         self._connection = connection
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
         try:
-            peer = Peer(connection)
-            if self.adapter.mtu != ATT_DEFAULT_MTU:
-                await peer.request_mtu(self.adapter.mtu)
-            self.services = await self._discover(peer)
+            with _as_bleak_error(f"discovering {self.address}"):
+                peer = Peer(connection)
+                if self.adapter.mtu != ATT_DEFAULT_MTU:
+                    await peer.request_mtu(self.adapter.mtu)
+                self.services = await self._discover(peer)
             self._peer = peer
         except BaseException:
             await self.disconnect()
@@ -335,24 +347,28 @@ class BumbleClient(BaseBleakClient):
     async def read_gatt_char(
         self, characteristic: BleakGATTCharacteristic, *, use_cached: bool = False, **kwargs: Any
     ) -> bytearray:
-        return bytearray(await self._require_peer().read_value(self._proxy(characteristic)))
+        with _as_bleak_error("read"):
+            return bytearray(await self._require_peer().read_value(self._proxy(characteristic)))
 
     async def read_gatt_descriptor(
         self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False, **kwargs: Any
     ) -> bytearray:
-        return bytearray(await self._require_peer().read_value(descriptor.obj))
+        with _as_bleak_error("read"):
+            return bytearray(await self._require_peer().read_value(descriptor.obj))
 
     async def write_gatt_char(
         self, characteristic: BleakGATTCharacteristic, data: SizedBuffer, response: bool
     ) -> None:
-        await self._require_peer().write_value(
-            self._proxy(characteristic), bytes(data), with_response=response
-        )
+        with _as_bleak_error("write"):
+            await self._require_peer().write_value(
+                self._proxy(characteristic), bytes(data), with_response=response
+            )
 
     async def write_gatt_descriptor(
         self, descriptor: BleakGATTDescriptor, data: SizedBuffer
     ) -> None:
-        await self._require_peer().write_value(descriptor.obj, bytes(data), with_response=True)
+        with _as_bleak_error("write"):
+            await self._require_peer().write_value(descriptor.obj, bytes(data), with_response=True)
 
     async def start_notify(
         self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback, **kwargs: Any
@@ -360,10 +376,12 @@ class BumbleClient(BaseBleakClient):
         def on_value(value: bytes) -> None:
             callback(bytearray(value))
 
-        await self._require_peer().subscribe(self._proxy(characteristic), on_value)
+        with _as_bleak_error("subscribe"):
+            await self._require_peer().subscribe(self._proxy(characteristic), on_value)
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
-        await self._require_peer().unsubscribe(self._proxy(characteristic))
+        with _as_bleak_error("unsubscribe"):
+            await self._require_peer().unsubscribe(self._proxy(characteristic))
 
 
 def bumble_backends(
