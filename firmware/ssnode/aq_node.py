@@ -10,8 +10,9 @@ PM duty cycle: when the report interval leaves room for it (interval >= PM windo
 warm-up), the PM sensor sleeps after each report and wakes `pm_warmup_s` before the last
 _PM_WINDOW_SAMPLES samples of the next interval, so its laser runs only for those.
 
-Faults: a sensor failing _FAULT_AFTER samples in a row gets a `node.faults` entry (sent in
-STATUS) and a warning; it is retried every sample and the entry goes when it answers again.
+Faults: a sensor failing _FAULT_AFTER samples in a row, or sending the very same values for
+`stuck_after_s`, gets a `node.faults` entry (sent in STATUS) and a warning; it is retried
+every sample and the entry goes when it answers (with changing values) again.
 The other sensors go on. Calibration: `calibration` maps a quantity name to an offset in its
 unit, added to every sample; the `calibrate` command sets offsets from reference values.
 """
@@ -29,6 +30,7 @@ from .drivers.errors import SensorMissing
 from .stats import Stats, div_round
 
 _FAULT_AFTER = const(3)
+_STUCK_AFTER_S = const(1800)  # default of the `stuck_after_s` setting (0: never)
 _PM_WINDOW_SAMPLES = const(6)
 _PM_KINDS = ("pms5003", "sds011")
 
@@ -66,7 +68,7 @@ class App:
     def setting_error(self, name, value):
         if name == "pm_sensor":
             return None if value in _PM_KINDS else "pms5003 or sds011"
-        if name == "pm_warmup_s":
+        if name in ("pm_warmup_s", "stuck_after_s"):
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
             return None if ok else "integer >= 0"
         if name == "calibration":
@@ -186,7 +188,8 @@ class App:
                 continue
             if values is None:
                 continue
-            self._recovered(s)
+            s.failures = 0
+            self._set_fault(s, self._stuck(s, values))
             for k, raw in enumerate(values):
                 i = s.base + k
                 self._last[i] = raw
@@ -197,13 +200,31 @@ class App:
         if isinstance(exc, SensorMissing):
             s.started = False  # set it up again before the next sample: it may be back
         if s.failures >= _FAULT_AFTER and s.name not in self.node.faults:
-            self.node.faults[s.name] = str(exc)
-            self.node.log(m.LOG_WARNING, f"sensor {s.name} fault: {exc}")
+            self._set_fault(s, str(exc))
 
-    def _recovered(self, s):
-        s.failures = 0
-        if self.node.faults.pop(s.name, None) is not None:
-            self.node.log(m.LOG_INFO, f"sensor {s.name} works again")
+    def _stuck(self, s, values):
+        """A fault text if `s` has sent the very same values for `stuck_after_s`, else None.
+        Real sensors jitter by a count or more (PM, CO2, pressure in Pa): a flat line for half
+        an hour is a frozen sensor, not still air."""
+        now = time.ticks_ms()
+        if values != s.values:
+            s.values = values
+            s.same_since = now
+            return None
+        stuck_s = self.node.config.get("stuck_after_s", _STUCK_AFTER_S)
+        if stuck_s and time.ticks_diff(now, s.same_since) >= stuck_s * 1000:
+            return f"stuck: the same reading for over {stuck_s} s"
+        return None
+
+    def _set_fault(self, s, text):
+        """Set (with a warning) or clear (with an info line) the fault entry of `s`."""
+        faults = self.node.faults
+        if text is None:
+            if faults.pop(s.name, None) is not None:
+                self.node.log(m.LOG_INFO, f"sensor {s.name} works again")
+        elif faults.get(s.name) != text:
+            faults[s.name] = text
+            self.node.log(m.LOG_WARNING, f"sensor {s.name} fault: {text}")
 
     def _ready(self):
         """Every sensor has a sample this interval, or is faulty (first report)."""

@@ -36,11 +36,13 @@ _SCD_STALE_MS = const(20000)  # 4 missed 5 s periods: the sensor is not measurin
 
 class _Sensor:
     """What the app tracks per sensor: its first channel's index in the report, whether it is
-    set up, and its failures in a row."""
+    set up, its failures in a row, and since when (ticks_ms) it has sent the same values."""
 
     base = 0
     started = False
     failures = 0
+    values = None
+    same_since = 0
 
 
 class PmSensor(_Sensor):

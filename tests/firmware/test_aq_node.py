@@ -7,6 +7,7 @@ resolution: PMS5003 1 µg/m³, SDS011 0.1 µg/m³, CO2 1 ppm, BME280 0.01 °C / 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,6 +54,16 @@ def _node_script(tmp_path: Path, env: Environment) -> dict[int, Any]:
         return body
 
 
+def _stuck_script(run: AppRun, env: Environment, stop: threading.Event) -> None:
+    """Air that changes between any two samples (steps mod 11 never repeat at the 1 s and 5 s
+    sample spacings), with the BME280 frozen."""
+    env.fault("bme280", "stuck")
+    k = 0
+    while not stop.wait(0.25):  # the air's pace, not a synchronisation
+        k += 1
+        env.set_air(pm1_0=10 + k % 11, pm2_5=20 + k % 11, pm10=30 + k % 11, co2=500 + k % 11)
+
+
 def _faulty_script(sds: AppRun, env: Environment) -> dict[str, Any]:
     """After the first report: the faults as reported, then the sensors healthy again."""
     out = {"first": sds.wait_data(1, timeout=10)[0], "faults": sds.faults()}
@@ -68,9 +79,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     script drives it in its own thread, so their real-time waits overlap."""
     with (
         Environment() as pms_env, Environment(pm_sensor="sds011") as sds_env,
-        Environment() as node_env,
+        Environment() as node_env, Environment() as stuck_env,
     ):  # fmt: skip
-        for env in (pms_env, sds_env, node_env):
+        for env in (pms_env, sds_env, node_env, stuck_env):
             env.set_air(**AIR)
         sds_env.fault("pm", "corrupt")
         sds_env.fault("scd41", "unplugged")
@@ -79,14 +90,20 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                    report_interval_s=8, sample_interval_s=1, pm_warmup_s=1) as pms,
             AppRun(tmp_path_factory.mktemp("sds"), sds_env, "aq_node", pm_sensor="sds011",
                    report_interval_s=3, sample_interval_s=1, pm_warmup_s=1) as sds,
-            ThreadPoolExecutor(3) as pool,
+            AppRun(tmp_path_factory.mktemp("stuck"), stuck_env, "aq_node", stuck_after_s=3,
+                   report_interval_s=3, sample_interval_s=1, pm_warmup_s=1) as stuck,
+            ThreadPoolExecutor(4) as pool,
         ):  # fmt: skip
+            stop = threading.Event()
+            pool.submit(_stuck_script, stuck, stuck_env, stop)
             yield {
                 "pms": pms, "pms_env": pms_env, "sds": sds,
                 "healthy": pool.submit(_healthy_script, pms, pms_env),
                 "faulty": pool.submit(_faulty_script, sds, sds_env),
                 "node": pool.submit(_node_script, tmp_path_factory.mktemp("node"), node_env),
+                "stuck": stuck,
             }  # fmt: skip
+            stop.set()
 
 
 def _near(got: list[float], want: float, tol: float) -> bool:
@@ -145,6 +162,18 @@ def test_faulty_sensors_are_reported_and_the_others_go_on(runs: dict[str, Any]) 
     r = readings(sds.data[-1])
     assert _near(r["pm2_5"], 31.2, 0.01) and _near(r["pm10"], 45.4, 0.01)
     assert "pm1_0" not in r  # the SDS011 has no PM1 channel
+
+
+def test_a_frozen_sensor_is_reported_stuck(runs: dict[str, Any]) -> None:
+    """A BME280 sending the very same values for `stuck_after_s` is a fault while the changing
+    PM and CO2 are not; its values still go out."""
+    run: AppRun = runs["stuck"]
+    run.wait(lambda: "bme280" in run.faults(), timeout=15)
+    assert run.faults()["bme280"].startswith("stuck")
+    count = len(run.data)
+    run.wait(lambda: len(run.data) >= count + 2 and "co2" in readings(run.data[-1]), timeout=15)
+    assert set(run.faults()) == {"bme280"}
+    assert "temperature" in readings(run.data[-1])
 
 
 def test_emulated_node_data_decodes_to_the_air_set(runs: dict[str, Any]) -> None:
