@@ -166,3 +166,33 @@ async def test_scanning_rests_between_windows_and_resumes_on_a_loss(radio: Virtu
         radio.set_in_range(first.address, False)
         await recorder.until(lambda: "ble:HN-0043" in recorder.up)
         assert late.written == START_STREAM
+
+
+async def test_adapter_is_passed_to_bleak(radio: VirtualRadio) -> None:
+    """`adapter = "hci1"` reaches bleak's scanner and client as BlueZ's adapter argument."""
+    await NusNode(radio, 42).start()
+    adapter = BumbleAdapter(device=radio.host_device("gw", static_address(b"\xc0\0\0\0\0\1")))
+    scanner, client = bumble_backends(adapter)
+    seen: list[object] = []
+
+    class Scanner(scanner):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            seen.append(kwargs.get("bluez"))
+            super().__init__(*args, **kwargs)
+
+    class Client(client):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            seen.append(kwargs.get("bluez"))
+            super().__init__(*args, **kwargs)
+
+    recorder = Recorder()
+    transport = BleTransport(recorder, registry(node_info(42)), adapter="hci1",
+                             scanner_backend=Scanner, client_backend=Client,
+                             on_close=adapter.close)  # fmt: skip
+    task = asyncio.create_task(transport.run())
+    try:
+        await recorder.until(lambda: "ble:HN-0042" in recorder.up)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert seen == [{"adapter": "hci1"}, {"adapter": "hci1"}]
