@@ -255,9 +255,18 @@ class Gateway:
                                  size_bytes=stats["size_bytes"], max_bytes=stats["max_bytes"])
 
     async def _health_loop(self) -> None:
-        assert self.publisher is not None
+        """Journal metrics every interval; the health message too, and as soon as the broker
+        connection is (back) up."""
+        publisher = self.publisher
+        assert publisher is not None
+        interval_s = self.config.health.interval_s
         while True:
             await self.refresh_journal_metrics()
-            await self.publisher.publish_now(self.topics.gateway("health"),
-                                             payloads.encode(self.health()))
-            await asyncio.sleep(self.config.health.interval_s)
+            if publisher.connected.is_set():
+                await publisher.publish_now(self.topics.gateway("health"),
+                                            payloads.encode(self.health()))
+                await asyncio.sleep(interval_s)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval_s):
+                        await publisher.connected.wait()

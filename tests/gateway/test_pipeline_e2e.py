@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 from pipeline_helpers import FakeNode, PtyPort, links_up, make_config, node_info, topic
 
+from streetsense.gateway.config import HomeAssistantSection
+from streetsense.gateway.journal import Journal
 from streetsense.gateway.payloads import iso_utc
+from streetsense.gateway.registry import NodeInfo
 from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.observer import MqttObserver
@@ -54,4 +59,44 @@ async def test_pipeline_reading_reaches_mqtt_with_units_and_meta(
             assert node_state.retain and node_state.json()["birth"]["boot"] == 7
             gateway_state = await late.expect("streetsense/test/_gateway/gw-test/state")
             assert gateway_state.retain and gateway_state.json()["state"] == "online"
+    port.close()
+
+
+class CountingDeriver:
+    """A derived-value hook: counts a node's readings in the journal's state store."""
+
+    name = "count"
+
+    def on_data(self, node: NodeInfo, message: dict[str, Any],
+                journal: Journal) -> list[tuple[str, dict[str, Any]]]:
+        state = journal.load_state(f"count/{node.name}") or {"n": 0}
+        state["n"] += 1
+        journal.save_state(f"count/{node.name}", state)
+        return [("count", {"node": node.name, "n": state["n"], "seq": message["seq"]})]
+
+
+async def test_pipeline_derivers_discovery_and_health(tmp_path: Path,
+                                                      mosquitto: Mosquitto) -> None:
+    """A deriver's output is published on `<node>/<subtopic>` with state kept in the journal
+    across a restart; HA discovery configs are retained; health is published."""
+    port = PtyPort(tmp_path / "tty0")
+    node = FakeNode(port, 42)
+    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)],
+                         homeassistant=HomeAssistantSection(discovery=True))
+    now = int(time.time())
+    async with MqttObserver(mosquitto.url, topics=["#"]) as observer:
+        for run in range(2):
+            async with Gateway(config, derivers=[CountingDeriver()]).running() as gateway:
+                await links_up(gateway, port)
+                node.attach()
+                await node.send(node.data(300 + run, ts=now))
+                count = await observer.expect(topic("HN-0042", "count"),
+                                              lambda m, n=run + 1: m.json()["n"] == n)
+                assert count.json()["seq"] == run
+                health = await observer.expect("streetsense/test/_gateway/gw-test/health")
+                assert health.json()["status"] in ("ok", "degraded")
+            node.detach()
+        configs = observer.messages("homeassistant/sensor/+/config")
+        assert {json.loads(m.payload)["value_template"].split("'")[1] for m in configs} == \
+            {"pm2_5", "co2"}
     port.close()

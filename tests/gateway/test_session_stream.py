@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pipeline_helpers import node_info, node_key
 
 from streetsense.gateway.journal import Journal
+from streetsense.gateway.payloads import iso_utc
 from streetsense.gateway.session import MAX_BOOTS, Session, Topics, replay_verdict
 from streetsense.protocol import Deframer, Frame, parse_frame
-from streetsense.protocol.messages import ACK, DATA
+from streetsense.protocol.messages import ACK, DATA, HELLO
 
 
 class RecordingLink:
@@ -45,12 +48,14 @@ def _data(seq: int, boot: int = 1, node_id: int = 42) -> bytes:
     return Frame(DATA, node_id, boot, seq, body, 0x01).encode(node_key(node_id))
 
 
-async def _session(tmp_path: Path) -> tuple[Session, Journal, asyncio.Task[None]]:
+async def _session(tmp_path: Path, clock: Callable[[], float] = time.time
+                   ) -> tuple[Session, Journal, asyncio.Task[None]]:
     journal = Journal(tmp_path / "j.sqlite")
     registry = {42: node_info(42)}
     session = Session(lookup=registry.get, journal=journal,
                       topics=Topics("streetsense", "test", "gw"), states=Retained(),
-                      on_committed=lambda rows: None, match_result=lambda n, r: None)
+                      on_committed=lambda rows: None, match_result=lambda n, r: None,
+                      clock=clock)
     return session, journal, asyncio.create_task(session.run())
 
 
@@ -151,5 +156,25 @@ async def test_session_replay_state_survives_restart(tmp_path: Path) -> None:
     await _settle(session, 1)
     assert session.stats.rejected["replay"] == 1
     assert _published_seqs(journal) == [0, 1, 2, 3]
+    task.cancel()
+    journal.close()
+
+
+async def test_session_maps_uptime_timestamps_to_utc(tmp_path: Path) -> None:
+    """clock 1 (uptime) becomes UTC with the boot's anchor (HELLO arrival - uptime_ms);
+    a boot whose HELLO was never seen stays `uptime` with ts null."""
+    now = 1_800_000_000.0
+    session, journal, task = await _session(tmp_path, clock=lambda: now)
+    link = RecordingLink()
+    hello = {1: "streetsense-node", 2: "0.1.0", 3: [1, 0], 4: [], 5: 1, 6: 2, 8: 5000}
+    session.on_bytes(link, Frame(HELLO, 42, 2, 0, hello, 0x01).encode(node_key(42)))
+    session.on_bytes(link, Frame(DATA, 42, 2, 1, {1: 65, 2: 1, 4: []}, 0x01).encode(node_key(42)))
+    session.on_bytes(link, Frame(DATA, 42, 1, 9, {1: 30, 2: 1, 4: []}, 0x01).encode(node_key(42)))
+    await _settle(session, 3)
+    mapped, unknown = [json.loads(r.payload) for r in journal.pending(0, 10)]
+    assert (mapped["clock"], mapped["uptime_s"]) == ("mapped", 65)
+    assert mapped["ts"] == iso_utc(now - 5 + 65)
+    assert (unknown["clock"], unknown["ts"], unknown["uptime_s"]) == ("uptime", None, 30)
+    assert unknown["delayed"] is True  # a frame of an older boot was held at the node
     task.cancel()
     journal.close()
