@@ -54,8 +54,6 @@ class App:
         self._table = []  # type: list
         for s in self._sensors:
             s.base = len(self._table)
-            s.started = False
-            s.failures = 0
             for quantity, exponent in s.channels:
                 self._table.append((s, m.channel(quantity), exponent))
         n = len(self._table)

@@ -54,6 +54,7 @@ class App:
         self._board = board
         self._flag = asyncio.ThreadSafeFlag()
         self._pins = []  # type: list  # none armed yet: _build() arms them
+        self.sensors = []  # type: list
         self.events_shed = 0
         self._shed_logged = 0
         self._build()
@@ -71,6 +72,8 @@ class App:
             b.irq(None)
         self._shape = self._settings()
         lanes, spacing_cm, zone_cm, moto_cm, car_cm, debounce_ms = self._shape
+        for name in self.sensors[lanes:]:  # lanes no longer watched
+            self.node.faults.pop(name, None)
         self.sensors = [f"lane{lane}" for lane in range(lanes)]
         self._counter = counter = TrafficCounter(
             lanes=lanes, spacing_mm=spacing_cm * 10, detector_length_mm=zone_cm * 10,
