@@ -109,6 +109,7 @@ class Publisher:
         self._retained_wake = asyncio.Event()
         self._live: deque[Row] = deque()
         self._acked_wake = asyncio.Event()
+        self._attempt_waiters: list[asyncio.Future[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
         self.offline = asyncio.Event()  # set while there is no broker connection
@@ -168,6 +169,18 @@ class Publisher:
 
     # ---- connection loop ----------------------------------------------------------------
 
+    async def attempted(self) -> None:
+        """Until the next connection attempt has ended (connected, refused or lost)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._attempt_waiters.append(waiter)
+        await waiter
+
+    def _attempt_ended(self) -> None:
+        waiters, self._attempt_waiters = self._attempt_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
     def _make_client(self) -> aiomqtt.Client:
         s = self.settings
         v5 = self.is_v5
@@ -201,6 +214,7 @@ class Publisher:
             except* (aiomqtt.MqttError, OSError) as group:
                 self.last_error = "; ".join(str(e) for e in group.exceptions)
                 self.failures += 1
+                self._attempt_ended()
             finally:
                 self._client = None
                 self._live.clear()
@@ -222,6 +236,7 @@ class Publisher:
         await self._flush_marks()
         self.connected.set()
         self.offline.clear()
+        self._attempt_ended()
         self.metrics.set_broker(True, reconnected=self.connections > 1)
         async with asyncio.TaskGroup() as group:
             group.create_task(self._drain(client), name="mqtt:drain")
