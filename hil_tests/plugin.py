@@ -85,7 +85,7 @@ class Durations:
     broker_outage_s: float = 3.0
     unplug_s: float = 3.0
     noise_s: float = 5.0
-    traffic_s: float = 12.0
+    traffic_s: float = 8.0
     stream_s: float = 4.0
 
 

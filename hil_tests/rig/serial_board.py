@@ -126,7 +126,7 @@ class RelayPower:
     runs it without a Pi)."""
 
     def __init__(self, pin: int) -> None:
-        from gpiozero import OutputDevice
+        from gpiozero import OutputDevice  # type: ignore[import-untyped]
 
         self._relay = OutputDevice(pin, initial_value=True)
 

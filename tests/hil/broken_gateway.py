@@ -12,7 +12,7 @@ from typing import Any
 from streetsense.gateway.session import Session
 from streetsense.tools.gateway import gateway
 
-HOLD_S = 3.0
+HOLD_S = 1.5
 _commit = Session._commit
 
 

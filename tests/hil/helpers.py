@@ -44,12 +44,23 @@ async def wait_published(observer: MqttObserver, topic: str, wanted: tuple[int, 
         topic, lambda m: (m.json()["boot"], m.json()["seq"]) == wanted, timeout=timeout)
 
 
+def _count_before(observer: MqttObserver, topic: str, since: int, index: int) -> int:
+    """How many messages on ``topic`` (from ``since``) came before transcript ``index``."""
+    return len([m for m in observer.messages(topic, since=since) if m.index < index])
+
+
 async def assert_delivered_once_in_order(observer: MqttObserver, board: Board, gateway: Any,
-                                         *, timeout: float, since: int = 0) -> list[Any]:
+                                         *, timeout: float, since: int = 0,
+                                         restarted_at: int | None = None) -> list[Any]:
     """Every DATA frame the node sent (until now) reaches MQTT exactly once, in send order.
 
     Waits for the last one sent, then compares the whole list: no gap, no duplicate, no
-    reordering. Returns the (boot, seq) list.
+    reordering. Returns the (boot, seq) list of first copies.
+
+    ``restarted_at`` (a transcript index): the gateway was killed and started again there.
+    A message the killed process had published may come again from the new one (it died
+    before recording the PUBACK: QoS 1 is at-least-once; consumers drop repeats by (node,
+    boot, seq)). Only such repeats are allowed, and only once each.
     """
     assert board.link is not None
     topic = gateway.topic(board.name, "data")
@@ -58,6 +69,13 @@ async def assert_delivered_once_in_order(observer: MqttObserver, board: Board, g
     await wait_published(observer, topic, sent[-1], timeout=timeout)
     published = [item for item in published_data(observer, topic, since)
                  if sent[0] <= item <= sent[-1]]
+    if restarted_at is not None:
+        before = set(published_data(observer, topic, since)[: _count_before(
+            observer, topic, since, restarted_at)])
+        repeats = [item for index, item in enumerate(published) if item in published[:index]]
+        assert all(item in before for item in repeats) and len(repeats) == len(set(repeats)), \
+            f"published again beyond the restart's redelivery: {repeats}"
+        published = list(dict.fromkeys(published))
     duplicates = sorted({item for item in published if published.count(item) > 1})
     assert not duplicates, f"published more than once: {duplicates}"
     missing = sorted(set(sent) - set(published))

@@ -14,12 +14,16 @@ from typing import Any
 import pytest
 from helpers import assert_delivered_once_in_order, sent_data
 
+from streetsense.hil.artefacts import LinkFrame
 from streetsense.hil.broker import Mosquitto, TcpProxy
 from streetsense.hil.gateway_proc import GatewayProcess
 from streetsense.hil.observer import MqttObserver
 from streetsense.hil.plugin import Durations, short_and_soak
 from streetsense.hil.rig.drivers import Board, LinkDriver, PowerDriver
 from streetsense.hil.rig.strategy import BoardStrategy
+from streetsense.protocol import parse_frame
+
+ACK = 0x10
 
 
 async def _more_data(board: Board, count: int, *, timeout: float) -> None:
@@ -29,6 +33,14 @@ async def _more_data(board: Board, count: int, *, timeout: float) -> None:
     await board.link.frames.wait(
         lambda _: len(sent_data(board.link.frames, board.node_id)) >= start + count,  # type: ignore[union-attr]
         timeout=timeout)
+
+
+def _acks(frame: LinkFrame, boot: int, seq: int) -> bool:
+    """Whether ``frame`` is a downlink ACK covering (boot, seq)."""
+    if frame.direction != "down" or frame.raw is None or frame.raw[1] != ACK:
+        return False
+    body = parse_frame(frame.raw).body
+    return bool(body[1] == boot and body[2] >= seq)
 
 
 async def _health(observer: MqttObserver, gateway: GatewayProcess, predicate: Any,
@@ -75,16 +87,21 @@ async def test_broker_outage_loses_nothing(
 async def test_gateway_sigkill_mid_stream_loses_nothing(
         variant: str, durations: Durations, board: Board, link: LinkDriver,
         gateway: GatewayProcess, observer: MqttObserver, strategy: BoardStrategy) -> None:
-    """SIGKILL while frames flow, restart on the same journal: every frame once, in order."""
+    """SIGKILL right after an ACK went out, restart on the same journal: every frame once,
+    in order (an ACK promises the frame is committed: the node will not send it again)."""
     await strategy.transition("provisioned")
     await _more_data(board, 2, timeout=20)
+    boot, seq = sent_data(link.frames, board.node_id)[-1]
+    await link.frames.wait(lambda f: _acks(f, boot, seq), timeout=20)
     await asyncio.to_thread(gateway.kill)
     # Stop-and-wait: the node retransmits its head frame into the void until the restart.
     retries = len(link.frames.frames)
     await link.frames.wait(lambda f: f.direction == "up", timeout=20, since=retries)
+    restarted_at = observer.mark()
     await asyncio.to_thread(gateway.start)
     await _more_data(board, max(2, int(durations.stream_s / 2)), timeout=durations.stream_s + 20)
-    await assert_delivered_once_in_order(observer, board, gateway, timeout=30)
+    await assert_delivered_once_in_order(observer, board, gateway, timeout=30,
+                                         restarted_at=restarted_at)
 
 
 @short_and_soak()

@@ -18,7 +18,7 @@ CLASS_READINGS = {"motorbike": "motorbikes", "car": "cars", "heavy": "heavy_vehi
 
 @short_and_soak()
 @pytest.mark.needs_environment
-@pytest.mark.board(kind="traffic", settings={"report_interval_s": 5})
+@pytest.mark.board(kind="traffic", settings={"report_interval_s": 3})
 async def test_traffic_burst_counted_exactly_per_class(
         variant: str, durations: Durations, board: Board, environment: EnvironmentDriver,
         gateway: Any, observer: MqttObserver, strategy: BoardStrategy) -> None:

@@ -16,7 +16,7 @@ HERE = Path(__file__).parent
 
 
 def test_scenarios_run_against_a_bench_board(tmp_path: Path) -> None:
-    """Link and command scenarios pass on a serial board; power and environment ones skip."""
+    """A link scenario passes on a serial board; power and environment ones skip."""
     key = node_key(5, 43)
     with Environment("traffic") as environment, EmulatedNode(
             "traffic", flash_dir=tmp_path / "flash", environment=environment, node_id=43,
@@ -29,11 +29,11 @@ def test_scenarios_run_against_a_bench_board(tmp_path: Path) -> None:
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
              str(HERE / "test_outages.py"), str(HERE / "test_commands.py"),
              str(HERE / "test_sensors.py"),
-             "-k", "cable_unplugged or config_change or power_cycle or traffic_burst"],
+             "-k", "cable_unplugged or power_cycle or traffic_burst"],
             capture_output=True, text=True, env=env, timeout=240, cwd=HERE.parent.parent)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
-    assert "2 passed, 2 skipped" in out, out
+    assert "1 passed, 2 skipped" in out, out
     assert "traffic board on /dev/pts/" in out
     assert "cannot: power (switch the board off and on)" in out
     assert "cannot: environment (set the air and drive vehicles past the detectors)" in out
