@@ -53,7 +53,8 @@ def key(node_id: int) -> bytes:
 
 def data_frame(node_id: int, seq: int, ts: int) -> bytes:
     body = {1: ts, 2: 0, 3: 60, 4: READINGS}
-    return Frame(DATA, node_id, 1, seq, body, 0x01).encode(key(node_id))
+    wire: bytes = Frame(DATA, node_id, 1, seq, body, 0x01).encode(key(node_id))
+    return wire
 
 
 class Pty:

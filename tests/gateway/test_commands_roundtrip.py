@@ -31,7 +31,7 @@ class V5Client:
                       correlation: bytes | None = None) -> None:
         properties = None
         if correlation is not None:
-            properties = Properties(PacketTypes.PUBLISH)
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             properties.CorrelationData = correlation
         await self.client.publish(topic(node, f"cmd/{name}"), json.dumps(payload), qos=1,
                                   properties=properties)

@@ -19,7 +19,8 @@ KILL_AFTER = 15
 async def test_faults_sigkill_mid_stream_loses_nothing(tmp_path: Path,
                                                       mosquitto: Mosquitto) -> None:
     """Every ACKed frame is published after a SIGKILL + restart, in order; a frame published
-    but not yet marked in the journal when killed may appear twice (same boot/seq)."""
+    but not yet marked in the journal when killed may appear twice (same boot/seq). The
+    broker publishes the gateway's Will (state offline) when the killed one goes silent."""
     port = PtyPort(tmp_path / "tty0")
     node = FakeNode(port, 42)
     gateway = GatewayProcess(
@@ -43,7 +44,11 @@ async def test_faults_sigkill_mid_stream_loses_nothing(tmp_path: Path,
         sender = asyncio.create_task(stream())
         try:
             await asyncio.wait_for(acked.wait(), 30)
+            mark = observer.mark()
             gateway.kill()
+            will = await observer.expect("streetsense/test/_gateway/gw-hil/state", since=mark,
+                                         timeout=10)
+            assert will.json()["state"] == "offline"
             killed.set()
             await asyncio.to_thread(gateway.start)
             await asyncio.wait_for(sender, 40)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from streetsense.gateway.payloads import iso_utc
 from streetsense.gateway.registry import NodeInfo
 from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto
-from streetsense.hil.observer import MqttObserver
+from streetsense.hil.observer import MqttObserver, Observed
 from streetsense.protocol.messages import TIME
 
 
@@ -75,6 +76,10 @@ class CountingDeriver:
         return [("count", {"node": node.name, "n": state["n"], "seq": message["seq"]})]
 
 
+def _count_is(n: int) -> Callable[[Observed], bool]:
+    return lambda message: bool(message.json()["n"] == n)
+
+
 async def test_pipeline_derivers_discovery_and_health(tmp_path: Path,
                                                       mosquitto: Mosquitto) -> None:
     """A deriver's output is published on `<node>/<subtopic>` with state kept in the journal
@@ -90,8 +95,7 @@ async def test_pipeline_derivers_discovery_and_health(tmp_path: Path,
                 await links_up(gateway, port)
                 node.attach()
                 await node.send(node.data(300 + run, ts=now))
-                count = await observer.expect(topic("HN-0042", "count"),
-                                              lambda m, n=run + 1: m.json()["n"] == n)
+                count = await observer.expect(topic("HN-0042", "count"), _count_is(run + 1))
                 assert count.json()["seq"] == run
                 health = await observer.expect("streetsense/test/_gateway/gw-test/health")
                 assert health.json()["status"] in ("ok", "degraded")

@@ -8,6 +8,7 @@ import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -40,7 +41,7 @@ def _pki(folder: Path) -> dict[str, Path]:
 
 
 async def _one_reading_arrives(config_url: str, tmp_path: Path, broker: Mosquitto,
-                               subscriber: aiomqtt.Client, **mqtt: object) -> None:
+                               subscriber: aiomqtt.Client, **mqtt: Any) -> None:
     port = PtyPort(tmp_path / "tty0")
     node = FakeNode(port, 42)
     config = make_config(tmp_path, config_url, [port.path], [node_info(42)])

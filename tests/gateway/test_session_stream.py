@@ -45,7 +45,8 @@ class Retained:
 
 def _data(seq: int, boot: int = 1, node_id: int = 42) -> bytes:
     body = {1: 1_764_115_200 + seq, 2: 0, 3: 60, 4: [[2, -1, 300 + seq]]}
-    return Frame(DATA, node_id, boot, seq, body, 0x01).encode(node_key(node_id))
+    wire: bytes = Frame(DATA, node_id, boot, seq, body, 0x01).encode(node_key(node_id))
+    return wire
 
 
 async def _session(tmp_path: Path, clock: Callable[[], float] = time.time
