@@ -29,13 +29,20 @@ import json
 import logging
 import random
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from .transports.base import Link, LinkCallbacks
+from streetsense.protocol import Deframer, ProtocolError
 
-__all__ = ["PROTOCOL", "BenchBoard", "BenchLinks", "HilServer", "LinkFaults", "auth_digest"]
+from .bench_relays import BenchPower
+from .config import GatewayConfig
+from .transports.base import Link, LinkCallbacks, Transport
+from .transports.serial import SerialTransport
+
+__all__ = ["PROTOCOL", "BenchBoard", "BenchLinks", "HilServer", "LinkFaults", "attach_links",
+           "auth_digest", "bench_server"]
 
 log = logging.getLogger("streetsense.gateway.hil")
 
@@ -202,19 +209,47 @@ class _LogBuffer(logging.Handler):
 
 
 class HilServer:
-    """Serves ``boards`` (by link name) to authenticated clients on ``host:port``."""
+    """Serves ``boards`` (by link name) to authenticated clients on ``host:port``.
+
+    A board's node is learnt from its link when not given (``node_id`` 0): the first frame
+    from a node that ``lookup`` knows names it (an unregistered id never does).
+    """
 
     def __init__(self, *, listen: str, token: str, boards: list[BenchBoard],
-                 links: BenchLinks, info: dict[str, Any]) -> None:
+                 links: BenchLinks, info: dict[str, Any],
+                 lookup: Callable[[int], Any] | None = None) -> None:
         host, _, port = listen.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
         self._token = token
         self.boards = {board.name: board for board in boards}
         self.links = links
-        self.info = {**PROTOCOL, **info, "boards": [b.describe() for b in boards]}
+        self._info = {**PROTOCOL, **info}
+        self._lookup = lookup
+        self._deframers: dict[str, Deframer] = {}
+        if lookup is not None:
+            links.taps.append(self._learn)
         self._log = _LogBuffer()
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The bench's description: gateway, broker, boards and what each can do."""
+        return {**self._info, "boards": [b.describe() for b in self.boards.values()]}
+
+    def _learn(self, name: str, direction: str, data: bytes) -> None:
+        board = self.boards.get(name)
+        if board is None or board.node_id or direction != "up" or self._lookup is None:
+            return
+        for item in self._deframers.setdefault(name, Deframer()).feed(data):
+            if isinstance(item, ProtocolError) or len(item) < 15:
+                continue
+            info = self._lookup(int.from_bytes(item[3:7], "big"))
+            if info is not None:
+                board.node_id, board.node_name, board.kind = info.id, info.name, info.kind
+                del self._deframers[name]
+                log.info("HIL bench: %s carries node %s (id %d)", name, info.name, info.id)
+                return
 
     async def start(self) -> None:
         """Listen (the bound port is in ``self.port``, useful with port 0)."""
@@ -337,3 +372,51 @@ def _write(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
     if writer.is_closing():
         raise ConnectionError("client gone")
     writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
+
+def attach_links(transports: Iterable[Transport], links: BenchLinks) -> None:
+    """Put ``links`` in the path of every serial link of ``transports``: call it after the
+    gateway built its transports and before they run (no byte has flowed yet)."""
+    for transport in transports:
+        if isinstance(transport, SerialTransport):
+            for link in transport.links:
+                link.callbacks = links.wrap(link.callbacks)
+
+
+def bench_server(config: GatewayConfig, links: BenchLinks, lookup: Callable[[int], Any], *,
+                 pin_factory: Any = None) -> HilServer:
+    """The HIL server of a real bench: one board per ``[[serial]]`` port, its power on the
+    relays of ``[hil.relays.<port>]`` (gpiozero; ``pin_factory`` for tests), its node learnt
+    from the link. ``lookup`` is the registry's (node id -> node info)."""
+    assert config.hil.token_file is not None, "load_config requires it when enabled"
+    boards = []
+    for port in config.serial:
+        lines = config.hil.relays.get(port.name, {})
+        relays = BenchPower(lines, pin_factory=pin_factory) if "power" in lines else None
+        boards.append(BenchBoard(name=port.name, node_id=0, node_name="", kind="",
+                                 power=_power(relays) if relays is not None else None))
+    return HilServer(listen=config.hil.listen, token=config.hil.token_file.read_text().strip(),
+                     boards=boards, links=links, lookup=lookup,
+                     info={"gateway": config.gateway.id, "site": config.gateway.site,
+                           "prefix": config.mqtt.prefix, "mqtt_url": _public(config.mqtt.url)})
+
+
+def _power(relays: BenchPower) -> Callable[[str], Awaitable[None]]:
+    async def power(action: str) -> None:
+        if action == "on":
+            relays.on()
+        elif action == "off":
+            relays.off()
+        else:
+            await relays.cycle()
+
+    return power
+
+
+def _public(url: str) -> str:
+    """The broker URL without credentials (the tester connects with its own)."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from streetsense.gateway.config import load_config
-from streetsense.gateway.hil_server import BenchBoard, BenchLinks, HilServer
+from streetsense.gateway.hil_server import BenchBoard, BenchLinks, HilServer, attach_links
 from streetsense.gateway.notify import Notifier
 from streetsense.gateway.service import Gateway
-from streetsense.gateway.transports.serial import SerialTransport
 
 from ..artefacts import FrameLog
 from ..environment import Environment, expected_counts
@@ -119,10 +118,7 @@ async def _serve(config_path: Path, boards: list[tuple[str, int, EmulatedNode, E
     gateway = Gateway(config)
     async with gateway.running():
         # The transports are built but not reading yet: put the bench filter in their path.
-        for transport in gateway.transports:
-            if isinstance(transport, SerialTransport):
-                for link in transport.links:
-                    link.callbacks = links.wrap(link.callbacks)
+        attach_links(gateway.transports, links)
         server = HilServer(
             listen=config.hil.listen, token=config.hil.token_file.read_text().strip(),
             boards=[_board(f"board-{node_id}", node_id, kind, node, env, links)

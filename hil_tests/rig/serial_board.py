@@ -3,9 +3,9 @@
 The gateway does not open the board's port itself: a `SerialRelay` does, and offers the
 gateway a PTY instead, so the rig sits in the cable. It taps every byte into the link's
 FrameLog and injects the same seeded faults as the remote bench (`LinkFaults`: drop whole
-frames, flip bits, delay, unplug). Power is a relay on a GPIO (gpiozero), when wired; the
-console is the board's USB serial (UART0), when given. There is no environment control:
-tests that need one are skipped.
+frames, flip bits, delay, unplug). Power is a relay on a GPIO (the gateway's `BenchPower`,
+gpiozero), when wired; the console is the board's USB serial (UART0), when given. There
+is no environment control: tests that need one are skipped.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from contextlib import contextmanager
 
 import serial
 
+from streetsense.gateway.bench_relays import BenchPower
+from streetsense.gateway.config import RelayLine
 from streetsense.gateway.hil_server import LinkFaults
 
 from ..artefacts import Artefacts, FrameLog
@@ -32,8 +34,6 @@ from .emulated import node_name
 from .resources import SerialBoard
 
 __all__ = ["SerialRelay", "serial_board"]
-
-POWER_OFF_S = 1.0  # how long the supply stays off in a cycle (capacitors drain)
 
 
 class SerialRelay:
@@ -122,24 +122,22 @@ class RelayLink:
 
 
 class RelayPower:
-    """The board's supply through a relay on a GPIO (gpiozero; GPIOZERO_PIN_FACTORY=mock
-    runs it without a Pi)."""
+    """The board's supply through the bench's power relay (`BenchPower`, gpiozero)."""
 
     def __init__(self, pin: int) -> None:
-        from gpiozero import OutputDevice  # type: ignore[import-untyped]
-
-        self._relay = OutputDevice(pin, initial_value=True)
+        self._lines = BenchPower({"power": RelayLine(pin)})
 
     async def on(self) -> None:
-        self._relay.on()
+        self._lines.on()
 
     async def off(self) -> None:
-        self._relay.off()
+        self._lines.off()
 
     async def cycle(self) -> None:
-        self._relay.off()
-        await asyncio.sleep(POWER_OFF_S)  # the physical off time, not a synchronisation
-        self._relay.on()
+        await self._lines.cycle()
+
+    def close(self) -> None:
+        self._lines.close()
 
 
 class SerialConsole:
@@ -190,6 +188,7 @@ def serial_board(resource: SerialBoard, *, artefacts: Artefacts, seed: int) -> I
     """The bench board, with the relay in its cable and the drivers its wiring allows."""
     relay = SerialRelay(resource.port, resource.baud, seed)
     console = SerialConsole(resource.console_port) if resource.console_port else None
+    power = RelayPower(resource.power_pin) if resource.power_pin is not None else None
     try:
         artefacts.add_text("link-frames.txt", relay.frames.render)
         if console is not None:
@@ -197,10 +196,10 @@ def serial_board(resource: SerialBoard, *, artefacts: Artefacts, seed: int) -> I
         yield Board(name=node_name(resource.node_id), node_id=resource.node_id,
                     key=bytes.fromhex(resource.key_hex), kind=resource.kind, port=relay.port,
                     capabilities=resource.capabilities,
-                    power=RelayPower(resource.power_pin) if resource.power_pin is not None
-                    else None,
-                    console=console, link=RelayLink(relay))
+                    power=power, console=console, link=RelayLink(relay))
     finally:
+        if power is not None:
+            power.close()
         if console is not None:
             console.close()
         relay.close()
