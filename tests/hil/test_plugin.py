@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 TESTS = '''
@@ -35,12 +36,17 @@ def test_fails_with_artefacts(artefacts):
 '''
 
 
+# Installed with its pytest11 entry point the plugin loads by itself; before that, by -p.
+LOAD = [] if any(e.name == "streetsense_hil" for e in entry_points(group="pytest11")) \
+    else ["-p", "streetsense.hil.plugin"]
+
+
 def _run(tmp_path: Path, *args: str, env: dict[str, str] | None = None
          ) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_sample.py").write_text(TESTS)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STREETSENSE_HIL")}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "streetsense.hil.plugin", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", *LOAD, "-p", "no:cacheprovider",
          "--strict-markers", "-rs", "-v", "--hil-artefacts", str(tmp_path / "art"), *args],
         cwd=tmp_path, capture_output=True, text=True, env={**clean, **(env or {})}, timeout=60)
 
