@@ -110,6 +110,7 @@ class Publisher:
         self._live: deque[Row] = deque()
         self._acked_wake = asyncio.Event()
         self._attempt_waiters: list[asyncio.Future[None]] = []
+        self._published_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._handlers: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
         self.offline = asyncio.Event()  # set while there is no broker connection
@@ -174,6 +175,22 @@ class Publisher:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._attempt_waiters.append(waiter)
         await waiter
+
+    async def wait_published(self, count: int) -> None:
+        """Until ``count`` journal messages have been acknowledged by the broker (PUBACK)."""
+        if self.published < count:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._published_waiters.append((count, waiter))
+            await waiter
+
+    def _wake_published(self) -> None:
+        waiting = []
+        for count, waiter in self._published_waiters:
+            if self.published >= count and not waiter.done():
+                waiter.set_result(None)
+            elif not waiter.done():
+                waiting.append((count, waiter))
+        self._published_waiters = waiting
 
     def _attempt_ended(self) -> None:
         waiters, self._attempt_waiters = self._attempt_waiters, []
@@ -307,6 +324,8 @@ class Publisher:
             self._acked_wake.set()
             self.published += 1
             self.metrics.published()
+            if self._published_waiters:
+                self._wake_published()
         except aiomqtt.MqttError:
             self.metrics.publish_failed()
             raise

@@ -42,6 +42,7 @@ async def test_faults_broker_blackholed_then_back(
         for i in range(3):
             await node.send(node.data(300 + i, ts=now))
         await observer.collect(topic("HN-0042", "data"), 3)
+        await publisher.wait_published(3)  # every PUBACK is back before the black hole
         mqtt_proxy.blackhole(True)
         async with asyncio.timeout(10):
             await publisher.offline.wait()
@@ -78,6 +79,7 @@ async def test_faults_broker_stopped_then_restarted(tmp_path: Path) -> None:
             for i in range(3):
                 await node.send(node.data(300 + i, ts=now))
             await consumer.wait(lambda: len(consumer.data()) == 3)
+            await publisher.wait_published(3)
             await asyncio.to_thread(broker.stop)
             async with asyncio.timeout(10):
                 await publisher.offline.wait()
