@@ -69,13 +69,14 @@ FIXTURE_CAPABILITY = {
 }
 HIL_FIXTURES = frozenset({*FIXTURE_CAPABILITY, "board", "gateway", "observer", "strategy"})
 
-# Settings that make an emulated node report quickly (a test's board marker overrides them).
+# Settings that make a node report quickly (a test's board marker overrides them); the
+# air-quality app also takes a short PM warm-up.
 FAST_SETTINGS: dict[str, Any] = {
     "report_interval_s": 2,
     "sample_interval_s": 1,
     "status_interval_s": 5,
-    "pm_warmup_s": 1,
 }
+FAST_AIR_SETTINGS: dict[str, Any] = {**FAST_SETTINGS, "pm_warmup_s": 1}
 
 
 @dataclass(frozen=True)
@@ -363,7 +364,8 @@ async def hil_board(request: pytest.FixtureRequest, hil_options: HilOptions,
     if kind not in NODE_KINDS:
         raise pytest.UsageError(f"board marker: kind must be one of {NODE_KINDS}")
     node_id = int(wanted.get("node_id", 42))
-    settings = {**FAST_SETTINGS, **wanted.get("settings", {})}
+    fast = FAST_AIR_SETTINGS if kind == "air-quality" else FAST_SETTINGS
+    settings = {**fast, **wanted.get("settings", {})}
     resource = hil_options.board
     if isinstance(resource, RemoteBench):
         from .remote import remote_board
@@ -374,7 +376,8 @@ async def hil_board(request: pytest.FixtureRequest, hil_options: HilOptions,
     elif isinstance(resource, SerialBoard):
         from .rig.serial_board import serial_board
 
-        with serial_board(resource, artefacts=artefacts, seed=hil_options.seed) as board:
+        with serial_board(resource, settings=settings, artefacts=artefacts,
+                          seed=hil_options.seed) as board:
             yield board
     else:
         from .rig.emulated import emulated_board

@@ -237,6 +237,7 @@ async def remote_board(resource: RemoteBench, *, kind: str, settings: dict[str, 
         name, caps = found["name"], set(found["capabilities"])
         if "reconfigure" in caps:
             await session.call("board.configure", board=name, settings=settings)
+            settings = {}  # written; otherwise the strategy sends them as a CONFIG
         link = RemoteLink(session, name)
         await session.call("link.tap", board=name)
         board = RemoteBoard(
@@ -244,7 +245,8 @@ async def remote_board(resource: RemoteBench, *, kind: str, settings: dict[str, 
             capabilities=frozenset(caps),
             power=RemotePower(session, name) if "power" in caps else None,
             console=RemoteConsole(session, name) if "console" in caps else None, link=link,
-            environment=RemoteEnvironment(session, name) if "environment" in caps else None)
+            environment=RemoteEnvironment(session, name) if "environment" in caps else None,
+            settings=settings)
         board.session = session
         artefacts.add_text("link-frames.txt", link.frames.render)
         yield board

@@ -9,8 +9,8 @@ to a bench gateway. A `Board` bundles the drivers a rig has; a missing one is No
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ..artefacts import FrameLog
 
@@ -93,7 +93,11 @@ class EnvironmentDriver(Protocol):
 
 @dataclass
 class Board:
-    """One board under test with the drivers its rig offers (None = not on this rig)."""
+    """One board under test with the drivers its rig offers (None = not on this rig).
+
+    ``settings``: node settings the test wants that the rig could not write before the node
+    started (a bench board): the strategy sends them as a CONFIG once the node is online.
+    """
 
     name: str
     node_id: int
@@ -105,3 +109,4 @@ class Board:
     console: ConsoleDriver | None = None
     link: LinkDriver | None = None
     environment: EnvironmentDriver | None = None
+    settings: dict[str, Any] = field(default_factory=dict)

@@ -29,7 +29,7 @@ from ..artefacts import FrameLog
 from ..environment import Environment, expected_counts
 from ..gateway_proc import NodeEntry, to_toml
 from ..node import EmulatedNode
-from ..plugin import FAST_SETTINGS, node_key
+from ..plugin import FAST_AIR_SETTINGS, node_key
 from .emulated import node_name
 
 HELLO = 0x01
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
             node = stack.enter_context(EmulatedNode(
                 kind, flash_dir=workdir / f"flash-{node_id}", environment=environment,
                 node_id=node_id, key=node_key(args.seed, node_id), seed=args.seed,
-                extra_config=FAST_SETTINGS))
+                extra_config=FAST_AIR_SETTINGS))
             boards.append((kind, node_id, node, environment))
         document["serial"] = [*document.get("serial", []),
                               *({"path": node.port, "name": f"board-{node_id}"}

@@ -21,6 +21,7 @@ import time
 import tty
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import serial
 
@@ -184,8 +185,10 @@ class SerialConsole:
 
 
 @contextmanager
-def serial_board(resource: SerialBoard, *, artefacts: Artefacts, seed: int) -> Iterator[Board]:
-    """The bench board, with the relay in its cable and the drivers its wiring allows."""
+def serial_board(resource: SerialBoard, *, settings: dict[str, Any], artefacts: Artefacts,
+                 seed: int) -> Iterator[Board]:
+    """The bench board, with the relay in its cable and the drivers its wiring allows;
+    ``settings`` are left for the strategy to send once the node is online."""
     relay = SerialRelay(resource.port, resource.baud, seed)
     console = SerialConsole(resource.console_port) if resource.console_port else None
     power = RelayPower(resource.power_pin) if resource.power_pin is not None else None
@@ -196,7 +199,8 @@ def serial_board(resource: SerialBoard, *, artefacts: Artefacts, seed: int) -> I
         yield Board(name=node_name(resource.node_id), node_id=resource.node_id,
                     key=bytes.fromhex(resource.key_hex), kind=resource.kind, port=relay.port,
                     capabilities=resource.capabilities,
-                    power=power, console=console, link=RelayLink(relay))
+                    power=power, console=console, link=RelayLink(relay),
+                    settings=dict(settings))
     finally:
         if power is not None:
             power.close()

@@ -5,7 +5,8 @@
   rig switched it on, or (when the rig did not, e.g. a bench board found running) proven
   by its birth message at the gateway.
 * ``provisioned``: the gateway knows the node (registry entry, right key) and has published
-  its birth: ``state`` online with the node's current boot. Tests start from here.
+  its birth: ``state`` online with the node's current boot; settings the test asked for
+  that the rig could not write at start are applied (CONFIG). Tests start from here.
 
 A transition only does what is missing, so ``await strategy.transition("provisioned")`` is
 cheap when the node is already online.
@@ -70,6 +71,7 @@ class BoardStrategy:
         else:
             await self._boot()
             await self.wait_birth()
+            await self._apply_settings()
         self.state = state
 
     async def _boot(self) -> None:
@@ -86,6 +88,22 @@ class BoardStrategy:
         # State unknown (a fresh session): the node may have booted long before the test
         # looked; its birth at the gateway is the proof that it did.
         await self.wait_birth()
+
+    async def _apply_settings(self) -> None:
+        """Send the settings the rig could not write at start as a CONFIG, through MQTT and
+        the gateway, and wait for the node's OK."""
+        if not self.board.settings:
+            return
+        topic = self.gateway.topic(self.board.name, "cmd/config")
+        request = f"hil-settings-{self.observer.mark()}"
+        await self.observer.publish(topic, {"id": request, "settings": self.board.settings})
+        result = await self.observer.expect(f"{topic}/result",
+                                            lambda m: m.json().get("id") == request,
+                                            timeout=self.boot_timeout_s)
+        if result.json().get("code") != "OK":
+            raise StrategyError(f"the node refused the test's settings {self.board.settings}: "
+                                f"{result.json()}")
+        self.board.settings = {}
 
     async def wait_hello(self, *, after: int = 0) -> None:
         """Wait for a HELLO from the node on the link tap (frames numbered from ``after``)."""
