@@ -35,8 +35,9 @@ async def test_faults_unknown_node_and_wrong_tag_are_rejected(
         good.write(forged)
         await good.send(good.data(312, ts=now))
         await observer.expect(topic("HN-0042", "data"))
-        stats = gateway.session.stats
-        assert stats.rejected["unknown_node"] == 5 and stats.rejected["bad_tag"] == 1
+        rejected = gateway.metrics.snapshot()["frames_rejected"]
+        assert rejected == {"unknown_node": 5, "bad_tag": 1}
+        assert gateway.metrics.snapshot()["unknown_nodes"] == [99]
     assert caplog.text.count("node 99 on tty0 is not in the registry") == 1
     assert "rejected frame (bad_tag)" in caplog.text
     assert not [m for m in observer.transcript if "0099" in m.topic or b'"node_id":99' in m.payload]
@@ -67,7 +68,7 @@ async def test_faults_replay_and_duplicate(tmp_path: Path, mosquitto: Mosquitto)
         await node.send(node.data(400, ts=now))
         messages = await observer.collect(topic("HN-0042", "data"), 5)
         assert seqs(messages) == [(1, s) for s in range(5)]
-        assert gateway.session.stats.rejected["replay"] == 1
+        assert gateway.metrics.snapshot()["frames_rejected"] == {"replay": 1}
         assert gateway.session.stats.duplicates == 1
     assert len(observer.messages(topic("HN-0042", "data"))) == 5
     acks = [f.body[2] for f in node.downlinks if f.type == ACK]
