@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
@@ -113,12 +114,20 @@ class HilOptions:
     bench: dict[str, Any] = field(default_factory=dict)  # a remote bench's description
 
     @property
+    def bench_boards(self) -> list[dict[str, Any]]:
+        """The remote bench's boards this session may use (the one named in the URL)."""
+        boards: list[dict[str, Any]] = self.bench.get("boards", [])
+        if isinstance(self.board, RemoteBench) and self.board.board:
+            boards = [b for b in boards if b["name"] == self.board.board]
+        return boards
+
+    @property
     def capabilities(self) -> frozenset[str]:
-        """What this rig can do (see ``rig.resources.CAPABILITIES``); a remote bench's
-        boards all offer what its first board offers."""
+        """What this rig can do (see ``rig.resources.CAPABILITIES``); on a remote bench,
+        what all its boards (in use) can do."""
         if isinstance(self.board, RemoteBench):
-            boards = self.bench.get("boards") or [{"capabilities": []}]
-            return frozenset(boards[0]["capabilities"])
+            caps = [set(b["capabilities"]) for b in self.bench_boards] or [set()]
+            return frozenset(set.intersection(*caps))
         return self.board.capabilities
 
     def describe(self) -> str:
@@ -136,8 +145,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "'serial:/dev/ttyUSB0[,kind=traffic,node_id=7,key=HEX,console=PORT,"
                          "power_pin=17]' (env STREETSENSE_HIL_BOARD)")
     group.addoption("--hil-gateway", metavar="URL",
-                    help="run against a remote bench gateway, hil://host:port "
-                         "(env STREETSENSE_HIL_GATEWAY)")
+                    help="run against a remote bench gateway, hil://host:port[/BOARD] "
+                         "(BOARD: one of its serial port names; env STREETSENSE_HIL_GATEWAY)")
     group.addoption("--hil-token", metavar="TOKEN",
                     help="the remote bench's token (env STREETSENSE_HIL_TOKEN)")
     group.addoption("--hil-token-file", metavar="FILE", help="read the token from FILE")
@@ -169,13 +178,19 @@ def _read_options(config: pytest.Config) -> HilOptions:
         if not token:
             raise pytest.UsageError("--hil-gateway needs a token: --hil-token, "
                                     "--hil-token-file or STREETSENSE_HIL_TOKEN")
-        board = RemoteBench(url=gateway, token=token)
+        parts = urlsplit(gateway)
+        board = RemoteBench(url=f"{parts.scheme}://{parts.netloc}", token=token,
+                            board=parts.path.strip("/") or None)
         from .remote import BenchError, fetch
 
         try:
             bench = fetch(board.url, board.token)
         except (OSError, BenchError) as exc:
             raise pytest.UsageError(f"--hil-gateway {gateway}: {exc}") from None
+        names = [b["name"] for b in bench["boards"]]
+        if board.board and board.board not in names:
+            raise pytest.UsageError(f"--hil-gateway {gateway}: the bench has no board "
+                                    f"{board.board!r}; its boards: {names}")
     else:
         try:
             board = parse_board(board_spec)
@@ -256,7 +271,7 @@ def _check_requirements(item: pytest.Item, options: HilOptions) -> None:
         item.add_marker(pytest.mark.skip(reason=f"{options.describe()} cannot: {reasons}"))
         return
     wanted = _board_marker(item).get("kind", "air-quality")
-    kinds = ({board["kind"] for board in options.bench.get("boards", [])}
+    kinds = ({board["kind"] for board in options.bench_boards}
              if isinstance(options.board, RemoteBench) else
              {options.board.kind} if isinstance(options.board, SerialBoard) else set(NODE_KINDS))
     if wanted not in kinds:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from streetsense.hil.observer import MqttObserver
-from streetsense.hil.rig.drivers import Board
+from streetsense.hil.rig.drivers import Board, ConsoleDriver
 from streetsense.hil.rig.strategy import BoardStrategy
 
 
@@ -48,10 +48,12 @@ async def test_config_change_bad_setting_and_identify(
 
 
 @pytest.mark.board(kind="traffic")
-async def test_reboot_command_gives_a_new_boot(board: Board, gateway: Any,
-                                              observer: MqttObserver,
+@pytest.mark.needs_console
+async def test_reboot_command_gives_a_new_boot(board: Board, console: ConsoleDriver,
+                                              gateway: Any, observer: MqttObserver,
                                               strategy: BoardStrategy) -> None:
-    """reboot: RESULT OK, then a birth with the boot counter one up."""
+    """reboot: RESULT OK, then a birth with the boot counter one up, and the node's console
+    shows that boot starting."""
     await strategy.transition("provisioned")
     first = await strategy.wait_birth()
     boot = first.json()["birth"]["boot"]
@@ -61,3 +63,5 @@ async def test_reboot_command_gives_a_new_boot(board: Board, gateway: Any,
     birth = await strategy.wait_birth(since=mark)
     assert birth.json()["birth"]["boot"] == boot + 1
     assert birth.json()["birth"]["reset_cause"] != 1  # a soft reset, not power-on
+    line = await console.wait_for(rf"\bboot {boot + 1}\b", timeout=10)
+    assert f"node {board.node_id}" in line

@@ -77,17 +77,31 @@ async def test_bench_taps_the_link_and_injects_faults(bench: str) -> None:
         await session.close()
 
 
-def test_scenarios_run_against_the_remote_bench(bench: str, tmp_path: Path) -> None:
-    """The same scenario files pass remotely; what a bench cannot do is skipped, with why."""
+def _suite(gateway_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest on the scenario files in a subprocess, pointed at ``gateway_url``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREETSENSE_HIL")}
-    env.update(STREETSENSE_HIL_GATEWAY=bench, STREETSENSE_HIL_TOKEN=TOKEN,
+    env.update(STREETSENSE_HIL_GATEWAY=gateway_url, STREETSENSE_HIL_TOKEN=TOKEN,
                STREETSENSE_HIL_ARTEFACTS=str(tmp_path / "artefacts"))
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
          str(HERE / "test_outages.py"), str(HERE / "test_commands.py"),
-         str(HERE / "test_sensors.py"), str(HERE / "test_rejections.py"),
-         "-k", f"{REMOTE_SUBSET} or sigkill or rejected"],
+         str(HERE / "test_sensors.py"), str(HERE / "test_rejections.py"), *args],
         capture_output=True, text=True, env=env, timeout=240, cwd=HERE.parent.parent)
+
+
+def test_board_named_in_the_url_is_the_only_one_used(bench: str, tmp_path: Path) -> None:
+    """hil://.../board-43 (traffic): air-quality scenarios skip; an unknown board is refused."""
+    result = _suite(f"{bench}/board-43", tmp_path, "-k", "unplugged_sensor")
+    assert "1 skipped" in result.stdout, result.stdout
+    assert "needs a air-quality board" in result.stdout and "has ['traffic']" in result.stdout
+    refused = _suite(f"{bench}/board-99", tmp_path, "-k", "unplugged_sensor")
+    assert refused.returncode == 4
+    assert "the bench has no board 'board-99'" in refused.stderr
+
+
+def test_scenarios_run_against_the_remote_bench(bench: str, tmp_path: Path) -> None:
+    """The same scenario files pass remotely; what a bench cannot do is skipped, with why."""
+    result = _suite(bench, tmp_path, "-k", f"{REMOTE_SUBSET} or sigkill or rejected")
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "3 passed" in out, out
