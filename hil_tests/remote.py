@@ -249,6 +249,9 @@ async def remote_board(resource: RemoteBench, *, kind: str, settings: dict[str, 
             settings=settings)
         board.session = session
         artefacts.add_text("link-frames.txt", link.frames.render)
+        if "console" in caps:
+            artefacts.add_text("console.txt", lambda: "\n".join(
+                fetch(resource.url, resource.token, "console.lines", board=name)) + "\n")
         yield board
     finally:
         await session.close()

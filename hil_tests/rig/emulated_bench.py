@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
+import sys
 import tomllib
 from contextlib import ExitStack
 from pathlib import Path
@@ -142,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--board", action="append", required=True, metavar="KIND:ID")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     document = tomllib.loads(args.config.read_text())
     workdir = args.config.parent / "bench"
     with ExitStack() as stack:

@@ -44,7 +44,8 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_bench_refuses_a_wrong_token(bench: str) -> None:
-    """A client without the token gets no session."""
+    """A client without the token gets no session; with it, the bench's description, and
+    the artefact sources a failed remote test collects (console, gateway log)."""
     with pytest.raises(BenchError, match="bad token"):
         fetch(bench, "not-the-token")
     info = fetch(bench, TOKEN)
@@ -52,6 +53,8 @@ def test_bench_refuses_a_wrong_token(bench: str) -> None:
         [("HN-0042", "air-quality"), ("HN-0043", "traffic")]
     assert set(info["boards"][0]["capabilities"]) == \
         {"link", "power", "console", "environment", "reconfigure"}
+    assert any("boot" in line for line in fetch(bench, TOKEN, "console.lines", board="board-42"))
+    assert "HIL bench serving 2 boards" in fetch(bench, TOKEN, "gateway.log")
 
 
 async def test_bench_taps_the_link_and_injects_faults(bench: str) -> None:
