@@ -138,7 +138,7 @@ def emulated_board(resource: EmulatedBoard, *, node_id: int, key: bytes,
                      pm_sensor=str(settings.get("pm_sensor", "pms5003"))) as environment:
         node = EmulatedNode(resource.kind, flash_dir=workdir / "flash", environment=environment,
                             node_id=node_id, key=key, seed=seed,
-                            extra_config={**resource.settings, **settings})
+                            extra_config=settings)
         try:
             link = EmulatedLink(node.link)
             artefacts.add_text("console.txt", lambda: "\n".join(node.console.lines) + "\n")

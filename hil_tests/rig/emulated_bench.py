@@ -26,6 +26,7 @@ from streetsense.gateway.config import load_config
 from streetsense.gateway.hil_server import BenchBoard, BenchLinks, HilServer, attach_links
 from streetsense.gateway.notify import Notifier
 from streetsense.gateway.service import Gateway
+from streetsense.protocol.messages import HELLO
 
 from ..artefacts import FrameLog
 from ..environment import Environment, expected_counts
@@ -33,8 +34,6 @@ from ..gateway_proc import NodeEntry, to_toml
 from ..node import EmulatedNode
 from ..plugin import FAST_AIR_SETTINGS, node_key
 from .emulated import node_name
-
-HELLO = 0x01
 
 
 class _Console:

@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
-from streetsense.protocol import Deframer, Frame, ProtocolError, parse_frame
+from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame, ProtocolError, parse_frame
+from streetsense.protocol.messages import ACK, DATA, HELLO
 
 __all__ = ["FrameInjector", "ScriptedNode"]
-
-HELLO, DATA, ACK = 0x01, 0x02, 0x10
-FLAG_ACK_REQ = 0x01
 
 
 @dataclass

@@ -9,8 +9,7 @@ and tests that need it are skipped with a reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 __all__ = [
     "CAPABILITIES",
@@ -46,7 +45,6 @@ class EmulatedBoard:
     """The real firmware on the MicroPython unix port, sensors emulated in CPython."""
 
     kind: str = "air-quality"
-    settings: dict[str, Any] = field(default_factory=dict)
     capabilities: frozenset[str] = frozenset(CAPABILITIES)
 
     def describe(self) -> str:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from streetsense.protocol.messages import HELLO
+
 from ..observer import MqttObserver, Observed
 from .drivers import Board
 
 __all__ = ["STATES", "BoardStrategy", "GatewayTopics", "StrategyError"]
 
 STATES = ("off", "booted", "provisioned")
-HELLO = 0x01
 
 
 class StrategyError(RuntimeError):

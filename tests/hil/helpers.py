@@ -7,9 +7,8 @@ from typing import Any
 from streetsense.hil.artefacts import FrameLog
 from streetsense.hil.observer import MqttObserver, Observed
 from streetsense.hil.rig.drivers import Board
-from streetsense.protocol.messages import QUANTITIES
+from streetsense.protocol.messages import DATA, QUANTITIES
 
-DATA = 0x02
 QUANTITY_NAMES = {name for name, _ in QUANTITIES.values()}
 
 

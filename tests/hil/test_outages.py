@@ -22,8 +22,7 @@ from streetsense.hil.plugin import Durations, short_and_soak
 from streetsense.hil.rig.drivers import Board, LinkDriver, PowerDriver
 from streetsense.hil.rig.strategy import BoardStrategy
 from streetsense.protocol import parse_frame
-
-ACK = 0x10
+from streetsense.protocol.messages import ACK
 
 
 async def _more_data(board: Board, count: int, *, timeout: float) -> None:

@@ -12,6 +12,7 @@ from streetsense.hil.gateway_proc import GatewayProcess
 from streetsense.hil.observer import MqttObserver
 from streetsense.hil.rig.drivers import Board
 from streetsense.hil.rig.injector import FrameInjector, ScriptedNode
+from streetsense.protocol.messages import ACK
 
 STRANGER_ID = 9999
 
@@ -64,6 +65,6 @@ async def test_unknown_node_wrong_key_and_replay_are_rejected(
     assert {reason: health.json()["frames_rejected"][reason]
             for reason in ("unknown_node", "bad_tag", "replay")} == \
         {"unknown_node": 1, "bad_tag": 1, "replay": 1}
-    acks = [f for f in injector.drain() if f.type == 0x10]
+    acks = [f for f in injector.drain() if f.type == ACK]
     assert {f.node_id for f in acks} == {board.node_id}
     assert all(f.body[2] != 3 for f in acks), "the wrong-key frame was acknowledged"
