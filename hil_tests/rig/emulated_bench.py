@@ -19,6 +19,7 @@ import signal
 import sys
 import tomllib
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,9 @@ async def _serve(config_path: Path, boards: list[tuple[str, int, EmulatedNode, E
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    gateway = Gateway(config)
+    # This process serves the bench itself (its boards are emulated): the gateway must not
+    # start the HIL server it runs for real benches.
+    gateway = Gateway(replace(config, hil=replace(config.hil, enabled=False)))
     async with gateway.running():
         # The transports are built but not reading yet: put the bench filter in their path.
         attach_links(gateway.transports, links)
