@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["WHEN_FULL", "Journal", "JournalError", "JournalFull", "Message", "Row"]
+__all__ = ["WHEN_FULL", "Batch", "Journal", "JournalError", "JournalFull", "Message", "Row"]
 
 log = logging.getLogger("streetsense.gateway.journal")
 

@@ -1,4 +1,4 @@
-"""The gateway service: wires transports → session → journal → publisher, runs them.
+"""The gateway service: wires transports → framing → session → journal → publisher, runs them.
 
 ``Gateway(config)`` builds every layer from a ``GatewayConfig``; ``async with
 gateway.running():`` opens the journal, restores the replay state, starts the named tasks
@@ -21,6 +21,7 @@ from . import payloads
 from .commands import Commands
 from .config import GatewayConfig
 from .discovery import HomeAssistantDiscovery
+from .framing import Framing, Rejections
 from .http import serve_http
 from .journal import Journal
 from .metrics import Metrics
@@ -51,8 +52,8 @@ class Gateway:
 
     ``derivers`` are the derived-value hooks (default: those the ``[derived]`` section asks
     for); ``transports`` are extra transports beside the configured serial ports and BLE;
-    ``link_filter`` wraps the session's link callbacks before the transports get them (the
-    HIL bench's taps and fault injection: ``BenchLinks.wrap``).
+    ``link_filter`` wraps the framing layer's link callbacks before the transports get them
+    (the HIL bench's taps and fault injection: ``BenchLinks.wrap``).
     """
 
     def __init__(self, config: GatewayConfig, *, derivers: Sequence[Deriver] | None = None,
@@ -72,6 +73,7 @@ class Gateway:
         self.metrics = Metrics()
         self.http_server: asyncio.Server | None = None
         self.journal: Journal | None = None
+        self.framing: Framing | None = None
         self.session: Session | None = None
         self.publisher: Publisher | None = None
         self.commands: Commands | None = None
@@ -99,20 +101,23 @@ class Gateway:
             on_message=lambda message: commands_box[0].on_message(message),
             metrics=self.metrics)
         self.publisher = publisher
+        rejections = Rejections(self.metrics)
         session = Session(lookup=self._lookup, journal=journal, topics=self.topics,
                           states=publisher, on_committed=publisher.offer,
                           match_result=lambda node, request: commands_box[0].match_result(
                               node, request),
-                          derivers=self._derivers, metrics=self.metrics,
+                          derivers=self._derivers, rejections=rejections,
                           announce=HomeAssistantDiscovery.from_config(cfg).on_data
                           if cfg.homeassistant.discovery else None)
         self.session = session
         commands = Commands(session, publisher, self.topics)
         commands_box.append(commands)
         self.commands = commands
-        callbacks: LinkCallbacks = session
+        self.framing = Framing(lookup=self._lookup, on_frame=session.on_frame,
+                               rejections=rejections)
+        callbacks: LinkCallbacks = self.framing
         if self._link_filter is not None:
-            callbacks = self._link_filter(session)
+            callbacks = self._link_filter(self.framing)
         ports = [PortSpec(p.path, p.baud, p.name) for p in cfg.serial]
         self.transports = [SerialTransport(ports, callbacks)] if ports else []
         if cfg.ble.enabled:

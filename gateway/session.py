@@ -1,7 +1,6 @@
-"""Node sessions: frames in from the links, verified and deduplicated, journaled, then ACKed.
+"""Node sessions: verified frames in (from ``framing``), deduplicated, journaled, then ACKed.
 
-Per link a ``Deframer``; per frame ``parse_frame`` with the registry's key lookup (SPEC §3),
-then the replay rule of SPEC §6.2 per (node, boot), 16 boots per node. New frames become
+The replay rule of SPEC §6.2 per (node, boot), 16 boots per node. New frames become
 journal messages; the committer task commits every frame that arrived meanwhile in one
 transaction (group commit) and only then sends the ACKs (SPEC §6.3). Duplicates are
 re-ACKed after the same commit, never journaled again. HELLO is the node's birth: a
@@ -17,17 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from streetsense.protocol import Deframer, Frame, ProtocolError, UnknownNode, parse_frame
+from streetsense.protocol import Frame
 from streetsense.protocol.messages import (
     ACK,
     CLOCK_UPTIME,
     DATA,
-    DOWNLINK_TYPES,
     EVENT,
     HELLO,
     LOG,
@@ -37,6 +34,7 @@ from streetsense.protocol.messages import (
 )
 
 from . import payloads
+from .framing import LOG_EVERY_S, Rejections
 from .journal import Batch, Journal, JournalFull, Message, Row
 from .metrics import Metrics
 from .registry import NodeInfo
@@ -47,7 +45,6 @@ __all__ = ["MAX_BOOTS", "Deriver", "NodeState", "Session", "Topics", "replay_ver
 log = logging.getLogger("streetsense.gateway.session")
 
 MAX_BOOTS = 16  # boots tracked per node (SPEC §6.2)
-LOG_EVERY_S = 60.0  # a repeated rejection (same reason, same node or link) is logged this often
 NODE_DELAY_S = 60.0  # a reading older than this when it arrives was held back at the node
 TIME_RESEND_S = 60.0  # a node still on its uptime clock gets a TIME at most this often
 
@@ -145,7 +142,6 @@ class SessionStats:
     acks_sent: int = 0
     downlinks_sent: int = 0
     downlink_failures: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)  # by reason
     unknown_types: int = 0
     commits: int = 0
     committed_frames: int = 0
@@ -153,13 +149,13 @@ class SessionStats:
 
 
 class Session:
-    """The session layer between the transports and the journal (``LinkCallbacks``)."""
+    """The session layer between framing and the journal."""
 
     def __init__(self, *, lookup: Callable[[int], NodeInfo | None], journal: Journal,
                  topics: Topics, states: RetainedSink,
                  on_committed: Callable[[list[Row]], None],
                  match_result: ResultMatcher, derivers: Sequence[Deriver] = (),
-                 announce: Announcer | None = None, metrics: Metrics | None = None,
+                 announce: Announcer | None = None, rejections: Rejections | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._lookup = lookup
         self._journal = journal
@@ -169,18 +165,16 @@ class Session:
         self._match_result = match_result
         self._derivers = list(derivers)
         self._announce = announce
-        self.metrics = metrics or Metrics()
+        self._rejections = rejections or Rejections(Metrics())
+        self.metrics = self._rejections.metrics
         self._journal_losses = 0  # journal.rejected_frames + dropped_messages already counted
         self._clock = clock
         self.stats = SessionStats()
         self.nodes: dict[int, NodeState] = {}
-        self._deframers: dict[str, Deframer] = {}
-        self._links_up: dict[str, asyncio.Event] = {}
-        self._link_waiters: dict[str, list[asyncio.Future[bool]]] = {}
         self._inbox: list[_Arrival] = []
         self._inbox_ready = asyncio.Event()
-        self._logged: dict[tuple[str, object], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unknown_type_logged: dict[int, float] = {}
         self.committed = asyncio.Condition()  # notified after each group commit
 
     # ---- startup ------------------------------------------------------------------------
@@ -209,70 +203,14 @@ class Session:
         node.info = info
         return node
 
-    # ---- bytes in -----------------------------------------------------------------------
+    # ---- frames in ----------------------------------------------------------------------
 
-    def on_link_state(self, link: Link, up: bool) -> None:
-        # A link that comes back may hold half a frame from before: start clean.
-        self._deframers.pop(link.name, None)
-        self.metrics.set_port(link.name, up)
-        event = self._links_up.setdefault(link.name, asyncio.Event())
-        if up:
-            event.set()
-        else:
-            event.clear()
-        for waiter in self._link_waiters.pop(link.name, []):
-            if not waiter.done():
-                waiter.set_result(up)
-
-    async def wait_link(self, name: str) -> None:
-        """Until the link called ``name`` is up."""
-        await self._links_up.setdefault(name, asyncio.Event()).wait()
-
-    async def wait_link_change(self, name: str) -> bool:
-        """Until the link called ``name`` goes up or down; returns whether it is up."""
-        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._link_waiters.setdefault(name, []).append(waiter)
-        return await waiter
-
-    def on_bytes(self, link: Link, data: bytes) -> None:
-        deframer = self._deframers.get(link.name)
-        if deframer is None:
-            deframer = self._deframers[link.name] = Deframer()
-        for item in deframer.feed(data):
-            if isinstance(item, ProtocolError):
-                self._reject(item.reason, ("link", link.name), f"on {link.name}: {item}")
-            else:
-                self._on_frame(link, bytes(item))
-
-    def _key(self, node_id: int) -> bytes | None:
-        info = self._lookup(node_id)
-        return info.key if info is not None and info.enabled else None
-
-    def _on_frame(self, link: Link, raw: bytes) -> None:
-        try:
-            frame = parse_frame(raw, self._key)
-        except UnknownNode as exc:
-            info = self._lookup(exc.value)
-            reason = "disabled_node" if info is not None else exc.reason
-            if info is None:
-                self.metrics.unknown_node(exc.value)
-            self._reject(reason, ("node", exc.value),
-                         f"node {exc.value} on {link.name} is not in the registry"
-                         if info is None else f"node {exc.value} is disabled in the registry")
-            return
-        except ProtocolError as exc:
-            self._reject(exc.reason, ("link", link.name), f"on {link.name}: {exc}")
-            return
-        if frame.type in DOWNLINK_TYPES:
-            self._reject("unexpected_downlink", ("node", frame.node_id),
-                         f"node {frame.node_id} sent a downlink type {frame.type}")
-            return
-        info = self._lookup(frame.node_id)
-        assert info is not None
+    def on_frame(self, link: Link, frame: Frame, info: NodeInfo) -> None:
+        """A verified frame (from ``Framing``): replay rule, then journal and ACK."""
         node = self._node(info)
         verdict = replay_verdict(node.boots, frame.boot, frame.seq)
         if verdict == "replay":
-            self._reject("replay", ("node", frame.node_id),
+            self._rejections("replay", ("node", frame.node_id),
                          f"node {info.name}: replayed frame boot {frame.boot} seq {frame.seq}")
             return
         self.stats.frames_in += 1
@@ -300,18 +238,6 @@ class Session:
     def _push(self, arrival: _Arrival) -> None:
         self._inbox.append(arrival)
         self._inbox_ready.set()
-
-    def _reject(self, reason: str, about: tuple[str, object], text: str) -> None:
-        """Count a rejected frame; log it once per ``LOG_EVERY_S`` per reason and source."""
-        self.stats.rejected[reason] += 1
-        self.metrics.rejected(reason)
-        key = (reason, about)
-        now = time.monotonic()
-        last = self._logged.get(key)
-        if last is None or now - last >= LOG_EVERY_S:
-            self._logged[key] = now
-            log.warning("rejected frame (%s) %s; %d %s frames so far", reason, text,
-                        self.stats.rejected[reason], reason)
 
     # ---- messages -----------------------------------------------------------------------
 
@@ -385,10 +311,9 @@ class Session:
             self._reject_unknown_type(frame)
 
     def _reject_unknown_type(self, frame: Frame) -> None:
-        key = ("unknown_type", ("node", frame.node_id))
         now = time.monotonic()
-        if now - self._logged.get(key, -LOG_EVERY_S) >= LOG_EVERY_S:
-            self._logged[key] = now
+        if now - self._unknown_type_logged.get(frame.node_id, -LOG_EVERY_S) >= LOG_EVERY_S:
+            self._unknown_type_logged[frame.node_id] = now  # verified nodes only: bounded
             log.info("node %d sent type 0x%02x, unknown to protocol v1.0: ACKed, not published",
                      frame.node_id, frame.type)
 

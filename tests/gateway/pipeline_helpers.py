@@ -233,7 +233,7 @@ async def links_up(gateway: Any, *ports: PtyPort, timeout: float = 5.0) -> None:
     """Until the gateway has opened every port (bytes written earlier are flushed on open)."""
     async with asyncio.timeout(timeout):
         for port in ports:
-            await gateway.session.wait_link(port.path.name)
+            await gateway.framing.wait_link(port.path.name)
 
 
 class PersistentSubscriber:

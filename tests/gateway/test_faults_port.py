@@ -24,7 +24,7 @@ async def test_faults_port_unplugged_and_replugged_is_reopened(
     config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)])
     async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer, \
             Gateway(config, derivers=[]).running() as gateway:
-        assert gateway.session is not None
+        assert gateway.framing is not None
         await links_up(gateway, port)
         node.attach()
         now = int(time.time())
@@ -33,7 +33,7 @@ async def test_faults_port_unplugged_and_replugged_is_reopened(
         port.unplug()
         async with asyncio.timeout(5):
             while gateway.metrics.snapshot()["ports_up"].get("ttyUSB-node"):
-                await gateway.session.wait_link_change("ttyUSB-node")
+                await gateway.framing.wait_link_change("ttyUSB-node")
         port.plug()
         await links_up(gateway, port, timeout=10)
         node.attach()

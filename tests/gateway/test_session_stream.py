@@ -1,4 +1,4 @@
-"""The session layer on a real journal, fed chunk by chunk: splits, garbage, replay rule."""
+"""Framing and session on a real journal, fed chunk by chunk: splits, garbage, replay rule."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from pipeline_helpers import node_info, node_key
 
+from streetsense.gateway.framing import Framing, Rejections
 from streetsense.gateway.journal import Journal
+from streetsense.gateway.metrics import Metrics
 from streetsense.gateway.payloads import iso_utc
 from streetsense.gateway.session import MAX_BOOTS, Session, Topics, replay_verdict
 from streetsense.protocol import Deframer, Frame, parse_frame
@@ -50,14 +52,16 @@ def _data(seq: int, boot: int = 1, node_id: int = 42) -> bytes:
 
 
 async def _session(tmp_path: Path, clock: Callable[[], float] = time.time
-                   ) -> tuple[Session, Journal, asyncio.Task[None]]:
+                   ) -> tuple[Framing, Session, Journal, asyncio.Task[None]]:
     journal = Journal(tmp_path / "j.sqlite")
     registry = {42: node_info(42)}
+    rejections = Rejections(Metrics())
     session = Session(lookup=registry.get, journal=journal,
                       topics=Topics("streetsense", "test", "gw"), states=Retained(),
                       on_committed=lambda rows: None, match_result=lambda n, r: None,
-                      clock=clock)
-    return session, journal, asyncio.create_task(session.run())
+                      rejections=rejections, clock=clock)
+    framing = Framing(lookup=registry.get, on_frame=session.on_frame, rejections=rejections)
+    return framing, session, journal, asyncio.create_task(session.run())
 
 
 async def _settle(session: Session, frames: int) -> None:
@@ -72,18 +76,18 @@ def _published_seqs(journal: Journal) -> list[int]:
 
 async def test_session_frames_split_at_every_boundary(tmp_path: Path) -> None:
     """A frame split at each byte offset (and a stream byte by byte) is journaled once each."""
-    session, journal, task = await _session(tmp_path)
+    framing, session, journal, task = await _session(tmp_path)
     link = RecordingLink()
     wires = [_data(seq) for seq in range(len(_data(0)) + 1)]
     for cut, wire in enumerate(wires):
-        session.on_bytes(link, wire[:cut])
-        session.on_bytes(link, wire[cut:])
+        framing.on_bytes(link, wire[:cut])
+        framing.on_bytes(link, wire[cut:])
     extra = [_data(seq) for seq in range(len(wires), len(wires) + 3)]
     for byte in b"".join(extra):
-        session.on_bytes(link, bytes([byte]))
+        framing.on_bytes(link, bytes([byte]))
     await _settle(session, len(wires) + 3)
     assert _published_seqs(journal) == list(range(len(wires) + 3))
-    assert not session.stats.rejected
+    assert not framing.rejections.counts
     task.cancel()
     journal.close()
 
@@ -91,7 +95,7 @@ async def test_session_frames_split_at_every_boundary(tmp_path: Path) -> None:
 async def test_session_garbage_and_oversize_cost_no_good_frame(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Random garbage, a 600-byte run and a bad CRC are counted by reason; good frames pass."""
-    session, journal, task = await _session(tmp_path)
+    framing, session, journal, task = await _session(tmp_path)
     link = RecordingLink()
     rng = random.Random(7)
     corrupt = bytearray(_data(1))
@@ -100,11 +104,11 @@ async def test_session_garbage_and_oversize_cost_no_good_frame(
               + b"\x55" * 600 + b"\x00" + bytes(corrupt) + _data(1)
               + bytes(rng.randrange(0, 256) for _ in range(50)) + b"\x00" + _data(2))
     for start in range(0, len(stream), 37):
-        session.on_bytes(link, stream[start:start + 37])
+        framing.on_bytes(link, stream[start:start + 37])
     await _settle(session, 3)
     assert _published_seqs(journal) == [0, 1, 2]
-    assert session.stats.rejected["oversize"] == 1
-    assert sum(session.stats.rejected.values()) >= 3
+    assert framing.rejections.counts["oversize"] == 1
+    assert sum(framing.rejections.counts.values()) >= 3
     assert "rejected frame (oversize)" in caplog.text
     task.cancel()
     journal.close()
@@ -112,12 +116,12 @@ async def test_session_garbage_and_oversize_cost_no_good_frame(
 
 async def test_session_acks_after_commit_and_reacks_duplicates(tmp_path: Path) -> None:
     """ACK (signed, header seq 0) follows the commit; a retransmit is re-ACKed, not rejournaled."""
-    session, journal, task = await _session(tmp_path)
+    framing, session, journal, task = await _session(tmp_path)
     link = RecordingLink()
-    session.on_bytes(link, _data(0))
+    framing.on_bytes(link, _data(0))
     assert link.sent == []  # nothing is ACKed before the commit
     await _settle(session, 1)
-    session.on_bytes(link, _data(0))
+    framing.on_bytes(link, _data(0))
     async with asyncio.timeout(5), link.changed:
         await link.changed.wait_for(lambda: len(link.sent) >= 2)
     assert [(f.type, f.seq, f.body) for f in link.sent] == [(ACK, 0, {1: 1, 2: 0})] * 2
@@ -143,19 +147,19 @@ def test_session_replay_rule_tracks_sixteen_boots() -> None:
 
 async def test_session_replay_state_survives_restart(tmp_path: Path) -> None:
     """The replay state is committed with the frames: after a restart old frames are replays."""
-    session, journal, task = await _session(tmp_path)
+    framing, session, journal, task = await _session(tmp_path)
     link = RecordingLink()
     for seq in range(3):
-        session.on_bytes(link, _data(seq))
+        framing.on_bytes(link, _data(seq))
     await _settle(session, 3)
     task.cancel()
     journal.close()
-    session, journal, task = await _session(tmp_path)
+    framing, session, journal, task = await _session(tmp_path)
     session.restore()
-    session.on_bytes(link, _data(1))
-    session.on_bytes(link, _data(3))
+    framing.on_bytes(link, _data(1))
+    framing.on_bytes(link, _data(3))
     await _settle(session, 1)
-    assert session.stats.rejected["replay"] == 1
+    assert framing.rejections.counts["replay"] == 1
     assert _published_seqs(journal) == [0, 1, 2, 3]
     task.cancel()
     journal.close()
@@ -165,12 +169,12 @@ async def test_session_maps_uptime_timestamps_to_utc(tmp_path: Path) -> None:
     """clock 1 (uptime) becomes UTC with the boot's anchor (HELLO arrival - uptime_ms);
     a boot whose HELLO was never seen stays `uptime` with ts null."""
     now = 1_800_000_000.0
-    session, journal, task = await _session(tmp_path, clock=lambda: now)
+    framing, session, journal, task = await _session(tmp_path, clock=lambda: now)
     link = RecordingLink()
     hello = {1: "streetsense-node", 2: "0.1.0", 3: [1, 0], 4: [], 5: 1, 6: 2, 8: 5000}
-    session.on_bytes(link, Frame(HELLO, 42, 2, 0, hello, 0x01).encode(node_key(42)))
-    session.on_bytes(link, Frame(DATA, 42, 2, 1, {1: 65, 2: 1, 4: []}, 0x01).encode(node_key(42)))
-    session.on_bytes(link, Frame(DATA, 42, 1, 9, {1: 30, 2: 1, 4: []}, 0x01).encode(node_key(42)))
+    framing.on_bytes(link, Frame(HELLO, 42, 2, 0, hello, 0x01).encode(node_key(42)))
+    framing.on_bytes(link, Frame(DATA, 42, 2, 1, {1: 65, 2: 1, 4: []}, 0x01).encode(node_key(42)))
+    framing.on_bytes(link, Frame(DATA, 42, 1, 9, {1: 30, 2: 1, 4: []}, 0x01).encode(node_key(42)))
     await _settle(session, 3)
     mapped, unknown = [json.loads(r.payload) for r in journal.pending(0, 10)]
     assert (mapped["clock"], mapped["uptime_s"]) == ("mapped", 65)
