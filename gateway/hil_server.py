@@ -13,9 +13,10 @@ wire); the server replies ``{"ok": true, "bench": INFO}`` or closes. Then reques
 or ``{"id": N, "ok": false, "error": "..."}``; after ``link.tap`` the server also pushes
 ``{"event": "link", "board": NAME, "direction": "up"|"down", "data": HEX}``.
 
-The gateway sits in every board's path: `BenchLinks.wrap` puts a filter between the
-transports and the session that taps the bytes and injects seeded faults (drop whole
-frames, flip bits, delay, unplug) on request, in both directions.
+The gateway sits in every board's path: `BenchLinks.wrap` (the gateway's ``link_filter``)
+puts a filter between the transports and the framing layer that taps the bytes and
+injects seeded faults (drop whole frames, flip bits, delay, unplug) on request, in both
+directions.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import json
 import logging
 import random
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -38,11 +39,10 @@ from streetsense.protocol import Deframer, ProtocolError
 
 from .bench_relays import BenchPower
 from .config import GatewayConfig
-from .transports.base import Link, LinkCallbacks, Transport
-from .transports.serial import SerialTransport
+from .transports.base import Link, LinkCallbacks
 
-__all__ = ["PROTOCOL", "BenchBoard", "BenchLinks", "HilServer", "LinkFaults", "attach_links",
-           "auth_digest", "bench_server"]
+__all__ = ["PROTOCOL", "BenchBoard", "BenchLinks", "HilServer", "LinkFaults", "auth_digest",
+           "bench_server"]
 
 log = logging.getLogger("streetsense.gateway.hil")
 
@@ -372,15 +372,6 @@ def _write(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
     if writer.is_closing():
         raise ConnectionError("client gone")
     writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
-
-
-def attach_links(transports: Iterable[Transport], links: BenchLinks) -> None:
-    """Put ``links`` in the path of every serial link of ``transports``: call it after the
-    gateway built its transports and before they run (no byte has flowed yet)."""
-    for transport in transports:
-        if isinstance(transport, SerialTransport):
-            for link in transport.links:
-                link.callbacks = links.wrap(link.callbacks)
 
 
 def bench_server(config: GatewayConfig, links: BenchLinks, lookup: Callable[[int], Any], *,

@@ -40,11 +40,11 @@ def _address(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-def fetch(url: str, token: str, op: str | None = None, timeout: float = 10.0,
+def fetch(url: str, token: str, op: str | None = None, *, socket_timeout_s: float = 30.0,
           **args: Any) -> Any:
     """With a blocking connection (no event loop needed): the bench's description, or the
     result of ``op``. Used at session start and to collect artefacts after a failure."""
-    with socket.create_connection(_address(url), timeout=timeout) as sock, \
+    with socket.create_connection(_address(url), timeout=socket_timeout_s) as sock, \
             sock.makefile("rwb") as stream:
         hello = json.loads(stream.readline())
         _check_hello(hello)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from streetsense.gateway.config import load_config
-from streetsense.gateway.hil_server import BenchBoard, BenchLinks, HilServer, attach_links
+from streetsense.gateway.hil_server import BenchBoard, BenchLinks, HilServer
 from streetsense.gateway.notify import Notifier
 from streetsense.gateway.service import Gateway
 from streetsense.protocol.messages import HELLO
@@ -119,10 +119,9 @@ async def _serve(config_path: Path, boards: list[tuple[str, int, EmulatedNode, E
         loop.add_signal_handler(signum, stop.set)
     # This process serves the bench itself (its boards are emulated): the gateway must not
     # start the HIL server it runs for real benches.
-    gateway = Gateway(replace(config, hil=replace(config.hil, enabled=False)))
+    gateway = Gateway(replace(config, hil=replace(config.hil, enabled=False)),
+                      link_filter=links.wrap)
     async with gateway.running():
-        # The transports are built but not reading yet: put the bench filter in their path.
-        attach_links(gateway.transports, links)
         server = HilServer(
             listen=config.hil.listen, token=config.hil.token_file.read_text().strip(),
             boards=[_board(f"board-{node_id}", node_id, kind, node, env, links)

@@ -8,7 +8,7 @@ from pathlib import Path
 from gpiozero.pins.mock import MockFactory  # type: ignore[import-untyped]
 
 from streetsense.gateway.config import load_config
-from streetsense.gateway.hil_server import BenchLinks, attach_links, bench_server
+from streetsense.gateway.hil_server import BenchLinks, bench_server
 from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.environment import Environment
@@ -37,10 +37,9 @@ async def test_real_bench_serves_ports_relays_and_learnt_nodes(tmp_path: Path) -
                               "token_file": str(tmp_path / "token"),
                               "relays": {"bench-a": {"power": {"pin": 17}}}}})
         config = load_config(files.config_path)
-        gateway = Gateway(config)
         links = BenchLinks(seed=3)
+        gateway = Gateway(config, link_filter=links.wrap)
         async with gateway.running():
-            attach_links(gateway.transports, links)
             server = bench_server(config, links, gateway.registry.lookup, pin_factory=pins)
             await server.start()
             session = RemoteSession(f"hil://127.0.0.1:{server.port}", TOKEN)

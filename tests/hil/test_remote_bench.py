@@ -53,7 +53,9 @@ def test_bench_refuses_a_wrong_token(bench: str) -> None:
         [("HN-0042", "air-quality"), ("HN-0043", "traffic")]
     assert set(info["boards"][0]["capabilities"]) == \
         {"link", "power", "console", "environment", "reconfigure"}
-    assert any("boot" in line for line in fetch(bench, TOKEN, "console.lines", board="board-42"))
+    booted = fetch(bench, TOKEN, "console.wait_for", board="board-42", pattern=r"boot \d+",
+                   timeout=10)
+    assert booted in fetch(bench, TOKEN, "console.lines", board="board-42")
     assert "HIL bench serving 2 boards" in fetch(bench, TOKEN, "gateway.log")
 
 
