@@ -136,7 +136,7 @@ class _Arrival:
 class SessionStats:
     """Counters of the session layer (health payload and metrics read them)."""
 
-    frames_in: int = 0  # frames that passed SPEC §3
+    frames_in: int = 0  # verified frames that were not replays
     frames_new: int = 0
     duplicates: int = 0
     acks_sent: int = 0
