@@ -14,6 +14,7 @@ from typing import ClassVar
 import click
 
 from streetsense.gateway.config import ConfigError, GatewayConfig, check_config, load_config
+from streetsense.gateway.registry import RegistryError
 
 __all__ = ["gateway"]
 
@@ -73,7 +74,11 @@ def run(config_path: Path, log_level: str) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot read {config_path}: {exc.strerror}") from None
     _setup_logging(log_level)
-    if asyncio.run(_serve(config)) != 0:
+    try:
+        status = asyncio.run(_serve(config))
+    except RegistryError as exc:
+        raise click.ClickException(f"{exc}\nFix the node registry, then run again.") from None
+    if status != 0:
         raise SystemExit(1)
 
 

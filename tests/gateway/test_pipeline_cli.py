@@ -36,3 +36,12 @@ def test_pipeline_cli_run_refuses_a_broken_config(tmp_path: Path) -> None:
                                           str(_config(tmp_path, "inflight = 0\n"))])
     assert result.exit_code == 1
     assert "mqtt.inflight" in result.output and "check-config" in result.output
+
+
+def test_pipeline_cli_run_refuses_a_broken_registry(tmp_path: Path) -> None:
+    """run with a registry that has problems exits 1 naming them; nothing is started."""
+    config = _config(tmp_path)
+    (tmp_path / "nodes.toml").write_text('[[node]]\nid = "x"\n')
+    result = CliRunner().invoke(gateway, ["run", "--config", str(config)])
+    assert result.exit_code == 1, result.output
+    assert "nodes.toml" in result.output and "registry" in result.output
