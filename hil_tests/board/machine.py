@@ -9,7 +9,7 @@ port. The board is described by a JSON file named by the env var STREETSENSE_BOA
 
 Behaviour follows the ESP32 port where the firmware can see it: UART.read() returns None when
 nothing arrives; an I2C address nobody answers raises OSError(ENODEV); constants carry the ESP32
-values. What the unix port cannot do is explicit: Pin.irq() raises NotImplementedError.
+values. Pin IRQs fire from the edges of the GPIO server named by the board file's "gpio" key.
 reset() ends the process with exit status RESET_EXIT_STATUS so the rig can start it again
 (with STREETSENSE_RESET_CAUSE set to the cause reset_cause() should report).
 """

@@ -55,7 +55,7 @@ class AppRun:
             [find_micropython() or "micropython", str(HERE / "mp_app.py"),
              str(ROOT / "hil_tests" / "board"), str(ROOT / "firmware"), str(stage), app, str(cfg)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, STREETSENSE_BOARD=str(board)),
+            env=dict(os.environ, STREETSENSE_BOARD=str(board)), cwd=tmp_path,
         )  # fmt: skip
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -14,22 +14,17 @@ import sys
 sys.path[:] = [{str(BOARD_DIR)!r}]
 import machine
 p = machine.Pin(4, machine.Pin.IN, machine.Pin.PULL_UP)
-try:
-    p.irq(handler=None, trigger=machine.Pin.IRQ_RISING)
-    irq = "no error"
-except NotImplementedError as e:
-    irq = str(e)
+p.irq(handler=lambda pin: None, trigger=machine.Pin.IRQ_RISING)
 w = machine.WDT(timeout=5000)
 w.feed()
 w.feed()
 print(machine.PWRON_RESET, machine.WDT_RESET, machine.reset_cause(), p.value(), w.feeds)
 print(machine.unique_id().hex(), machine.freq())
-print(irq)
 machine.reset()
 """
 
 
-def test_machine_shim_constants_reset_and_irq(tmp_path: Path) -> None:
+def test_machine_shim_constants_and_reset(tmp_path: Path) -> None:
     """ESP32 constants, reset_cause from the rig, unique_id from the board file, reset() exit 86."""
     board = tmp_path / "board.json"
     board.write_text(json.dumps({"uart": {}, "i2c": {}, "unique_id": "a1b2c3d4e5f6"}))
@@ -41,4 +36,4 @@ def test_machine_shim_constants_reset_and_irq(tmp_path: Path) -> None:
     assert out.returncode == 86, out.stderr
     assert lines[0] == "1 3 3 1 2"
     assert lines[1] == "a1b2c3d4e5f6 160000000"
-    assert "not emulated" in lines[2] and "follow-up" in lines[2]
+    assert len(lines) == 2  # irq() without a GPIO server is armed quietly, as on a bare pin
