@@ -249,9 +249,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = selected
 
 
+def _plugin_fixtures(item: pytest.Item) -> set[str]:
+    """The fixtures of this plugin a test uses (a conftest's own ``mqtt_proxy`` is not one)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return set()
+    return {name for name, defs in info.name2fixturedefs.items()
+            if defs and getattr(defs[-1].func, "__module__", None) == __name__}
+
+
 def _check_requirements(item: pytest.Item, options: HilOptions) -> None:
     """Mark HIL tests, check their needs_* markers, skip what the rig cannot do."""
-    fixtures = set(getattr(item, "fixturenames", ()))
+    fixtures = _plugin_fixtures(item)
     declared = {mark.name.removeprefix("needs_") for mark in item.iter_markers()
                 if mark.name.startswith("needs_")}
     if not fixtures & HIL_FIXTURES and not declared:

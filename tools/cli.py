@@ -13,6 +13,15 @@ import click
 # command name -> (module under streetsense.tools, attribute, one-line help for the listing)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "decode": ("decode", "decode", "Decode wire bytes to JSON lines."),
+    "demo": ("demo", "demo", "Emulated nodes -> gateway -> MQTT broker, live readings on screen."),
+    "emulate": ("emulate", "emulate",
+                "Run one emulated node (real firmware) on a PTY in an emulated street."),
+    "flash": ("flash", "flash", "Flash MicroPython and the node firmware onto an ESP32."),
+    "gateway": ("gateway", "gateway",
+                "Run the gateway (serial/BLE nodes in, MQTT out) or check its config."),
+    "monitor": ("monitor", "monitor", "Live decoded frames from a serial port, tags checked."),
+    "provision": ("provision", "provision",
+                  "Give a factory-state node its id, key and kind; register it."),
 }
 
 

@@ -1,0 +1,104 @@
+"""`streetsense demo` through the real CLI in a subprocess: emulated nodes of both kinds ->
+the gateway process -> the embedded amqtt broker, or a real mosquitto given with --broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from streetsense.hil.broker import Mosquitto, free_port
+
+pytestmark = pytest.mark.micropython
+DEMO = [sys.executable, "-m", "streetsense.tools.cli", "demo"]
+AIR_ROW = re.compile(r"^HN-\d{4}\s+air-quality\s+PM2\.5 [\d.]+ µg/m³, PM10 [\d.]+ µg/m³, "
+                     r"CO2 \d+ ppm, [\d.]+ °C, [\d.]+ %RH\s.*~\d+ \w+", re.M)
+TRAFFIC_ROW = re.compile(r"^HN-\d{4}\s+traffic\s+motorbikes \d+, cars \d+, heavy \d+ in 5 s", re.M)
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[Mosquitto]:
+    with Mosquitto() as broker:
+        yield broker
+
+
+async def _read_until_both_kinds(stream: asyncio.StreamReader, timeout: float) -> str:
+    """Demo output up to the first table that shows readings of both kinds."""
+    text = ""
+    async with asyncio.timeout(timeout):
+        while not (AIR_ROW.search(text) and TRAFFIC_ROW.search(text)):
+            line = await stream.readline()
+            assert line, f"demo output ended early:\n{text}"
+            text += line.decode()
+    return text
+
+
+async def test_demo_shows_both_kinds_and_ends_cleanly_on_ctrl_c() -> None:
+    """The table (piped: a snapshot per change) shows both kinds' readings within a minute;
+    SIGINT (Ctrl-C) stops nodes, gateway and broker and exits 0."""
+    proc = await asyncio.create_subprocess_exec(
+        *DEMO, "--duration", "300", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    try:
+        shown = await _read_until_both_kinds(proc.stdout, 60)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest = (await asyncio.wait_for(proc.stdout.read(), 60)).decode()
+        await asyncio.wait_for(proc.wait(), 30)
+    assert "broker: amqtt in this process at mqtt://127.0.0.1:" in shown
+    assert re.search(r"mosquitto_sub -h 127\.0\.0\.1( -p \d+)? -t 'streetsense/#' -v", shown)
+    assert proc.returncode == 0, rest
+    assert re.search(r"demo ended: \d+ messages from 3 nodes", rest), rest
+    assert "Traceback" not in shown + rest
+
+
+async def test_demo_json_on_a_given_broker(mosquitto: Mosquitto) -> None:
+    """--broker: the same topics appear on that broker; --json prints exactly what it publishes
+    (one object per line), and --duration ends the demo with status 0."""
+    seen: list[tuple[str, Any]] = []
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client:
+        await client.subscribe("streetsense/#", qos=1)
+        proc = await asyncio.create_subprocess_exec(
+            *DEMO, "--json", "--broker", mosquitto.url, "--duration", "25",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 90)
+        assert proc.returncode == 0, err.decode()
+        lines = [json.loads(line) for line in out.decode().splitlines()]
+        data = {(m["topic"], m["payload"]["seq"]) for m in lines if m["topic"].endswith("/data")}
+        async with asyncio.timeout(10):
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                seen.append((message.topic.value, json.loads(message.payload)))
+                if data <= {(t, p.get("seq")) for t, p in seen if t.endswith("/data")}:
+                    break
+    kinds = {m["payload"]["kind"] for m in lines if m["topic"].endswith("/data")}
+    assert kinds == {"air-quality", "traffic"}
+    air = next(m["payload"] for m in lines if m["topic"].endswith("/data")
+               and m["payload"]["kind"] == "air-quality")
+    assert air["readings"]["pm2_5"]["unit"] == "ug/m3" and air["site"] == "hanoi"
+    assert f"broker: {mosquitto.url}" in err.decode()
+    assert {"streetsense/hanoi/HN-0001/state", "streetsense/hanoi/_gateway/demo-gw/state"} <= {
+        t for t, _ in seen}
+
+
+def test_demo_unreachable_broker_is_a_plain_error() -> None:
+    """A broker nobody listens on: exit 1 and a one-line reason, no traceback."""
+    run = subprocess.run([*DEMO, "--broker", f"mqtt://127.0.0.1:{free_port()}",
+                          "--duration", "5"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.startswith("Error: MQTT broker:") and "Traceback" not in run.stderr
+
+
+def test_demo_bad_broker_url_is_a_usage_error() -> None:
+    run = subprocess.run([*DEMO, "--broker", "http://example.org"], capture_output=True,
+                         text=True, timeout=30)
+    assert run.returncode == 2 and "expected mqtt://host[:port]" in run.stderr

@@ -1,0 +1,149 @@
+"""The demo's live table: one row per node, built from the gateway's MQTT messages.
+
+`LiveTable.update()` takes each message as published (topic, JSON payload); `render()` gives
+the table as text. Air-quality rows show the VN_AQI category: the gateway's hourly index from
+the node's ``aqi`` topic once an hour is complete, until then an indicative one computed here
+from the last interval's PM2.5 and PM10 with the same tables (marked "now").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streetsense.gateway.derived.index import combine
+from streetsense.gateway.derived.tables import VN_AQI_CATEGORIES
+from streetsense.gateway.derived.vn_aqi import VN_AQI
+
+HEADERS = ("node", "kind", "last readings", "age", "link", "VN_AQI")
+UNITS = {"ug/m3": "µg/m³", "degC": "°C", "%RH": "%RH", "ppm": "ppm", "hPa": "hPa"}
+AIR = (("pm2_5", "PM2.5"), ("pm10", "PM10"), ("co2", "CO2"), ("temperature", ""),
+       ("humidity", ""))
+CLASSES = (("motorbikes", "motorbikes"), ("cars", "cars"), ("heavy_vehicles", "heavy"))
+
+
+@dataclass
+class Row:
+    """What the table knows about one node."""
+
+    node: str
+    kind: str = "?"
+    readings: dict[str, Any] = field(default_factory=dict)
+    interval_s: int | None = None
+    seen_at: float | None = None  # monotonic time of the last data message
+    link: str = ""
+    online: bool = True
+    link_counters: dict[str, int] = field(default_factory=dict)
+    aqi: dict[str, Any] | None = None
+    traffic: dict[str, Any] | None = None
+
+
+class LiveTable:
+    """Rows by node name, updated from MQTT messages under ``<prefix>/<site>/``."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rows: dict[str, Row] = {}
+        self.messages = 0
+        self._clock = clock
+
+    def update(self, topic: str, payload: Any) -> bool:
+        """Take one message; True when it changed what the table shows."""
+        self.messages += 1
+        parts = topic.split("/")
+        if len(parts) < 4 or parts[2] == "_gateway" or not isinstance(payload, dict):
+            return False
+        name, sub = parts[2], "/".join(parts[3:])
+        row = self.rows.setdefault(name, Row(name))
+        row.kind = payload.get("kind", row.kind)
+        if sub == "data":
+            row.readings = payload.get("readings", {})
+            row.interval_s = payload.get("interval_s")
+            row.seen_at = self._clock()
+        elif sub == "state":
+            row.online = payload.get("state") == "online"
+            row.link = payload.get("link", row.link)
+        elif sub == "status":
+            row.link_counters = payload.get("link", {})
+        elif sub == "aqi":
+            row.aqi = payload.get("vn_aqi")
+        elif sub == "traffic":
+            row.traffic = payload
+        else:
+            return False
+        return True
+
+    def has_readings(self, kind: str) -> bool:
+        """Whether a node of this kind has shown readings."""
+        return any(row.kind == kind and row.readings for row in self.rows.values())
+
+    def render(self) -> str:
+        """The table as aligned text lines."""
+        now = self._clock()
+        lines = [HEADERS]
+        for row in sorted(self.rows.values(), key=lambda r: r.node):
+            age = "-" if row.seen_at is None else f"{now - row.seen_at:.0f} s"
+            lines.append((row.node, row.kind, _readings(row), age, _link(row), _aqi(row)))
+        widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
+        return "\n".join(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+            for line in lines
+        )
+
+
+def _value(reading: dict[str, Any]) -> str:
+    value = reading.get("value")
+    text = f"{value:.1f}" if isinstance(value, float) else str(value)
+    unit = UNITS.get(reading.get("unit") or "", reading.get("unit") or "")
+    return f"{text} {unit}".rstrip()
+
+
+def _readings(row: Row) -> str:
+    if not row.readings:
+        return "waiting for the first report"
+    if row.kind == "traffic":
+        return _traffic(row)
+    shown = [f"{label} {_value(row.readings[key])}".lstrip()
+             for key, label in AIR if key in row.readings]
+    return ", ".join(shown)
+
+
+def _traffic(row: Row) -> str:
+    counts = {label: sum(r.get("value", 0) for key, r in row.readings.items()
+                         if key == name or key.startswith(name + "_"))
+              for name, label in CLASSES}
+    text = ", ".join(f"{label} {n}" for label, n in counts.items())
+    text += f" in {row.interval_s} s" if row.interval_s else ""
+    if "speed_mean" in row.readings:
+        text += f", {_value(row.readings['speed_mean'])}"
+    if row.traffic is not None:
+        total = row.traffic.get("total", {})
+        text += (f" = {total.get('vehicles_per_hour', 0)} veh/h, "
+                 f"{total.get('pcu_per_hour', 0):.0f} PCU/h")
+    return text
+
+
+def _link(row: Row) -> str:
+    if not row.online:
+        return "offline"
+    counters = row.link_counters
+    sent = counters.get("tx", 0) + counters.get("retries", 0)
+    if not sent:
+        return row.link or "-"
+    first_try = 100 * counters.get("tx", 0) / sent
+    return f"{row.link} {first_try:.0f}% first try".lstrip()
+
+
+def _aqi(row: Row) -> str:
+    if row.kind != "air-quality":
+        return ""
+    if row.aqi and row.aqi.get("value") is not None:
+        return f"{row.aqi['value']} {row.aqi['name_en']} (hourly)"
+    pm = {p: row.readings[p]["value"] for p in VN_AQI.pollutants if p in row.readings}
+    if not pm:
+        return "-"
+    result = combine({p: VN_AQI.sub_index(p, c) for p, c in pm.items()},
+                     dict.fromkeys(pm, 1), VN_AQI_CATEGORIES)
+    assert result.category is not None
+    return f"~{result.value} {result.category.name_en} (now)"
