@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint bench demo clean broker
+.PHONY: venv test soak lint bench demo clean broker
 
 venv: $(STAMP)
 
@@ -27,16 +27,24 @@ broker:
 test: venv broker
 	$(BIN)/python -m pytest
 
+# Long variants of the HIL scenarios (hours of outage, a minute of line noise...): not in `make test`.
+soak: venv broker
+	$(BIN)/python -m pytest -m soak tests/hil
+
 lint: venv
-	$(BIN)/ruff check protocol tools tests benchmarks hil_tests firmware
-	$(BIN)/mypy
+	$(BIN)/ruff check protocol tools tests benchmarks hil_tests firmware gateway
+	scripts/typecheck-host
 	scripts/typecheck-device
 
-bench: venv
+bench: venv broker
 	$(BIN)/python benchmarks/protocol_bench.py
+	$(BIN)/python benchmarks/node_bench.py
+	$(BIN)/python benchmarks/gateway_bench.py
+	$(BIN)/python benchmarks/ble_bench.py
 
-demo:
-	@echo "make demo is not built yet: see README.md (Status)." >&2; exit 1
+# Emulated nodes -> gateway -> an embedded MQTT broker, live on screen; Ctrl-C ends it.
+demo: venv
+	$(BIN)/streetsense demo
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -238,8 +238,8 @@ async def _run(broker_url: str | None, duration: float | None, as_json: bool,
         nodes = stack.enter_context(street(air_quality, traffic, seed, speedup))
         gateway = GatewayProcess(
             workdir=workdir / "gateway", mqtt_url=broker.url, site=SITE, gateway_id="demo-gw",
-            prefix=PREFIX, serial=[SerialEntry(n.board.port, f"serial-{n.entry.id}") for n in nodes],
-            nodes=[n.entry for n in nodes],
+            prefix=PREFIX, nodes=[n.entry for n in nodes],
+            serial=[SerialEntry(n.board.port, f"serial-{n.entry.id}") for n in nodes],
             settings={"mqtt": broker.gateway_settings(), "health": {"interval_s": 15}},
         )  # fmt: skip
         stack.callback(gateway.close)

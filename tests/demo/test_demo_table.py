@@ -8,7 +8,8 @@ AIR = {"kind": "air-quality", "interval_s": 5, "readings": {
     "pm2_5": {"value": 31.2, "unit": "ug/m3"}, "pm10": {"value": 48.0, "unit": "ug/m3"},
     "co2": {"value": 415, "unit": "ppm"}, "temperature": {"value": 28.5, "unit": "degC"}}}
 TRAFFIC = {"kind": "traffic", "interval_s": 60, "readings": {
-    "motorbikes": {"value": 40, "unit": "vehicles"}, "motorbikes_1": {"value": 2, "unit": "vehicles"},
+    "motorbikes": {"value": 40, "unit": "vehicles"},
+    "motorbikes_1": {"value": 2, "unit": "vehicles"},
     "cars": {"value": 5, "unit": "vehicles"}, "speed_mean": {"value": 28.5, "unit": "km/h"}}}
 
 
