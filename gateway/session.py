@@ -215,7 +215,7 @@ class Session:
             return
         self.stats.frames_in += 1
         self.metrics.frame_in(link.name)
-        self.metrics.node_seen(info.name)
+        self.metrics.node_seen(info.name, rssi_dbm=getattr(link, "rssi", None))  # BLE links
         now = self._clock()
         node.link = link
         node.last_seen = now

@@ -101,6 +101,8 @@ async def test_ble_node_readings_reach_mqtt_and_an_outage_loses_nothing(
                 assert first["readings"]["co2"]["value"] == pytest.approx(650, abs=5)
                 ble = next(t for t in gateway.transports if isinstance(t, BleTransport))
                 assert ble.stats()["ble:HN-0042"]["rssi"] == -50
+                assert b'streetsense_gateway_node_rssi_dbm{node="HN-0042"} -50.0' in \
+                    gateway.metrics.exposition()
                 before = len(sent_data(frames))
                 await link.unplug()  # out of range
                 await asyncio.sleep(OUTAGE_S)  # the fault's duration itself, not a sync wait
