@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import payloads
 from .commands import Commands
@@ -30,6 +30,9 @@ from .registry import NodeInfo, Registry
 from .session import Deriver, Session, Topics
 from .transports.base import LinkCallbacks, Transport
 from .transports.serial import PortSpec, SerialTransport
+
+if TYPE_CHECKING:
+    from .hil_server import BenchLinks, HilServer
 
 __all__ = ["Gateway"]
 
@@ -69,6 +72,13 @@ class Gateway:
                                       pcu=config.derived.pcu)
         self._derivers = list(derivers)
         self._extra_transports = list(transports)
+        self.hil: HilServer | None = None
+        self._bench_links: BenchLinks | None = None
+        if config.hil.enabled and link_filter is None:
+            from .hil_server import BenchLinks
+
+            self._bench_links = BenchLinks()  # the bench's taps and fault injection
+            link_filter = self._bench_links.wrap
         self._link_filter = link_filter
         self.metrics = Metrics()
         self.http_server: asyncio.Server | None = None
@@ -167,6 +177,12 @@ class Gateway:
             self._spawn(transport.run(), f"transport:{index}")
         self._spawn(self._housekeeping(), "housekeeping")
         self._spawn(self._health_loop(), "health")
+        if self._bench_links is not None:
+            from .hil_server import bench_server
+
+            self.hil = bench_server(self.config, self._bench_links, self.registry.lookup)
+            await self.hil.start()
+            log.info("HIL bench served on %s:%d", self.hil.host, self.hil.port)
         log.info("gateway %s (site %s) started: %d serial ports, broker %s",
                  self.config.gateway.id, self.config.gateway.site, len(self.config.serial),
                  self.publisher.settings.url)
@@ -186,6 +202,9 @@ class Gateway:
 
     async def stop(self) -> None:
         """Report nodes and gateway offline (best effort), stop every task, close the journal."""
+        if self.hil is not None:
+            await self.hil.close()
+            self.hil = None
         session, publisher = self.session, self.publisher
         if publisher is not None and session is not None:
             offline = []

@@ -116,7 +116,8 @@ class LinkRelay:
     """Two PTY pairs joined by a thread: the node's UART on one, `port` for the gateway on the
     other. Faults (seeded): `drop` whole frames (split at 0x00), flip bits at rate `ber`,
     `delay_ms` each way; `unplug()` discards everything until `replug()`. The relay keeps both
-    slave ends open, so neither master sees a hang-up when a peer closes its end."""
+    slave ends open, so neither master sees a hang-up when a peer closes its end. `tap`, when
+    set, gets ("up" | "down", bytes) for every chunk read, before any fault applies."""
 
     def __init__(self, seed: int = 0) -> None:
         self._rng = random.Random(seed)
@@ -128,6 +129,7 @@ class LinkRelay:
         self.ber = 0.0
         self.delay_ms = 0
         self.plugged = True
+        self.tap: Callable[[str, bytes], None] | None = None
         self.counters = {
             "up_bytes": 0, "down_bytes": 0, "dropped_frames": 0, "flipped_bits": 0,
             "unplugged_bytes": 0, "overflow_bytes": 0,
@@ -186,7 +188,10 @@ class LinkRelay:
                     self._write(to, chunk)
 
     def _forward(self, src: int, dest: int, data: bytes) -> None:
-        self.counters["up_bytes" if src == self._node_master else "down_bytes"] += len(data)
+        up = src == self._node_master
+        self.counters["up_bytes" if up else "down_bytes"] += len(data)
+        if self.tap is not None:
+            self.tap("up" if up else "down", data)
         if not self.plugged:
             self.counters["unplugged_bytes"] += len(data)
             return

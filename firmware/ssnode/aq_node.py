@@ -30,7 +30,6 @@ from .drivers.errors import SensorMissing
 from .stats import Stats, div_round
 
 _FAULT_AFTER = const(3)
-_STUCK_AFTER_S = const(1800)  # default of the `stuck_after_s` setting (0: never)
 _PM_WINDOW_SAMPLES = const(6)
 _PM_KINDS = ("pms5003", "sds011")
 
@@ -209,7 +208,7 @@ class App:
             s.values = values
             s.same_since = now
             return None
-        stuck_s = self.node.config.get("stuck_after_s", _STUCK_AFTER_S)
+        stuck_s = self.node.config["stuck_after_s"]
         if stuck_s and time.ticks_diff(now, s.same_since) >= stuck_s * 1000:
             return f"stuck: the same reading for over {stuck_s} s"
         return None

@@ -24,9 +24,11 @@ DEFAULTS = {
     "spool_max_kb": 1024,  # flash the queue may use during a gateway outage
     "pm_sensor": "pms5003",
     "pm_warmup_s": 30,
+    "stuck_after_s": 1800,  # the same PM/CO2/T/RH values this long: a stuck sensor (0: never)
     "calibration": {},
     "lanes": 2,
     "detector_spacing_cm": 200,
+    "detector_length_cm": 50,  # length of a detection zone along the lane (common loops)
     "motorbike_max_cm": 250,
     "car_max_cm": 600,
     "debounce_ms": 20,

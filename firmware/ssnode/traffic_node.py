@@ -34,7 +34,6 @@ _UNCLASSIFIED = const(21)
 _TICK_MS = const(100)
 _SHED_PRESSURE = 0.8
 _STUCK_MS = const(90000)  # occupied this long: a dead detector or a parked vehicle
-_DETECTOR_LENGTH_CM = const(50)  # length of a detection zone along the lane
 _MAX_LANES = const(4)
 # Settings that shape the counter, in _build()'s order (a tuple: MicroPython's dicts do not
 # keep insertion order), with their valid ranges (ints).
@@ -61,9 +60,7 @@ class App:
 
     def _settings(self):
         c = self.node.config
-        # detector_length_cm is not in ssnode/config.py's defaults: the zone of common loops.
-        return tuple(c.get(k, _DETECTOR_LENGTH_CM) if k == "detector_length_cm" else c[k]
-                     for k, _, _ in _SETTINGS)  # fmt: skip
+        return tuple(c[k] for k, _, _ in _SETTINGS)
 
     def _build(self):
         """Counter and IRQs from the settings (again after a CONFIG that changes them)."""

@@ -8,7 +8,7 @@ the MQTT observer on it) keeps running while a node powers up or a relay changes
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,7 @@ class EmulatedLink:
     def __init__(self, relay: LinkRelay) -> None:
         self._relay = relay
         self.frames = FrameLog()
-        _tap(relay, self.frames.feed)
+        relay.tap = self.frames.feed
 
     async def set_faults(self, *, drop: float = 0.0, ber: float = 0.0,
                          delay_ms: int = 0) -> None:
@@ -79,21 +79,6 @@ class EmulatedLink:
 
     async def counters(self) -> dict[str, int]:
         return dict(self._relay.counters)
-
-
-def _tap(relay: LinkRelay, feed: Callable[[str, bytes], None]) -> None:
-    """Route a copy of each chunk the relay forwards to ``feed(direction, data)``.
-
-    LinkRelay has no tap hook of its own, so this wraps its per-chunk step on the instance.
-    """
-    forward = relay._forward
-    node_side = relay._node_master
-
-    def tapped(src: int, dest: int, data: bytes) -> None:
-        feed("up" if src == node_side else "down", data)
-        forward(src, dest, data)
-
-    relay._forward = tapped  # type: ignore[method-assign]
 
 
 class EmulatedEnvironment:

@@ -18,11 +18,6 @@ from streetsense.protocol import messages as m
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-DEFAULTS = {
-    "report_interval_s": 60, "sample_interval_s": 5, "pm_sensor": "pms5003", "pm_warmup_s": 30,
-    "calibration": {}, "lanes": 2, "detector_spacing_cm": 200, "motorbike_max_cm": 250,
-    "car_max_cm": 600, "debounce_ms": 20,
-}  # fmt: skip
 
 
 def readings(frame_body: dict[int, Any]) -> dict[str, list[float]]:
@@ -47,7 +42,7 @@ class AppRun:
         board = tmp_path / "board.json"
         board.write_text(json.dumps(env.board_entries()))
         cfg = tmp_path / "config.json"
-        cfg.write_text(json.dumps({**DEFAULTS, **config}))
+        cfg.write_text(json.dumps(config))  # over the firmware's defaults
         self.lines: list[dict[str, Any]] = []
         self.stderr = ""
         self._cond = threading.Condition()

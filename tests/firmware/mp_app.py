@@ -18,6 +18,7 @@ import time  # noqa: E402
 from binascii import hexlify  # noqa: E402
 
 from ssnode import hw  # noqa: E402
+from ssnode.config import DEFAULTS  # noqa: E402
 
 from streetsense.protocol import messages as m  # noqa: E402
 from streetsense.protocol.frame import Frame  # noqa: E402
@@ -95,8 +96,10 @@ async def control(node, app):
 
 
 async def main():
+    config = dict(DEFAULTS)  # as ssnode/config.py's load() does
     with open(sys.argv[5]) as f:
-        node = FakeNode(json.load(f))
+        config.update(json.load(f))
+    node = FakeNode(config)
     module = __import__("ssnode." + sys.argv[4], None, None, ["App"])
     app = module.App(node, hw.Board())
     emit({"sensors": app.sensors})

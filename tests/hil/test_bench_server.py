@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gpiozero.pins.mock import MockFactory  # type: ignore[import-untyped]
+import pytest
+from gpiozero import Device
 
 from streetsense.gateway.config import load_config
-from streetsense.gateway.hil_server import BenchLinks, bench_server
 from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.environment import Environment
@@ -20,12 +20,14 @@ from streetsense.hil.remote import RemoteLink, RemoteSession
 TOKEN = "a-bench-token"
 
 
-async def test_real_bench_serves_ports_relays_and_learnt_nodes(tmp_path: Path) -> None:
-    """The board on port bench-a is named by its node's frames; power.cycle drives the relay
-    off then on; the link tap streams the node's frames."""
+async def test_real_bench_serves_ports_relays_and_learnt_nodes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`[hil] enabled`: the gateway serves its bench. The board on port bench-a is named by
+    its node's frames; power.cycle drives the relay off then on; the link tap streams the
+    node's frames."""
     (tmp_path / "token").write_text(TOKEN)
     key = node_key(3, 43)
-    pins = MockFactory()
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")  # gpiozero's own mock pins
     with Mosquitto() as broker, Environment("traffic") as environment, EmulatedNode(
             "traffic", flash_dir=tmp_path / "flash", environment=environment, node_id=43,
             key=key, extra_config=FAST_SETTINGS) as node:
@@ -36,12 +38,11 @@ async def test_real_bench_serves_ports_relays_and_learnt_nodes(tmp_path: Path) -
             settings={"hil": {"enabled": True, "listen": "127.0.0.1:0",
                               "token_file": str(tmp_path / "token"),
                               "relays": {"bench-a": {"power": {"pin": 17}}}}})
-        config = load_config(files.config_path)
-        links = BenchLinks(seed=3)
-        gateway = Gateway(config, link_filter=links.wrap)
+        gateway = Gateway(load_config(files.config_path))
         async with gateway.running():
-            server = bench_server(config, links, gateway.registry.lookup, pin_factory=pins)
-            await server.start()
+            server = gateway.hil
+            assert server is not None
+            pins = Device.pin_factory
             session = RemoteSession(f"hil://127.0.0.1:{server.port}", TOKEN)
             try:
                 await session.connect()
@@ -57,5 +58,7 @@ async def test_real_bench_serves_ports_relays_and_learnt_nodes(tmp_path: Path) -
                 assert [state.state for state in pins.pin(17).states][-2:] == [False, True]
             finally:
                 await session.close()
-                await server.close()
                 files.close()
+    assert gateway.hil is None  # closed with the gateway
+    Device.pin_factory.close()
+    Device.pin_factory = None
