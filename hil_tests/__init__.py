@@ -1,1 +1,1 @@
-"""Hardware-in-the-loop rig: emulated boards, sensor emulators and (to come) the pytest plugin."""
+"""Hardware-in-the-loop rig: the pytest plugin, emulated boards, sensor emulators, broker fixture."""
