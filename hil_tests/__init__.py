@@ -1,1 +1,1 @@
-"""Hardware-in-the-loop rig: the pytest plugin, emulated boards, sensor emulators, broker fixture."""
+"""Hardware-in-the-loop rig: pytest plugin, emulated boards, sensor emulators, broker fixture."""
