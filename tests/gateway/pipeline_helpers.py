@@ -12,8 +12,8 @@ import contextlib
 import json
 import os
 import tty
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,10 @@ from streetsense.gateway.config import (
     MqttSection,
     SerialPort,
 )
+from streetsense.gateway.publisher import Publisher
 from streetsense.gateway.registry import NodeInfo
+from streetsense.gateway.service import Gateway
+from streetsense.hil.observer import MqttObserver
 from streetsense.protocol import Deframer, Frame, ProtocolError, parse_frame
 from streetsense.protocol.messages import ACK, DATA, HELLO
 
@@ -234,6 +237,61 @@ async def links_up(gateway: Any, *ports: PtyPort, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         for port in ports:
             await gateway.framing.wait_link(port.path.name)
+
+
+@dataclass
+class GatewayRig:
+    """What ``gateway_with_node`` yields: the PTY, node 42 on it, the running gateway and
+    (unless ``observe=False``) the observer."""
+
+    port: PtyPort
+    node: FakeNode
+    gateway: Gateway
+    _observer: MqttObserver | None = None
+
+    @property
+    def observer(self) -> MqttObserver:
+        assert self._observer is not None, "gateway_with_node(observe=False) has no observer"
+        return self._observer
+
+    @property
+    def publisher(self) -> Publisher:
+        publisher = self.gateway.publisher
+        assert publisher is not None
+        return publisher
+
+
+@contextlib.asynccontextmanager
+async def gateway_with_node(tmp_path: Path, broker_url: str, *, observer_url: str | None = None,
+                            observe: bool = True, boot: int = 1, port_name: str = "tty0",
+                            nodes: Sequence[NodeInfo] | None = None,
+                            **sections: Any) -> AsyncIterator[GatewayRig]:
+    """A running gateway (``make_config`` with ``sections``, no derivers) publishing to
+    ``broker_url``, its link to the PTY ``port_name`` up and node 42 (``boot``) attached there.
+
+    An ``MqttObserver`` on ``streetsense/#`` at ``observer_url`` (default: ``broker_url``) is
+    entered before the gateway, unless ``observe`` is false. ``nodes`` is the registry (default:
+    node 42 only). On exit the gateway stops, then the observer; then the node stops reading
+    and the port is closed (a reader left on the closed fd would break the next socket that
+    reuses its number).
+    """
+    port = PtyPort(tmp_path / port_name)
+    node = FakeNode(port, 42, boot=boot)
+    try:
+        config = make_config(tmp_path, broker_url, [port.path],
+                             [node_info(42)] if nodes is None else nodes, **sections)
+        async with contextlib.AsyncExitStack() as stack:
+            observer = None
+            if observe:
+                observer = await stack.enter_async_context(
+                    MqttObserver(observer_url or broker_url, topics=["streetsense/#"]))
+            gateway = await stack.enter_async_context(Gateway(config, derivers=[]).running())
+            await links_up(gateway, port)
+            node.attach()
+            yield GatewayRig(port, node, gateway, observer)
+    finally:
+        node.detach()
+        port.close()
 
 
 class PersistentSubscriber:

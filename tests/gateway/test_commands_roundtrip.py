@@ -12,9 +12,8 @@ from typing import Any
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from pipeline_helpers import FakeNode, PtyPort, links_up, make_config, node_info, topic
+from pipeline_helpers import gateway_with_node, node_info, topic
 
-from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.observer import parse_mqtt_url
 from streetsense.protocol.messages import COMMAND, CONFIG, RESULT, TIME
@@ -64,18 +63,14 @@ async def test_commands_config_round_trip_with_correlation_and_resend(
         tmp_path: Path, mosquitto: Mosquitto) -> None:
     """config -> signed CONFIG (next downlink seq); no RESULT -> resent with the same request;
     RESULT -> result topic with the request's correlation data and id."""
-    port = PtyPort(tmp_path / "tty0")
-    node = FakeNode(port, 42, boot=5)
-    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)])
     async with v5_client(mosquitto.url) as app, \
-            Gateway(config, derivers=[]).running() as gateway:
+            gateway_with_node(tmp_path, mosquitto.url, boot=5, observe=False) as rig:
+        gateway, node = rig.gateway, rig.node
         assert gateway.commands is not None
         gateway.commands.resend_after_s = 0.3
-        await links_up(gateway, port)
-        node.attach()
         await node.send(node.hello())
         await node.wait_for(lambda f: f.type == TIME)
-        await gateway.publisher.connected.wait()  # type: ignore[union-attr]
+        await rig.publisher.connected.wait()
         await app.request("HN-0042", "config", {"settings": {"report_interval_s": 30},
                                                 "id": "req-7"}, correlation=b"corr-1")
         first = await node.wait_for(lambda f: f.type == CONFIG)
@@ -91,24 +86,20 @@ async def test_commands_config_round_trip_with_correlation_and_resend(
         assert result["id"] == "req-7" and result["code"] == "OK"
         assert result["data"] == {"report_interval_s": 30}
         assert gateway.commands.sent >= 2 and gateway.commands.timeouts == 0
-    port.close()
 
 
 async def test_commands_reboot_timeout_and_unknown_node(tmp_path: Path,
                                                        mosquitto: Mosquitto) -> None:
     """A COMMAND never answered ends in a TIMEOUT result; a node never heard gets
     NODE_UNAVAILABLE from the gateway itself."""
-    port = PtyPort(tmp_path / "tty0")
-    node = FakeNode(port, 42)
-    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42), node_info(43)])
     async with v5_client(mosquitto.url) as app, \
-            Gateway(config, derivers=[]).running() as gateway:
+            gateway_with_node(tmp_path, mosquitto.url, observe=False,
+                              nodes=[node_info(42), node_info(43)]) as rig:
+        gateway, node = rig.gateway, rig.node
         assert gateway.commands is not None
         gateway.commands.resend_after_s = 0.2
-        await links_up(gateway, port)
-        node.attach()
         await node.send(node.hello())
-        await gateway.publisher.connected.wait()  # type: ignore[union-attr]
+        await rig.publisher.connected.wait()
         await app.request("HN-0043", "identify", {"id": 1})
         result_topic, result, _ = await app.result()
         assert result_topic == topic("HN-0043", "cmd/identify/result")
@@ -122,4 +113,3 @@ async def test_commands_reboot_timeout_and_unknown_node(tmp_path: Path,
         assert all(f.body[3] == {"delay_s": 1} for f in commands)
         assert len({f.body[1] for f in commands}) == 1
         assert [f.seq for f in commands] == sorted({f.seq for f in commands})
-    port.close()

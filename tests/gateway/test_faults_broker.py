@@ -8,20 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import (
-    FakeNode,
-    PersistentSubscriber,
-    PtyPort,
-    links_up,
-    make_config,
-    node_info,
-    seqs,
-    topic,
-)
+from pipeline_helpers import PersistentSubscriber, gateway_with_node, seqs, topic
 
-from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto, TcpProxy
-from streetsense.hil.observer import MqttObserver
 
 
 async def test_faults_broker_blackholed_then_back(
@@ -29,15 +18,8 @@ async def test_faults_broker_blackholed_then_back(
         caplog: pytest.LogCaptureFixture) -> None:
     """Network black hole: outage detected by keepalive, frames journaled and ACKed, then
     delivered exactly once, in order, with `delayed: true`; reconnects counted."""
-    port = PtyPort(tmp_path / "tty0")
-    node = FakeNode(port, 42)
-    config = make_config(tmp_path, mqtt_proxy.url, [port.path], [node_info(42)])
-    async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer, \
-            Gateway(config, derivers=[]).running() as gateway:
-        publisher = gateway.publisher
-        assert publisher is not None
-        await links_up(gateway, port)
-        node.attach()
+    async with gateway_with_node(tmp_path, mqtt_proxy.url, observer_url=mosquitto.url) as rig:
+        gateway, observer, node, publisher = rig.gateway, rig.observer, rig.node, rig.publisher
         now = int(time.time())
         for i in range(3):
             await node.send(node.data(300 + i, ts=now))
@@ -56,7 +38,6 @@ async def test_faults_broker_blackholed_then_back(
         assert gateway.metrics.snapshot()["broker"]["reconnects"] >= 1
     assert len(observer.messages(topic("HN-0042", "data"))) == 8
     assert "MQTT broker" in caplog.text and "unreachable" in caplog.text
-    port.close()
 
 
 async def test_faults_broker_stopped_then_restarted(tmp_path: Path) -> None:
@@ -65,16 +46,10 @@ async def test_faults_broker_stopped_then_restarted(tmp_path: Path) -> None:
     store = tmp_path / "mosquitto-db"
     store.mkdir()
     extra = ["persistence true", f"persistence_location {store}/", "autosave_interval 1"]
-    port = PtyPort(tmp_path / "tty0")
-    node = FakeNode(port, 42)
     with Mosquitto(extra_config=extra) as broker:
-        config = make_config(tmp_path, broker.url, [port.path], [node_info(42)])
         async with PersistentSubscriber(broker.url, "streetsense/#", "consumer-1") as consumer, \
-                Gateway(config, derivers=[]).running() as gateway:
-            publisher = gateway.publisher
-            assert publisher is not None
-            await links_up(gateway, port)
-            node.attach()
+                gateway_with_node(tmp_path, broker.url, observe=False) as rig:
+            node, publisher = rig.node, rig.publisher
             now = int(time.time())
             for i in range(3):
                 await node.send(node.data(300 + i, ts=now))
@@ -90,4 +65,3 @@ async def test_faults_broker_stopped_then_restarted(tmp_path: Path) -> None:
             data = consumer.data()
             assert [(m["boot"], m["seq"]) for m in data] == [(1, s) for s in range(8)]
             assert [m["delayed"] for m in data] == [False] * 3 + [True] * 5
-    port.close()

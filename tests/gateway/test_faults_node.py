@@ -7,27 +7,20 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import FakeNode, PtyPort, links_up, make_config, node_info, seqs, topic
+from pipeline_helpers import FakeNode, gateway_with_node, seqs, topic
 
-from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto
-from streetsense.hil.observer import MqttObserver
 from streetsense.protocol.messages import ACK, DATA
 
 
 async def test_faults_unknown_node_and_wrong_tag_are_rejected(
         tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
     """Unknown node: counted, logged once, no ACK, nothing on MQTT; wrong key: bad_tag."""
-    port = PtyPort(tmp_path / "tty0")
-    good = FakeNode(port, 42)
-    stranger = FakeNode(port, 99)
-    forger = FakeNode(port, 42, key=bytes(range(32)))
-    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)])
-    async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer, \
-            Gateway(config, derivers=[]).running() as gateway:
+    async with gateway_with_node(tmp_path, mosquitto.url) as rig:
+        gateway, observer, good = rig.gateway, rig.observer, rig.node
+        stranger = FakeNode(rig.port, 99)
+        forger = FakeNode(rig.port, 42, key=bytes(range(32)))
         assert gateway.session is not None
-        await links_up(gateway, port)
-        good.attach()
         now = int(time.time())
         for _ in range(5):
             stranger.write(stranger.data(100, ts=now)[0])
@@ -45,19 +38,13 @@ async def test_faults_unknown_node_and_wrong_tag_are_rejected(
     assert [m.json()["readings"]["pm2_5"]["value"] for m in data] == [31.2]
     # Only the good frame was ACKed (the node's key verifies every downlink it got).
     assert [f.body for f in good.downlinks if f.type == ACK] == [{1: 1, 2: 0}]
-    port.close()
 
 
 async def test_faults_replay_and_duplicate(tmp_path: Path, mosquitto: Mosquitto) -> None:
     """A replayed old frame is rejected without ACK; a retransmit is re-ACKed, published once."""
-    port = PtyPort(tmp_path / "tty0")
-    node = FakeNode(port, 42)
-    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)])
-    async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer, \
-            Gateway(config, derivers=[]).running() as gateway:
+    async with gateway_with_node(tmp_path, mosquitto.url) as rig:
+        gateway, observer, node = rig.gateway, rig.observer, rig.node
         assert gateway.session is not None
-        await links_up(gateway, port)
-        node.attach()
         now = int(time.time())
         wires = [node.data(300 + i, ts=now) for i in range(4)]
         for wire in wires:
@@ -73,19 +60,13 @@ async def test_faults_replay_and_duplicate(tmp_path: Path, mosquitto: Mosquitto)
     assert len(observer.messages(topic("HN-0042", "data"))) == 5
     acks = [f.body[2] for f in node.downlinks if f.type == ACK]
     assert acks == [0, 1, 2, 3, 3, 4]
-    port.close()
 
 
 async def test_faults_node_reboot_is_a_birth_and_old_boot_frames_still_count(
         tmp_path: Path, mosquitto: Mosquitto) -> None:
     """Reboot: new birth on `state`; a frame queued from the old boot is accepted, delayed."""
-    port = PtyPort(tmp_path / "tty0")
-    node = FakeNode(port, 42, boot=3)
-    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)])
-    async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer, \
-            Gateway(config, derivers=[]).running() as gateway:
-        await links_up(gateway, port)
-        node.attach()
+    async with gateway_with_node(tmp_path, mosquitto.url, boot=3) as rig:
+        observer, node = rig.observer, rig.node
         now = int(time.time())
         await node.send(node.hello())
         await node.send(node.data(300, ts=now))
@@ -100,4 +81,3 @@ async def test_faults_node_reboot_is_a_birth_and_old_boot_frames_still_count(
         data = await observer.collect(topic("HN-0042", "data"), 3)
         assert seqs(data) == [(3, 1), (3, 2), (4, 1)]
         assert [m.json()["delayed"] for m in data] == [False, True, False]
-    port.close()

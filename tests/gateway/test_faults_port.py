@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import FakeNode, PtyPort, links_up, make_config, node_info, seqs, topic
+from pipeline_helpers import gateway_with_node, links_up, seqs, topic
 
 from streetsense.gateway.config import JournalSection
-from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto, TcpProxy
-from streetsense.hil.observer import MqttObserver
 
 
 async def test_faults_port_unplugged_and_replugged_is_reopened(
         tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
     """A port that vanishes is reported down (log, metric) and reopened when it is back."""
-    port = PtyPort(tmp_path / "ttyUSB-node")
-    node = FakeNode(port, 42)
-    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)])
-    async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer, \
-            Gateway(config, derivers=[]).running() as gateway:
+    async with gateway_with_node(tmp_path, mosquitto.url, port_name="ttyUSB-node") as rig:
+        gateway, observer, port, node = rig.gateway, rig.observer, rig.port, rig.node
         assert gateway.framing is not None
-        await links_up(gateway, port)
-        node.attach()
         now = int(time.time())
         await node.send(node.data(300, ts=now))
         node.detach()
@@ -43,7 +35,6 @@ async def test_faults_port_unplugged_and_replugged_is_reopened(
         (link,) = gateway.health()["links"].values()
         assert link["opens"] == 2 and link["losses"] == 1
     assert "serial port ttyUSB-node lost" in caplog.text
-    port.close()
 
 
 async def test_faults_journal_full_refuses_then_recovers(
@@ -51,17 +42,10 @@ async def test_faults_journal_full_refuses_then_recovers(
         caplog: pytest.LogCaptureFixture) -> None:
     """Journal full while the broker is away: frames are refused (not ACKed, logged, counted),
     the node keeps them; once delivered rows make room every frame is published exactly once."""
-    port = PtyPort(tmp_path / "tty0")
-    node = FakeNode(port, 42)
-    config = make_config(tmp_path, mqtt_proxy.url, [port.path], [node_info(42)])
-    config = replace(config, journal=JournalSection(path=tmp_path / "j.sqlite",
-                                                    max_bytes=96 * 1024))
-    async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer, \
-            Gateway(config, derivers=[]).running() as gateway:
-        publisher = gateway.publisher
-        assert publisher is not None
-        await links_up(gateway, port)
-        node.attach()
+    small_journal = JournalSection(path=tmp_path / "j.sqlite", max_bytes=96 * 1024)
+    async with gateway_with_node(tmp_path, mqtt_proxy.url, observer_url=mosquitto.url,
+                                 journal=small_journal) as rig:
+        gateway, observer, node, publisher = rig.gateway, rig.observer, rig.node, rig.publisher
         await publisher.connected.wait()
         mqtt_proxy.blackhole(True)
         async with asyncio.timeout(10):
@@ -86,4 +70,3 @@ async def test_faults_journal_full_refuses_then_recovers(
         data = await observer.collect(topic("HN-0042", "data"), accepted + 2, timeout=10)
         assert seqs(data) == [(1, s) for s in range(accepted + 2)]
     assert len(observer.messages(topic("HN-0042", "data"))) == accepted + 2
-    port.close()

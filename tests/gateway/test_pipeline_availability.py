@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline_helpers import FakeNode, PtyPort, links_up, make_config, node_info, topic
+from pipeline_helpers import gateway_with_node, topic
 
 from streetsense.gateway.config import AvailabilitySection
-from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.observer import MqttObserver
 
@@ -16,15 +15,10 @@ from streetsense.hil.observer import MqttObserver
 async def test_pipeline_node_goes_offline_after_silence_and_back(
         tmp_path: Path, mosquitto: Mosquitto) -> None:
     """Silence longer than offline_after_s gives a retained offline state; a frame, online."""
-    port = PtyPort(tmp_path / "tty0")
-    node = FakeNode(port, 42)
-    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)],
-                         availability=AvailabilitySection(offline_after_s=0.5))
     state_topic = topic("HN-0042", "state")
-    async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer, \
-            Gateway(config, derivers=[]).running() as gateway:
-        await links_up(gateway, port)
-        node.attach()
+    async with gateway_with_node(tmp_path, mosquitto.url,
+                                 availability=AvailabilitySection(offline_after_s=0.5)) as rig:
+        observer, node = rig.observer, rig.node
         await node.send(node.hello())
         await observer.expect(state_topic, lambda m: m.json()["state"] == "online")
         offline = await observer.expect(state_topic, lambda m: m.json()["state"] == "offline")
@@ -34,7 +28,6 @@ async def test_pipeline_node_goes_offline_after_silence_and_back(
         await observer.expect(state_topic, lambda m: m.json()["state"] == "online", since=mark)
     # A clean stop reports the node and the gateway offline.
     await observer_expect_stop(mosquitto.url)
-    port.close()
 
 
 async def observer_expect_stop(url: str) -> None:

@@ -8,7 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline_helpers import FakeNode, PtyPort, links_up, make_config, node_info, topic
+from pipeline_helpers import (
+    FakeNode,
+    PtyPort,
+    gateway_with_node,
+    links_up,
+    make_config,
+    node_info,
+    topic,
+)
 
 from streetsense.gateway.config import HomeAssistantSection
 from streetsense.gateway.journal import Journal
@@ -23,14 +31,9 @@ from streetsense.protocol.messages import TIME
 async def test_pipeline_reading_reaches_mqtt_with_units_and_meta(
         tmp_path: Path, mosquitto: Mosquitto) -> None:
     """HELLO gives a retained online state with birth info and a TIME; DATA becomes `data` JSON."""
-    port = PtyPort(tmp_path / "ttyNODE42")
-    node = FakeNode(port, 42, boot=7)
-    config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)])
-    async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer, \
-            Gateway(config, derivers=[]).running() as gateway:
-        assert gateway.publisher is not None
-        await links_up(gateway, port)
-        node.attach()
+    async with gateway_with_node(tmp_path, mosquitto.url, boot=7, port_name="ttyNODE42") as rig:
+        observer, node = rig.observer, rig.node
+        assert rig.gateway.publisher is not None
         await node.send(node.hello(uptime_ms=2000))
         state = await observer.expect(topic("HN-0042", "state"),
                                       lambda m: m.json()["state"] == "online"
@@ -60,7 +63,6 @@ async def test_pipeline_reading_reaches_mqtt_with_units_and_meta(
             assert node_state.retain and node_state.json()["birth"]["boot"] == 7
             gateway_state = await late.expect("streetsense/test/_gateway/gw-test/state")
             assert gateway_state.retain and gateway_state.json()["state"] == "online"
-    port.close()
 
 
 class CountingDeriver:
