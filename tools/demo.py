@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 import click
@@ -63,17 +63,23 @@ class Broker:
     def from_url(cls, url: str) -> Broker:
         """``mqtt://[user:password@]host[:port]`` or ``mqtts://...``."""
         parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        try:
+            port = parts.port
+        except ValueError:  # not a number, or beyond 65535
+            port = -1
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or port == -1:
             raise click.BadParameter(f"{url!r}: expected mqtt://host[:port] or mqtts://host[:port]",
                                      param_hint="--broker")
         tls = parts.scheme == "mqtts"
-        return cls(parts.hostname, parts.port or (8883 if tls else 1883), tls,
-                   parts.username, parts.password)
+        return cls(parts.hostname, port or (8883 if tls else 1883), tls,
+                   unquote(parts.username) if parts.username else None,
+                   unquote(parts.password) if parts.password else None)
 
     @property
     def url(self) -> str:
         """The URL without credentials (what the gateway config takes)."""
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6
+        return f"{'mqtts' if self.tls else 'mqtt'}://{host}:{self.port}"
 
     def gateway_settings(self) -> dict[str, Any]:
         """The ``[mqtt]`` keys of the gateway config beyond ``url``."""
@@ -95,8 +101,12 @@ class Broker:
 
     def mosquitto_sub(self) -> str:
         """The command line that shows the same messages."""
-        port = "" if self.port == 1883 else f" -p {self.port}"
-        return f"mosquitto_sub -h {self.host}{port} -t '{PREFIX}/#' -v"
+        options = "" if self.port == 1883 else f" -p {self.port}"
+        if self.tls:
+            options += " --tls-use-os-certs"
+        if self.username:
+            options += f" -u {self.username} -P <password>"
+        return f"mosquitto_sub -h {self.host}{options} -t '{PREFIX}/{SITE}/#' -v"
 
 
 def _port_free(port: int) -> bool:
@@ -192,7 +202,7 @@ class Screen:
             self._changed = False
 
 
-def _decode(payload: bytes | bytearray) -> Any:
+def decode_payload(payload: bytes | bytearray) -> Any:
     try:
         return json.loads(payload)
     except ValueError:
@@ -202,7 +212,7 @@ def _decode(payload: bytes | bytearray) -> Any:
 async def _follow(client: aiomqtt.Client, table: LiveTable, screen: Screen | None) -> None:
     """Every message into the table, or (JSON mode) one line per message on stdout."""
     async for message in client.messages:
-        payload = _decode(message.payload if isinstance(message.payload, bytes | bytearray)
+        payload = decode_payload(message.payload if isinstance(message.payload, bytes | bytearray)
                           else str(message.payload).encode())
         table.update(message.topic.value, payload)
         if screen is None:
@@ -211,6 +221,18 @@ async def _follow(client: aiomqtt.Client, table: LiveTable, screen: Screen | Non
             sys.stdout.flush()
         else:
             screen.changed()
+
+
+def _check_alive(gateway: GatewayProcess, nodes: list[DemoNode]) -> None:
+    """Raise if the gateway or a node's firmware has stopped on its own."""
+    if not gateway.running:
+        tail = "\n".join(gateway.log().splitlines()[-20:])
+        raise GatewayError(f"the gateway exited with status {gateway.returncode}:\n{tail}")
+    for node in nodes:
+        if node.board.exit_status is not None:
+            console = "\n".join(list(node.board.console)[-20:])
+            raise NodeError(f"node {node.entry.name}: the firmware exited with status "
+                            f"{node.board.exit_status}:\n{console}")
 
 
 def _say(text: str, as_json: bool) -> None:
@@ -222,9 +244,8 @@ async def _run(broker_url: str | None, duration: float | None, as_json: bool,
                air_quality: int, traffic: int, seed: int, speedup: float) -> LiveTable:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # HUP: the terminal closed
         loop.add_signal_handler(signum, stop.set)
-    table = LiveTable()
     async with contextlib.AsyncExitStack() as stack:
         if broker_url is None:
             broker = await stack.enter_async_context(embedded_broker())
@@ -233,16 +254,20 @@ async def _run(broker_url: str | None, duration: float | None, as_json: bool,
             broker = Broker.from_url(broker_url)
             _say(f"broker: {broker.url}", as_json)
         client = await stack.enter_async_context(broker.subscriber())
-        await client.subscribe(f"{PREFIX}/#", qos=1)
+        await client.subscribe(f"{PREFIX}/{SITE}/#", qos=1)
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ssdemo-")))
         nodes = stack.enter_context(street(air_quality, traffic, seed, speedup))
+        table = LiveTable([n.entry.name for n in nodes])
         gateway = GatewayProcess(
             workdir=workdir / "gateway", mqtt_url=broker.url, site=SITE, gateway_id="demo-gw",
             prefix=PREFIX, nodes=[n.entry for n in nodes],
             serial=[SerialEntry(n.board.port, f"serial-{n.entry.id}") for n in nodes],
-            settings={"mqtt": broker.gateway_settings(), "health": {"interval_s": 15}},
+            settings={"mqtt": {**broker.gateway_settings(),
+                               "client_id": f"streetsense-demo-gw-{os.getpid()}"},
+                      "health": {"interval_s": 15}},
         )  # fmt: skip
-        stack.callback(gateway.close)
+        # Off the event loop: the embedded broker runs on it and must ack the gateway's goodbye.
+        stack.push_async_callback(asyncio.to_thread, gateway.close)
         await asyncio.to_thread(gateway.start)
         for node in nodes:
             node.board.start()
@@ -262,6 +287,7 @@ async def _run(broker_url: str | None, duration: float | None, as_json: bool,
                 await asyncio.wait_for(stop.wait(), timeout)
             if screen is not None:
                 screen.tick()
+            _check_alive(gateway, nodes)
         if follower.done():
             follower.result()  # the subscription ended: raise what ended it
         follower.cancel()

@@ -9,7 +9,7 @@ from the last interval's PM2.5 and PM10 with the same tables (marked "now").
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,11 +41,14 @@ class Row:
 
 
 class LiveTable:
-    """Rows by node name, updated from MQTT messages under ``<prefix>/<site>/``."""
+    """Rows by node name, updated from MQTT messages under ``<prefix>/<site>/``; with
+    ``nodes``, only those nodes get rows (a shared broker may hold others' retained states)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, nodes: Iterable[str] | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.rows: dict[str, Row] = {}
         self.messages = 0
+        self._nodes = None if nodes is None else set(nodes)
         self._clock = clock
 
     def update(self, topic: str, payload: Any) -> bool:
@@ -55,23 +58,23 @@ class LiveTable:
         if len(parts) < 4 or parts[2] == "_gateway" or not isinstance(payload, dict):
             return False
         name, sub = parts[2], "/".join(parts[3:])
+        if (self._nodes is not None and name not in self._nodes) or not _well_formed(sub, payload):
+            return False
         row = self.rows.setdefault(name, Row(name))
-        row.kind = payload.get("kind", row.kind)
+        row.kind = str(payload.get("kind", row.kind))
         if sub == "data":
-            row.readings = payload.get("readings", {})
+            row.readings = payload["readings"]
             row.interval_s = payload.get("interval_s")
             row.seen_at = self._clock()
         elif sub == "state":
             row.online = payload.get("state") == "online"
-            row.link = payload.get("link", row.link)
+            row.link = str(payload.get("link") or row.link)
         elif sub == "status":
-            row.link_counters = payload.get("link", {})
+            row.link_counters = payload["link"]
         elif sub == "aqi":
-            row.aqi = payload.get("vn_aqi")
-        elif sub == "traffic":
-            row.traffic = payload
+            row.aqi = payload["vn_aqi"]
         else:
-            return False
+            row.traffic = payload
         return True
 
     def has_readings(self, kind: str) -> bool:
@@ -90,6 +93,30 @@ class LiveTable:
             "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
             for line in lines
         )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _well_formed(sub: str, payload: dict[str, Any]) -> bool:
+    """Whether a message has the shape the table reads (docs/mqtt.md, docs/derived.md)."""
+    if sub == "data":
+        readings = payload.get("readings")
+        return isinstance(readings, dict) and all(
+            isinstance(r, dict) and _number(r.get("value")) for r in readings.values())
+    if sub == "status":
+        link = payload.get("link")
+        return isinstance(link, dict) and all(_number(v) for v in link.values())
+    if sub == "aqi":
+        index = payload.get("vn_aqi")
+        return isinstance(index, dict) and (index.get("value") is None or (
+            _number(index["value"]) and isinstance(index.get("name_en"), str)))
+    if sub == "traffic":
+        total = payload.get("total")
+        return isinstance(total, dict) and _number(total.get("vehicles_per_hour")) and \
+            _number(total.get("pcu_per_hour"))
+    return sub == "state"
 
 
 def _value(reading: dict[str, Any]) -> str:
@@ -118,9 +145,8 @@ def _traffic(row: Row) -> str:
     if "speed_mean" in row.readings:
         text += f", {_value(row.readings['speed_mean'])}"
     if row.traffic is not None:
-        total = row.traffic.get("total", {})
-        text += (f" = {total.get('vehicles_per_hour', 0)} veh/h, "
-                 f"{total.get('pcu_per_hour', 0):.0f} PCU/h")
+        total = row.traffic["total"]
+        text += f" = {total['vehicles_per_hour']} veh/h, {total['pcu_per_hour']:.0f} PCU/h"
     return text
 
 
@@ -131,8 +157,8 @@ def _link(row: Row) -> str:
     sent = counters.get("tx", 0) + counters.get("retries", 0)
     if not sent:
         return row.link or "-"
-    first_try = 100 * counters.get("tx", 0) / sent
-    return f"{row.link} {first_try:.0f}% first try".lstrip()
+    retries = 100 * counters.get("retries", 0) / sent
+    return f"{row.link} {retries:.0f}% retries".lstrip()
 
 
 def _aqi(row: Row) -> str:

@@ -4,12 +4,14 @@ the gateway process -> the embedded amqtt broker, or a real mosquitto given with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -30,6 +32,29 @@ def mosquitto() -> Iterator[Mosquitto]:
         yield broker
 
 
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (children, and theirs), from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    found, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        children = {child for child, parent in parents.items() if parent == current}
+        todo.extend(children - found)
+        found |= children
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 async def _read_until_both_kinds(stream: asyncio.StreamReader, timeout: float) -> str:
     """Demo output up to the first table that shows readings of both kinds."""
     text = ""
@@ -43,20 +68,23 @@ async def _read_until_both_kinds(stream: asyncio.StreamReader, timeout: float) -
 
 async def test_demo_shows_both_kinds_and_ends_cleanly_on_ctrl_c() -> None:
     """The table (piped: a snapshot per change) shows both kinds' readings within a minute;
-    SIGINT (Ctrl-C) stops nodes, gateway and broker and exits 0."""
+    SIGINT (Ctrl-C) stops nodes, gateway and broker, leaves no process and exits 0."""
     proc = await asyncio.create_subprocess_exec(
         *DEMO, "--duration", "300", stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT)
     assert proc.stdout is not None
     try:
         shown = await _read_until_both_kinds(proc.stdout, 60)
+        children = _descendants(proc.pid)
     finally:
         proc.send_signal(signal.SIGINT)
         rest = (await asyncio.wait_for(proc.stdout.read(), 60)).decode()
         await asyncio.wait_for(proc.wait(), 30)
     assert "broker: amqtt in this process at mqtt://127.0.0.1:" in shown
-    assert re.search(r"mosquitto_sub -h 127\.0\.0\.1( -p \d+)? -t 'streetsense/#' -v", shown)
+    assert re.search(r"mosquitto_sub -h 127\.0\.0\.1( -p \d+)? -t 'streetsense/hanoi/#' -v", shown)
     assert proc.returncode == 0, rest
+    assert len(children) >= 4  # the gateway and three MicroPython nodes
+    assert not [pid for pid in children if _alive(pid)]
     assert re.search(r"demo ended: \d+ messages from 3 nodes", rest), rest
     assert "Traceback" not in shown + rest
 
@@ -98,7 +126,7 @@ def test_demo_unreachable_broker_is_a_plain_error() -> None:
     assert run.stderr.startswith("Error: MQTT broker:") and "Traceback" not in run.stderr
 
 
-def test_demo_bad_broker_url_is_a_usage_error() -> None:
-    run = subprocess.run([*DEMO, "--broker", "http://example.org"], capture_output=True,
-                         text=True, timeout=30)
+@pytest.mark.parametrize("url", ["http://example.org", "mqtt://host:99999", "mqtt://host:x"])
+def test_demo_bad_broker_url_is_a_usage_error(url: str) -> None:
+    run = subprocess.run([*DEMO, "--broker", url], capture_output=True, text=True, timeout=30)
     assert run.returncode == 2 and "expected mqtt://host[:port]" in run.stderr

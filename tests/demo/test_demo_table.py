@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streetsense.tools.demo import decode_payload
 from streetsense.tools.demo_table import LiveTable
 
 AIR = {"kind": "air-quality", "interval_s": 5, "readings": {
@@ -28,7 +29,7 @@ def _row(table: LiveTable, node: str) -> str:
 def test_air_quality_row_shows_readings_units_and_indicative_vn_aqi() -> None:
     """PM2.5 31.2 and PM10 48 read the VN_AQI tables: PM2.5 31.2 is in 25-50 (index 50-100)."""
     clock = Clock()
-    table = LiveTable(clock)
+    table = LiveTable(clock=clock)
     assert table.update("streetsense/hanoi/HN-0001/data", AIR)
     clock.now += 3
     row = _row(table, "HN-0001")
@@ -61,13 +62,26 @@ def test_link_quality_and_availability() -> None:
                                                     "link": "serial-1"})
     assert "waiting for the first report" in _row(table, "HN-0001")
     table.update("streetsense/hanoi/HN-0001/status", {"link": {"tx": 9, "retries": 1}})
-    assert "serial-1 90% first try" in _row(table, "HN-0001")
+    assert "serial-1 10% retries" in _row(table, "HN-0001")
     table.update("streetsense/hanoi/HN-0001/state", {"state": "offline"})
     assert "offline" in _row(table, "HN-0001")
 
 
-def test_gateway_topics_and_non_json_are_counted_not_shown() -> None:
-    table = LiveTable()
+def test_gateway_topics_other_nodes_and_bad_shapes_are_counted_not_shown() -> None:
+    """What the table cannot read (another publisher's payloads, another run's nodes) is
+    skipped, never a crash."""
+    table = LiveTable(["HN-0001"])
     assert not table.update("streetsense/hanoi/_gateway/gw/health", {"status": "ok"})
     assert not table.update("streetsense/hanoi/HN-0001/data", "not json")
-    assert table.messages == 2 and len(table.render().splitlines()) == 1
+    assert not table.update("streetsense/hanoi/HN-0001/data", {"readings": [1, 2]})
+    assert not table.update("streetsense/hanoi/HN-0001/data", {"readings": {"pm2_5": 3}})
+    assert not table.update("streetsense/hanoi/HN-0001/status", {"link": "serial"})
+    assert not table.update("streetsense/hanoi/HN-0001/aqi", {"vn_aqi": {"value": "x"}})
+    assert not table.update("streetsense/hanoi/HN-0001/traffic", {"total": None})
+    assert not table.update("streetsense/hanoi/HN-0009/data", AIR)  # not one of ours
+    assert table.messages == 8 and len(table.render().splitlines()) == 1
+
+
+def test_non_json_payloads_reach_the_table_as_text() -> None:
+    assert decode_payload(b"online") == "online" and decode_payload(b'{"a": 1}') == {"a": 1}
+    assert decode_payload(b"\xff") == "\ufffd"
