@@ -38,17 +38,23 @@ else:
     def _no_ext(code, data):
         raise MalformedBody("msgpack ext type %d is not used by the protocol" % code, "body", code)
 
+    # What _check must look into; a plain scalar is fine unless it is nested too deeply.
+    _CHECKED = (dict, list, msgpack.Timestamp)
+
     def _check(obj, depth=0):
         if depth > MAX_DEPTH:
             raise MalformedBody("body nested too deeply", "depth", depth)
+        deepest = depth >= MAX_DEPTH  # any member would be one level too deep
         if isinstance(obj, dict):
             for key, value in obj.items():
                 if not isinstance(key, (int, str)) or isinstance(key, bool):
                     raise MalformedBody("map key must be int or str", "key", key)
-                _check(value, depth + 1)
+                if deepest or isinstance(value, _CHECKED):
+                    _check(value, depth + 1)
         elif isinstance(obj, list):
             for value in obj:
-                _check(value, depth + 1)
+                if deepest or isinstance(value, _CHECKED):
+                    _check(value, depth + 1)
         elif isinstance(obj, msgpack.Timestamp):  # ext type -1 bypasses ext_hook
             raise MalformedBody("msgpack ext type -1 is not used by the protocol", "body", -1)
 
