@@ -26,7 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["GatewayError", "GatewayProcess", "NodeEntry", "SerialEntry", "to_toml"]
+__all__ = ["GatewayError", "GatewayProcess", "GatewayTopics", "NodeEntry", "SerialEntry",
+           "to_toml"]
 
 
 class GatewayError(RuntimeError):
@@ -118,7 +119,24 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-class GatewayProcess:
+class GatewayTopics:
+    """Where a gateway under test publishes (a local process or a remote bench's gateway)."""
+
+    prefix: str
+    site: str
+    gateway_id: str
+
+    def topic(self, node: str, sub: str) -> str:
+        """``<prefix>/<site>/<node>/<sub>``: a node's topic at this gateway."""
+        return f"{self.prefix}/{self.site}/{node}/{sub}"
+
+    @property
+    def gateway_topic(self) -> str:
+        """``<prefix>/<site>/_gateway/<id>``: the gateway's own topics start here."""
+        return f"{self.prefix}/{self.site}/_gateway/{self.gateway_id}"
+
+
+class GatewayProcess(GatewayTopics):
     """A gateway process for one test (or one bench session).
 
     ``settings`` is merged over the generated config (e.g. ``{"hil": {"enabled": True}}``).
@@ -193,15 +211,6 @@ class GatewayProcess:
     def returncode(self) -> int | None:
         """The exit status of the last run, None while running or never started."""
         return None if self._process is None else self._process.poll()
-
-    def topic(self, node: str, sub: str) -> str:
-        """``<prefix>/<site>/<node>/<sub>``: a node's topic at this gateway."""
-        return f"{self.prefix}/{self.site}/{node}/{sub}"
-
-    @property
-    def gateway_topic(self) -> str:
-        """``<prefix>/<site>/_gateway/<id>``: the gateway's own topics start here."""
-        return f"{self.prefix}/{self.site}/_gateway/{self.gateway_id}"
 
     def log(self) -> str:
         """Everything the gateway wrote, all runs."""

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from streetsense.gateway.hil_server import MAX_LINE, PROTOCOL, auth_digest
 
 from .artefacts import Artefacts, FrameLog
+from .gateway_proc import GatewayTopics
 from .rig.drivers import Board
 from .rig.resources import RemoteBench
 
@@ -257,20 +258,13 @@ async def remote_board(resource: RemoteBench, *, kind: str, settings: dict[str, 
         await session.close()
 
 
-class RemoteGateway:
+class RemoteGateway(GatewayTopics):
     """The bench's gateway, seen from the test: where its messages appear, and its log."""
 
     def __init__(self, session: RemoteSession) -> None:
         info = session.info
         self._session = session
         self.prefix, self.site, self.gateway_id = info["prefix"], info["site"], info["gateway"]
-
-    def topic(self, node: str, sub: str) -> str:
-        return f"{self.prefix}/{self.site}/{node}/{sub}"
-
-    @property
-    def gateway_topic(self) -> str:
-        return f"{self.prefix}/{self.site}/_gateway/{self.gateway_id}"
 
     def log(self) -> str:
         """The bench gateway's recent log lines (a blocking request of its own)."""

@@ -57,6 +57,17 @@ class Recorder:
 
 
 @asynccontextmanager
+async def transport_running(transport: BleTransport) -> AsyncIterator[None]:
+    """``transport.run()`` as a task for the body of the ``async with``."""
+    task = asyncio.create_task(transport.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@asynccontextmanager
 async def running(radio: VirtualRadio, recorder: Recorder,
                   lookup: Callable[[int], NodeInfo | None], **kwargs: object,
                   ) -> AsyncIterator[tuple[BleTransport, BumbleAdapter]]:  # fmt: skip
@@ -64,12 +75,8 @@ async def running(radio: VirtualRadio, recorder: Recorder,
     scanner, client = bumble_backends(adapter)
     transport = BleTransport(recorder, lookup, scanner_backend=scanner, client_backend=client,
                              rng=random.Random(1), on_close=adapter.close, **kwargs)  # type: ignore[arg-type]  # fmt: skip
-    task = asyncio.create_task(transport.run())
-    try:
+    async with transport_running(transport):
         yield transport, adapter
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 @pytest.mark.parametrize("mtu", [23, 247])
@@ -145,12 +152,8 @@ async def test_from_config_runs_on_a_bumble_transport(radio: VirtualRadio, tmp_p
     section = BleSection(enabled=True, backend="bumble", bumble_transport=hci, max_connections=1)
     recorder = Recorder()
     transport = BleTransport.from_config(section, recorder, registry(node_info(42)))
-    task = asyncio.create_task(transport.run())
-    try:
+    async with transport_running(transport):
         await recorder.until(lambda: "ble:HN-0042" in recorder.up)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_scanning_rests_between_windows_and_resumes_on_a_loss(radio: VirtualRadio) -> None:
@@ -189,10 +192,6 @@ async def test_adapter_is_passed_to_bleak(radio: VirtualRadio) -> None:
     transport = BleTransport(recorder, registry(node_info(42)), adapter="hci1",
                              scanner_backend=Scanner, client_backend=Client,
                              on_close=adapter.close)  # fmt: skip
-    task = asyncio.create_task(transport.run())
-    try:
+    async with transport_running(transport):
         await recorder.until(lambda: "ble:HN-0042" in recorder.up)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     assert seen == [{"adapter": "hci1"}, {"adapter": "hci1"}]
