@@ -137,7 +137,7 @@ def _readings(row: Row) -> str:
 
 
 def _traffic(row: Row) -> str:
-    counts = {label: sum(r.get("value", 0) for key, r in row.readings.items()
+    counts = {label: sum(r["value"] for key, r in row.readings.items()
                          if key == name or key.startswith(name + "_"))
               for name, label in CLASSES}
     text = ", ".join(f"{label} {n}" for label, n in counts.items())
