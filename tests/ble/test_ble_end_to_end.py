@@ -62,7 +62,10 @@ def gateway_config(tmp_path: Path, broker_url: str, hci: str) -> GatewayConfig:
         mqtt=MqttSection(url=broker_url, client_id="streetsense-gw-test", keepalive_s=2),
         registry_path=registry,
         journal=JournalSection(path=tmp_path / "data" / "journal.sqlite"),
-        ble=BleSection(enabled=True, backend="bumble", bumble_transport=hci, max_connections=2),
+        # A short scan interval: after a loss the gateway scans one window (5 s); a node back
+        # only after that window (a loaded machine stretches the outage) waits for the next.
+        ble=BleSection(enabled=True, backend="bumble", bumble_transport=hci, max_connections=2,
+                       scan_interval_s=6.0),
         http=HttpSection(listen=None),
     )
 
