@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,9 @@ from .radio import VirtualRadio, static_address
 __all__ = ["PeripheralHost"]
 
 _EINVAL = 22
+_EIO = 5
+
+log = logging.getLogger(__name__)
 Tap = Callable[[str, bytes], None]  # (direction "up" node->central or "down", bytes)
 
 
@@ -145,6 +149,10 @@ class PeripheralHost:
                     reply: dict[str, Any] = {"ok": await board.handle(request)}
                 except OSError as error:
                     reply = {"err": error.errno or _EINVAL}
+                except Exception as error:  # bumble's own errors: an EIO, as
+                    # the ESP32's stack reports a failed HCI command, not a lost host link
+                    log.warning("board request %s failed: %r", request.get("op"), error)
+                    reply = {"err": _EIO}
                 if "id" in request:
                     reply["id"] = request["id"]
                     writer.write(json.dumps(reply).encode() + b"\n")

@@ -185,7 +185,10 @@ class BLE:
                     self._scheduled = False
                     return
                 message = self._events.pop(0)
-            self._event(message["ev"], message["args"], message.get("value"))
+            try:
+                self._event(message["ev"], message["args"], message.get("value"))
+            except Exception as e:  # the ESP32 prints it; later events are still delivered
+                print("Uncaught exception in IRQ callback handler:", repr(e))
 
     def _event(self, event, args, value):
         if event == _IRQ_CENTRAL_CONNECT:
