@@ -9,9 +9,44 @@ float32/float64. Ext types are rejected.
 
 import struct
 
+from .compat import MICROPYTHON
 from .errors import MalformedBody
 
 MAX_DEPTH = 8
+
+
+def _strict_utf8(raw):
+    """UTF-8 as RFC 3629 and CPython define it: no overlong forms, surrogates or code points
+    above U+10FFFF. MicroPython's own decoder checks only the byte pattern."""
+    i, n = 0, len(raw)
+    while i < n:
+        b = raw[i]
+        if b < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= b <= 0xDF:
+            more, low, high = 1, 0x80, 0xBF
+        elif b == 0xE0:
+            more, low, high = 2, 0xA0, 0xBF
+        elif b == 0xED:
+            more, low, high = 2, 0x80, 0x9F
+        elif 0xE1 <= b <= 0xEF:
+            more, low, high = 2, 0x80, 0xBF
+        elif b == 0xF0:
+            more, low, high = 3, 0x90, 0xBF
+        elif 0xF1 <= b <= 0xF3:
+            more, low, high = 3, 0x80, 0xBF
+        elif b == 0xF4:
+            more, low, high = 3, 0x80, 0x8F
+        else:
+            return False
+        if i + more >= n or not low <= raw[i + 1] <= high:
+            return False
+        for j in range(i + 2, i + more + 1):
+            if raw[j] & 0xC0 != 0x80:
+                return False
+        i += more + 1
+    return True
 
 
 def _utf8(key):
@@ -203,6 +238,8 @@ class _Reader:
     def text(self, length):
         raw = self.take(length)
         try:
+            if MICROPYTHON and not _strict_utf8(raw):
+                raise UnicodeError
             return str(raw, "utf-8")
         except UnicodeError:
             raise MalformedBody("string is not valid UTF-8", "body", raw) from None

@@ -185,6 +185,34 @@ def test_float_body_decodes_but_does_not_reencode(echo: Echo) -> None:
     assert answer["reencode_error"] == "MalformedBody"
 
 
+@pytest.mark.parametrize("text", [
+    b"\xf4\x90\x80\x80",  # above U+10FFFF (found by test_damaged_frames_fail_alike)
+    b"\xed\xa0\x80",  # a surrogate
+    b"\xc0\x80", b"\xe0\x80\x80", b"\xf0\x80\x80\x80",  # overlong forms
+    b"\xf5\x80\x80\x80", b"\xe2\x82",  # no such lead byte; cut short
+])
+def test_invalid_utf8_strings_fail_alike(echo: Echo, text: bytes) -> None:
+    """A string that is not UTF-8 by CPython's (RFC 3629) rules is a MalformedBody on both."""
+    body = bytes([0x82, 0x01, 0x05, 0x09, 0xA0 | len(text)]) + text  # TIME {1: 5, 9: text}
+    raw = struct.pack(">BBBIII", 0x10, 0x11, 0x04, 1, 2, 3) + body
+    raw += struct.pack(">I", binascii.crc32(raw))
+    with pytest.raises(MalformedBody, match="UTF-8|utf-8"):
+        parse_frame(raw)
+    answer = echo.ask("decode - " + (cobs.encode(raw) + b"\x00").hex())
+    assert (answer["ok"], answer["error"]) == (False, "MalformedBody"), answer
+    assert "UTF-8" in answer["message"], answer
+
+
+def test_valid_utf8_up_to_u10ffff_decodes_alike(echo: Echo) -> None:
+    text = "Tràng Tiền \u07ff\u0800\ud7ff\ue000\uffff\U00010000\U0010ffff".encode()
+    body = bytes([0x82, 0x01, 0x05, 0x09, 0xD9, len(text)]) + text
+    raw = struct.pack(">BBBIII", 0x10, 0x11, 0x04, 1, 2, 3) + body
+    raw += struct.pack(">I", binascii.crc32(raw))
+    answer = echo.ask("decode - " + (cobs.encode(raw) + b"\x00").hex())
+    assert answer["ok"], answer
+    assert from_tagged(answer["frame"]["body"]) == parse_frame(raw).body
+
+
 def test_first_bad_field_is_the_same(echo: Echo) -> None:
     """With several wrong fields, both interpreters name the same one (the lowest key)."""
     body = b"\x86\x01\xa0\x02\xa0\x03\x90\x04\x90\x05\x00\x06\x00"
