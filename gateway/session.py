@@ -376,12 +376,8 @@ class Session:
                                                 lambda: self._before_commit(data, births))
         except JournalFull:
             self._count_journal_losses()
-            for node_id, node in touched.items():
-                node.boots = dict(node.committed)
-                # Frames of this node that arrived during the failed commit are still new.
-                for later in self._inbox:
-                    if later.new and later.node.node_id == node_id:
-                        _advance(node.boots, later.frame.boot, later.frame.seq)
+            self._forget_refused(touched, {(a.frame.node_id, a.frame.boot)
+                                           for a in arrivals if a.new})
             return
         self._count_journal_losses()
         for node_id, replay in batch.replay.items():
@@ -399,6 +395,20 @@ class Session:
                   and arrival.frame.body.get(2) == CLOCK_UPTIME
                   and time.monotonic() - arrival.node.time_sent_at > TIME_RESEND_S):
                 self._spawn(self.send_time(arrival.node))
+
+    def _forget_refused(self, touched: dict[int, NodeState],
+                        refused: set[tuple[int, int]]) -> None:
+        """After a refused commit: the replay state goes back to what is committed, and
+        whatever of the same (node, boot) arrived meanwhile is dropped unACKed too (a
+        retransmission of a refused frame is not a duplicate of anything committed, and a
+        later seq must not be ACKed over it). The nodes send them again, in order."""
+        self._inbox = [a for a in self._inbox
+                       if (a.frame.node_id, a.frame.boot) not in refused]
+        for node_id, node in touched.items():
+            node.boots = dict(node.committed)
+            for later in self._inbox:  # other boots of this node: still new
+                if later.new and later.node.node_id == node_id:
+                    _advance(node.boots, later.frame.boot, later.frame.seq)
 
     def _count_journal_losses(self) -> None:
         losses = self._journal.rejected_frames + self._journal.dropped_messages
@@ -429,11 +439,14 @@ class Session:
         return extra
 
     async def _ack(self, arrivals: list[_Arrival]) -> None:
-        # One cumulative ACK per (link, node, boot): the highest seq of this commit.
+        # One cumulative ACK per (link, node, boot): the highest seq of this commit, and
+        # only up to what the journal holds (a duplicate of a frame whose commit is pending
+        # or was refused is not ACKed: the node retransmits it).
         highest: dict[tuple[str, int, int], tuple[_Arrival, int]] = {}
         for arrival in arrivals:
             frame = arrival.frame
-            if not frame.ack_requested:
+            if not frame.ack_requested or \
+                    frame.seq > arrival.node.committed.get(frame.boot, -1):
                 continue
             key = (arrival.link.name, frame.node_id, frame.boot)
             if key not in highest or frame.seq > highest[key][1]:
