@@ -472,12 +472,16 @@ class Session:
     async def send_downlink(self, node: NodeState, mtype: int, body: dict[int, Any]) -> int:
         """Sign and send TIME/CONFIG/COMMAND with the next (node, boot) downlink counter.
 
-        Returns the seq used. Raises ``ConnectionError`` if the node has no link or boot yet.
+        Returns the seq used. Raises ``ConnectionError`` if the node has no link or boot yet,
+        or the journal cannot save the downlink counter (a full disk).
         """
         link, boot = node.link, node.current_boot
         if link is None or boot is None:
             raise ConnectionError(f"node {node.info.name} has not been heard yet")
-        seq = await self._journal.call(self._journal.next_downlink_seq, node.node_id, boot)
+        try:
+            seq = await self._journal.call(self._journal.next_downlink_seq, node.node_id, boot)
+        except JournalFull as exc:
+            raise ConnectionError(str(exc)) from exc
         frame = Frame(mtype, node.node_id, boot, seq, body)
         try:
             await link.send(frame.encode(node.info.key))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -102,6 +103,22 @@ def fill_journal(journal: Journal) -> list[int]:
             except JournalFull:
                 break
     return ids
+
+
+def fill_disk(path: Path) -> int:
+    """Write ``path`` until the disk it is on refuses (ENOSPC); returns its size."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for chunk in (65536, 4096, 512):
+            try:
+                while True:
+                    os.write(fd, bytes(chunk))
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
 
 
 class PtyPort:

@@ -1,4 +1,5 @@
-"""A full journal: a refused frame is never ACKed, whatever the retransmission timing."""
+"""A full journal or a full disk: a refused frame is never ACKed, whatever the retransmission
+timing; the gateway keeps running and recovers by itself when there is room again."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline_helpers import LogWaiter, fill_journal, gateway_with_node, node_info, node_key, topic
+from pipeline_helpers import (
+    FILLER,
+    LogWaiter,
+    fill_disk,
+    fill_journal,
+    gateway_with_node,
+    node_info,
+    node_key,
+    topic,
+)
 
 from streetsense.gateway.config import JournalSection
 from streetsense.gateway.framing import Framing, Rejections
@@ -147,3 +157,52 @@ async def test_faults_50ms_retries_against_a_full_journal_lose_nothing(
             sender.cancel()
     published = {m.json()["seq"] for m in rig.observer.messages(topic("HN-0042", "data"))}
     assert published == set(range(frames))
+
+
+async def test_faults_disk_full_refuses_keeps_running_and_recovers(
+        tmp_path: Path, small_disk: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy) -> None:
+    """The journal on a 4 MiB tmpfs (max_bytes 256 MiB): filled by its own backlog it stops
+    short of the disk's end and refuses frames (logged once, with figures); filled up by
+    someone else, the delivered flags wait in memory. The gateway keeps running; once the
+    space is back it records the deliveries, prunes them and takes the frames: every ACKed
+    frame published, nothing published twice."""
+    journal = JournalSection(path=small_disk / "journal.sqlite")
+    prefill = Journal(journal.path, max_bytes=journal.max_bytes)
+    filler = len(fill_journal(prefill))  # stops at the disk's bound, not with ENOSPC
+    prefill.close()
+    mqtt_proxy.blackhole(True)
+    async with LogWaiter("journal full") as full, \
+            LogWaiter("cannot record deliveries") as unrecorded, \
+            LogWaiter("records deliveries again") as recorded, \
+            gateway_with_node(tmp_path, mqtt_proxy.url, observer_url=mosquitto.url,
+                              journal=journal) as rig:
+        node, now = rig.node, int(time.time())
+        last = [1 << 30]  # the seq to stop after: set once the journal has recovered
+
+        async def stream() -> None:
+            while node.seq <= last[0]:
+                await node.send(node.data(300, ts=now), timeout=60, retry_s=0.2)
+
+        sender = asyncio.create_task(stream())
+        try:
+            await full.wait()  # the first frames filled what the disk had left
+            refused = node.seq - 1
+            fill_disk(small_disk / "someone-else")
+            mqtt_proxy.blackhole(False)  # the backlog goes out; its flags cannot be written
+            await unrecorded.wait(timeout=30)
+            assert node.seq - 1 == refused and not rig.gateway.failed.is_set()
+            (small_disk / "someone-else").unlink()
+            await recorded.wait(timeout=30)
+            last[0] = node.seq + 2
+            await asyncio.wait_for(sender, 60)
+            await rig.observer.expect(topic("HN-0042", "data"),
+                                      lambda m: m.json()["seq"] == last[0], timeout=30)
+            await rig.observer.collect(FILLER, filler, timeout=30)
+        finally:
+            sender.cancel()
+        assert not rig.gateway.failed.is_set()
+    assert len(full.records) == 1 and "max_bytes 256.0 MiB" in full.records[0], full.records
+    assert len(unrecorded.records) == 1
+    data = [m.json()["seq"] for m in rig.observer.messages(topic("HN-0042", "data"))]
+    assert sorted(data) == list(range(last[0] + 1)), (refused, last, len(data), data[-5:])
+    assert len(rig.observer.messages(FILLER)) == filler
