@@ -125,6 +125,7 @@ class Publisher:
         self.published = 0
         self.published_delayed = 0
         self.last_error = ""
+        self._stopping = False
 
     @property
     def is_v5(self) -> bool:
@@ -239,6 +240,10 @@ class Publisher:
                 self.connected.clear()
                 self.offline.set()
                 self.metrics.set_broker(False)
+            if self._stopping:
+                # A stop's cancellation that met a broker error inside the TaskGroup
+                # surfaces as that error alone (Python 3.11): no reconnect after goodbye.
+                return
             sleep_s = delay_s * (0.5 + self._rng.random())
             log.warning("MQTT broker %s unreachable (%s); retrying in %.1f s",
                         self.settings.url, self.last_error, sleep_s)
@@ -352,8 +357,10 @@ class Publisher:
         return True
 
     async def goodbye(self, extra: Sequence[tuple[str, bytes]] = (),
-                      timeout_s: float = 3.0) -> None:
-        """On a clean stop: ``extra`` retained messages, then the gateway's state offline."""
+                      timeout_s: float = 2.0) -> None:
+        """On a clean stop: ``extra`` retained messages, then the gateway's state offline;
+        no reconnection after this."""
+        self._stopping = True
         client = self._client
         if client is None:
             return

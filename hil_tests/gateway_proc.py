@@ -271,6 +271,19 @@ class GatewayProcess(GatewayTopics):
         self._close_notify()
         return self.returncode
 
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the running process (no-op if it is not running)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signum)
+
+    def wait(self, timeout_s: float) -> int:
+        """Until the process exits (``subprocess.TimeoutExpired`` after ``timeout_s``);
+        returns its exit status."""
+        assert self._process is not None
+        status = self._process.wait(timeout=timeout_s)
+        self._close_notify()
+        return status
+
     def kill(self) -> None:
         """SIGKILL: the gateway gets no chance to flush or say goodbye."""
         process = self._process

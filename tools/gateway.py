@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -19,6 +20,11 @@ from streetsense.gateway.registry import RegistryError
 __all__ = ["gateway"]
 
 log = logging.getLogger("streetsense.gateway")
+
+# A stop that takes longer than this ends with an immediate exit, as does a second signal:
+# systemd's stop (and an operator's Ctrl-C) must never hang. Committed rows are on disk
+# (WAL, synchronous=FULL), so they stay for the next start either way.
+STOP_DEADLINE_S = 4.5
 
 _CONFIG = click.option("--config", "config_path", required=True,
                        envvar="STREETSENSE_GATEWAY_CONFIG",
@@ -89,7 +95,7 @@ async def _serve(config: GatewayConfig) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, _on_signal, signum, stop)
     notifier = Notifier()
     gw = Gateway(config)
     async with gw.running():
@@ -105,6 +111,33 @@ async def _serve(config: GatewayConfig) -> int:
         log.error("gateway stopped after a task crashed (see above)")
         return 1
     return 0
+
+
+def _on_signal(signum: int, stop: asyncio.Event) -> None:
+    name = signal.Signals(signum).name
+    if stop.is_set():
+        log.error("%s again while stopping: exiting now; committed rows stay in the journal",
+                  name)
+        _exit_now(128 + signum)
+    log.warning("%s received: stopping (at most %.1f s; committed rows stay in the journal)",
+                name, STOP_DEADLINE_S)
+    stop.set()
+    deadline = threading.Timer(STOP_DEADLINE_S, _stop_overdue)
+    deadline.daemon = True
+    deadline.start()
+
+
+def _stop_overdue() -> None:
+    log.error("stop took more than %.1f s: exiting now; committed rows stay in the journal",
+              STOP_DEADLINE_S)
+    _exit_now(1)
+
+
+def _exit_now(status: int) -> None:
+    """Exit at once, from any thread, whatever the event loop and its threads are doing."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(status)
 
 
 @gateway.command("check-config")

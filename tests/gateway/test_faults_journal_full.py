@@ -7,9 +7,11 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pipeline_helpers import (
     FILLER,
     LogWaiter,
@@ -30,6 +32,14 @@ from streetsense.gateway.session import Session, Topics
 from streetsense.hil.broker import Mosquitto, TcpProxy
 from streetsense.protocol import Deframer, Frame, parse_frame
 from streetsense.protocol.messages import ACK, DATA
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[Mosquitto]:
+    """A broker that queues every message for a slow subscriber (its default drops beyond
+    1,000): the observer must see the whole backlog to count duplicates and losses."""
+    with Mosquitto(extra_config=["max_queued_messages 0"]) as broker:
+        yield broker
 
 
 class HeldCommit:
