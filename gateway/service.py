@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from . import payloads
+from .command_auth import CommandAuth, load_operator_key
 from .commands import Commands
 from .config import GatewayConfig
 from .discovery import HomeAssistantDiscovery
@@ -120,7 +121,13 @@ class Gateway:
                           announce=HomeAssistantDiscovery.from_config(cfg).on_data
                           if cfg.homeassistant.discovery else None)
         self.session = session
-        commands = Commands(session, publisher, self.topics)
+        key_file = cfg.commands.operator_key_file
+        commands = Commands(
+            session, publisher, self.topics,
+            auth=CommandAuth(None if key_file is None else load_operator_key(key_file),
+                             max_age_s=cfg.commands.max_age_s),
+            lookup_name=self.registry.by_name,
+            per_node_per_minute=cfg.commands.per_node_per_minute)
         commands_box.append(commands)
         self.commands = commands
         self.framing = Framing(lookup=self._lookup, on_frame=session.on_frame,

@@ -472,10 +472,15 @@ class Session:
     async def send_downlink(self, node: NodeState, mtype: int, body: dict[int, Any]) -> int:
         """Sign and send TIME/CONFIG/COMMAND with the next (node, boot) downlink counter.
 
-        Returns the seq used. Raises ``ConnectionError`` if the node has no link or boot yet,
-        or the journal cannot save the downlink counter (a full disk).
+        Returns the seq used. Raises ``ConnectionError`` if the node is removed or disabled
+        in the registry (nothing is signed for it), has no link or boot yet, or the journal
+        cannot save the downlink counter (a full disk).
         """
         link, boot = node.link, node.current_boot
+        info = self._lookup(node.node_id)
+        if info is None or not info.enabled:
+            raise ConnectionError(f"node {node.info.name} is no longer enabled in the registry")
+        node.info = info
         if link is None or boot is None:
             raise ConnectionError(f"node {node.info.name} has not been heard yet")
         try:

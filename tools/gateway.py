@@ -1,4 +1,5 @@
-"""The ``gateway`` command: ``streetsense gateway run --config FILE`` and ``check-config``."""
+"""The ``gateway`` command: ``streetsense gateway run --config FILE``, ``check-config`` and
+``operator-key FILE`` (the site's key that commands are signed with)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def _setup_logging(level: str) -> None:
 
 @click.group()
 def gateway() -> None:
-    """Run the gateway, or check its config."""
+    """Run the gateway, check its config, or make the operators' key."""
 
 
 @gateway.command()
@@ -138,6 +139,25 @@ def _exit_now(status: int) -> None:
     for handler in logging.getLogger().handlers:
         handler.flush()
     os._exit(status)
+
+
+@gateway.command("operator-key")
+@click.argument("key_file", type=click.Path(dir_okay=False, path_type=Path))
+def operator_key(key_file: Path) -> None:
+    """Make the site's operator key in KEY_FILE (commands are signed with it)."""
+    from streetsense.gateway.command_auth import make_operator_key
+
+    try:
+        make_operator_key(key_file)
+    except FileExistsError:
+        raise click.ClickException(f"{key_file} exists: a new key would lock out every "
+                                   f"operator who has the old one; remove it first if that "
+                                   f"is what you want") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {key_file}: {exc.strerror}") from None
+    click.echo(f"operator key written to {key_file} (mode 0640). Set [commands] "
+               f"operator_key_file to it, and give a copy to each operator over a safe "
+               f"channel (their 'streetsense command --key-file' signs with it).")
 
 
 @gateway.command("check-config")

@@ -19,8 +19,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from streetsense.gateway.command_auth import load_operator_key, make_operator_key
 from streetsense.gateway.config import (
     AvailabilitySection,
+    CommandsSection,
     GatewayConfig,
     GatewaySection,
     HealthSection,
@@ -65,8 +67,11 @@ def write_registry(path: Path, nodes: Sequence[NodeInfo]) -> Path:
 
 def make_config(tmp_path: Path, broker_url: str, ports: Sequence[Path],
                 nodes: Sequence[NodeInfo], **sections: Any) -> GatewayConfig:
-    """A gateway config for a test: its journal and registry in ``tmp_path``."""
+    """A gateway config for a test: its journal, registry and operator key in ``tmp_path``."""
     data = tmp_path / "data"
+    key_file = tmp_path / "operator.key"
+    if not key_file.exists():
+        make_operator_key(key_file)
     config = GatewayConfig(
         gateway=GatewaySection(id=GATEWAY_ID, site=SITE, data_dir=data),
         mqtt=MqttSection(url=broker_url, client_id=f"streetsense-{GATEWAY_ID}", keepalive_s=2),
@@ -76,8 +81,15 @@ def make_config(tmp_path: Path, broker_url: str, ports: Sequence[Path],
         availability=AvailabilitySection(offline_after_s=60.0),
         health=HealthSection(interval_s=60.0),
         http=HttpSection(listen=None),
+        commands=CommandsSection(operator_key_file=key_file),
     )
     return replace(config, **sections)
+
+
+def operator_key(config: GatewayConfig) -> bytes:
+    """The operator key a test's gateway checks commands with."""
+    assert config.commands.operator_key_file is not None
+    return load_operator_key(config.commands.operator_key_file)
 
 
 def topic(node: str, sub: str) -> str:
