@@ -12,6 +12,7 @@ import click
 
 # command name -> (module under streetsense.tools, attribute, one-line help for the listing)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "command": ("command", "command", "Sign and send one command to a node, print its result."),
     "decode": ("decode", "decode", "Decode wire bytes to JSON lines."),
     "demo": ("demo", "demo", "Emulated nodes -> gateway -> MQTT broker, live readings on screen."),
     "emulate": ("emulate", "emulate",
