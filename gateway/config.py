@@ -50,6 +50,7 @@ __all__ = [
     "RelayLine",
     "SerialPort",
     "check_config",
+    "hil_token_problem",
     "load_config",
 ]
 
@@ -448,6 +449,10 @@ def _hil(table: Table, port_names: set[str]) -> HilSection:
             "token_file",
             "is required when enabled: remote bench access is authenticated with this shared token",
         )
+    elif enabled and token_file is not None and token_file.is_file():
+        problem = hil_token_problem(token_file.read_text(errors="replace").strip())
+        if problem:
+            table.problem("token_file", problem)
     relays_table = table.table("relays")
     relays = {}
     for port in relays_table.data:
@@ -457,6 +462,18 @@ def _hil(table: Table, port_names: set[str]) -> HilSection:
     relays_table.done()
     table.done()
     return HilSection(enabled=enabled, listen=listen, token_file=token_file, relays=relays)
+
+
+HIL_TOKEN_MIN = 16  # characters; `openssl rand -hex 16` makes 32
+
+
+def hil_token_problem(token: str) -> str | None:
+    """Why ``token`` cannot guard a HIL bench (never quoting it), or None."""
+    if len(token) >= HIL_TOKEN_MIN:
+        return None
+    what = "is empty" if not token else f"has only {len(token)} characters"
+    return (f"the token {what}: a bench guard needs {HIL_TOKEN_MIN} at least (make one with "
+            f"'openssl rand -hex 16')")
 
 
 def _relay_lines(table: Table) -> dict[str, RelayLine]:
