@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from streetsense.gateway.bench_relays import BenchError, BenchPower
+from streetsense.gateway.bench.relays import BenchError, BenchPower
 from streetsense.gateway.config import RelayLine
 
 # Relay boards of the common kind switch on a low input: power and boot; reset is active high.

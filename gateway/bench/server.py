@@ -37,9 +37,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from streetsense.protocol import Deframer, ProtocolError
 
-from .bench_relays import BenchPower
-from .config import GatewayConfig
-from .transports.base import Link, LinkCallbacks
+from ..config import GatewayConfig
+from ..transports.base import Link, LinkCallbacks
+from .relays import BenchPower
 
 __all__ = ["PROTOCOL", "BenchBoard", "BenchLinks", "HilServer", "LinkFaults", "auth_digest",
            "bench_server"]
