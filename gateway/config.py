@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .bench.config import HilSection, read_hil_section
 from .derived.tables import PCU_TCVN_4054_2005
 from .tomlcheck import (
     ABSENT,
@@ -24,12 +25,11 @@ from .tomlcheck import (
     ProblemsError,
     Table,
     finish,
-    is_int,
+    listen_problem,
     open_toml,
 )
 
 __all__ = [
-    "BENCH_LINES",
     "MQTT_PROTOCOLS",
     "WHEN_FULL",
     "AvailabilitySection",
@@ -39,13 +39,11 @@ __all__ = [
     "GatewayConfig",
     "GatewaySection",
     "HealthSection",
-    "HilSection",
     "HomeAssistantSection",
     "HttpSection",
     "JournalSection",
     "MqttSection",
     "Problem",
-    "RelayLine",
     "SerialPort",
     "check_config",
     "load_config",
@@ -57,7 +55,6 @@ MQTT_PROTOCOLS = ("5", "3.1.1")
 # "drop-oldest" deletes the oldest undelivered rows (fresh data wins; each drop is counted).
 WHEN_FULL = ("drop-delivered-then-reject", "drop-delivered-then-drop-oldest")
 BLE_BACKENDS = ("default", "bumble")
-BENCH_LINES = ("power", "reset", "boot")
 
 
 class ConfigError(ProblemsError):
@@ -167,27 +164,6 @@ class HomeAssistantSection:
 
 
 @dataclass(frozen=True)
-class RelayLine:
-    """A GPIO driving a bench relay: ``pin`` as gpiozero names it (17, "GPIO17", "BOARD11")."""
-
-    pin: int | str
-    active_high: bool = True
-
-
-@dataclass(frozen=True)
-class HilSection:
-    """Serving this gateway's bench to remote HIL test sessions (off unless enabled).
-
-    ``relays`` maps a serial port name to its board's lines ("power", "reset", "boot").
-    """
-
-    enabled: bool = False
-    listen: str = "127.0.0.1:9190"
-    token_file: Path | None = None
-    relays: dict[str, dict[str, RelayLine]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class DerivedSection:
     """Derived values published next to the raw data (AQI, traffic flow in PCU).
 
@@ -214,7 +190,7 @@ class GatewayConfig:
     health: HealthSection = HealthSection()
     http: HttpSection = HttpSection()
     homeassistant: HomeAssistantSection = HomeAssistantSection()
-    hil: HilSection = HilSection()
+    hil: HilSection = field(default_factory=HilSection)
     derived: DerivedSection = DerivedSection()
     source: Path | None = None  # the file it was loaded from
 
@@ -231,14 +207,6 @@ def load_config(path: str | Path) -> GatewayConfig:
 def check_config(path: str | Path) -> list[Problem]:
     """Every problem in the config file at ``path`` (an empty list when it is fine)."""
     return _load(Path(path))[1]
-
-
-def _listen_problem(value: str) -> str | None:
-    """Why ``value`` is not "host:port" (IPv6 in brackets), or None when it is."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        return f'"{value}" is not "host:port" (e.g. "127.0.0.1:9180")'
-    return None
 
 
 # --- the sections ---------------------------------------------------------------------------
@@ -288,7 +256,7 @@ def _read(root: Table, path: Path) -> GatewayConfig:
             )
             or "",
         ),
-        hil=_hil(root.table("hil"), {port.name for port in serial}),
+        hil=read_hil_section(root.table("hil"), {port.name for port in serial}),
         derived=_derived(root.table("derived")),
         source=path,
     )
@@ -416,51 +384,10 @@ def _http(table: Table) -> HttpSection:
         "listen", lambda v: v is False or isinstance(v, str), '"host:port" or false', required=False
     )
     listen = HttpSection.listen if value is ABSENT else (value or None)
-    if listen is not None and (problem := _listen_problem(listen)) is not None:
+    if listen is not None and (problem := listen_problem(listen)) is not None:
         table.problem("listen", problem)
     table.done()
     return HttpSection(listen=listen)
-
-
-def _hil(table: Table, port_names: set[str]) -> HilSection:
-    enabled = table.flag("enabled", HilSection.enabled)
-    listen = table.text("listen", HilSection.listen) or ""
-    if (problem := _listen_problem(listen)) is not None:
-        table.problem("listen", problem)
-    token_file = table.path("token_file", must_exist=enabled)
-    if enabled and token_file is None:
-        table.problem(
-            "token_file",
-            "is required when enabled: remote bench access is authenticated with this shared token",
-        )
-    relays_table = table.table("relays")
-    relays = {}
-    for port in relays_table.data:
-        if port not in port_names:
-            relays_table.problem(port, "no [[serial]] port has this name")
-        relays[port] = _relay_lines(relays_table.table(port))
-    relays_table.done()
-    table.done()
-    return HilSection(enabled=enabled, listen=listen, token_file=token_file, relays=relays)
-
-
-def _relay_lines(table: Table) -> dict[str, RelayLine]:
-    lines = {}
-    for name in BENCH_LINES:
-        if name in table.data:
-            line = table.table(name)
-            pin = line.value(
-                "pin",
-                lambda v: is_int(v) or isinstance(v, str),
-                'a GPIO number or name (17, "GPIO17")',
-                required=True,
-            )
-            lines[name] = RelayLine(
-                pin=0 if pin is ABSENT else pin, active_high=line.flag("active_high", True)
-            )
-            line.done()
-    table.done()
-    return lines
 
 
 def _derived(table: Table) -> DerivedSection:

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from streetsense.gateway.bench.server import MAX_LINE, PROTOCOL, auth_digest
+from streetsense.gateway.bench.wire import MAX_LINE, PROTOCOL, auth_digest
 
 from .artefacts import Artefacts, FrameLog
 from .gateway_proc import GatewayTopics

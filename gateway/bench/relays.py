@@ -19,7 +19,7 @@ from typing import Any, Self
 
 from gpiozero import OutputDevice  # untyped: see [tool.mypy] overrides
 
-from ..config import BENCH_LINES, RelayLine
+from .config import BENCH_LINES, RelayLine
 
 __all__ = ["BenchError", "BenchPower"]
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from streetsense.gateway.bench.config import RelayLine
 from streetsense.gateway.config import (
     WHEN_FULL,
     ConfigError,
     GatewayConfig,
-    RelayLine,
     check_config,
     load_config,
 )
