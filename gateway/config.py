@@ -10,6 +10,7 @@ file's folder. `gateway/example.toml` documents every option.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,8 @@ MQTT_PROTOCOLS = ("5", "3.1.1")
 # then "reject" stops acking new frames (nodes keep them queued: nothing is lost), while
 # "drop-oldest" deletes the oldest undelivered rows (fresh data wins; each drop is counted).
 WHEN_FULL = ("drop-delivered-then-reject", "drop-delivered-then-drop-oldest")
-BLE_BACKENDS = ("default", "bumble")
+# [ble] backend other than "default": "package.module:Name" of a bleak backend provider.
+_BACKEND = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
 class ConfigError(ProblemsError):
@@ -115,12 +117,14 @@ class SerialPort:
 
 @dataclass(frozen=True)
 class BleSection:
-    """BLE nodes: off by default; backend "bumble" needs ``bumble_transport`` (tests, no radio)."""
+    """BLE nodes: off by default. ``backend`` "default" is bleak's own backend for the
+    platform (BlueZ on a Pi); "package.module:Name" names a provider of other bleak backends,
+    called with ``backend_options`` (how a test rig puts the gateway on a virtual radio)."""
 
     enabled: bool = False
     adapter: str | None = None
     backend: str = "default"
-    bumble_transport: str | None = None
+    backend_options: dict[str, str] = field(default_factory=dict)
     max_connections: int = 4
     scan_interval_s: float = 30.0
 
@@ -360,23 +364,36 @@ def _serial(root: Table) -> tuple[SerialPort, ...]:
 
 
 def _ble(table: Table) -> BleSection:
+    backend = table.text("backend", BleSection.backend) or ""
+    if backend != "default" and (problem := _backend_problem(backend)) is not None:
+        table.problem("backend", problem)
+    options_table = table.table("backend_options")
+    options = {name: options_table.text(name) or "" for name in options_table.data}
+    options_table.done()
     section = BleSection(
         enabled=table.flag("enabled", BleSection.enabled),
         adapter=table.text("adapter"),
-        backend=table.text("backend", BleSection.backend, choices=BLE_BACKENDS) or "",
-        bumble_transport=table.text("bumble_transport"),
+        backend=backend,
+        backend_options=options,
         max_connections=table.integer(
             "max_connections", BleSection.max_connections, low=1, high=32
         ),
         scan_interval_s=table.number("scan_interval_s", BleSection.scan_interval_s, low=1.0),
     )
-    if section.enabled and section.backend == "bumble" and not section.bumble_transport:
-        table.problem(
-            "bumble_transport",
-            'is required with backend = "bumble" (e.g. "tcp-client:127.0.0.1:1234")',
-        )
     table.done()
     return section
+
+
+def _backend_problem(backend: str) -> str | None:
+    """Why ``backend`` does not name an importable bleak backend provider, or None."""
+    if not _BACKEND.match(backend):
+        return f'"{backend}" is not "default" nor "package.module:Name"'
+    module = backend.partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ImportError:  # a parent package is missing
+        found = False
+    return None if found else f"module {module} is not installed"
 
 
 def _http(table: Table) -> HttpSection:
