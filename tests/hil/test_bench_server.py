@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from gpiozero import Device
 
+from streetsense.gateway.bench.server import MAX_UNAUTHENTICATED
 from streetsense.gateway.config import load_config
-from streetsense.gateway.hil_server import MAX_UNAUTHENTICATED
 from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto, free_port
 from streetsense.hil.environment import Environment

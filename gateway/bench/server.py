@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import hmac
 import json
 import logging
@@ -37,29 +36,23 @@ from urllib.parse import urlsplit, urlunsplit
 
 from streetsense.protocol import Deframer, ProtocolError
 
-from .bench_relays import BenchPower
-from .config import GatewayConfig, hil_token_problem
-from .logbudget import LogBudget
-from .transports.base import Link, LinkCallbacks
+from ..config import GatewayConfig
+from ..logbudget import LogBudget
+from ..transports.base import Link, LinkCallbacks
+from .config import token_problem
+from .relays import BenchPower
+from .wire import PROTOCOL, auth_digest
 
-__all__ = ["PROTOCOL", "BenchBoard", "BenchLinks", "HilServer", "LinkFaults", "auth_digest",
-           "bench_server"]
+__all__ = ["BenchBoard", "BenchLinks", "HilServer", "LinkFaults", "bench_server"]
 
 log = logging.getLogger("streetsense.gateway.hil")
 
-PROTOCOL = {"hello": "streetsense-hil", "version": 1}
-MAX_LINE = 1 << 20  # a reply (the gateway's log) as the client reads it
 REQUEST_MAX = 64 * 1024  # a request line; what a client can make the server buffer is 2x
 MAX_CLIENTS, MAX_UNAUTHENTICATED = 16, 4  # connections at once; beyond, closed at once
 AUTH_TIMEOUT_S = 5.0
 LOG_LINES = 5000
 
 Tap = Callable[[str, str, bytes], None]  # (board, direction, data)
-
-
-def auth_digest(token: str, nonce: str) -> str:
-    """The client's proof of the token for ``nonce``."""
-    return hmac.new(token.encode(), bytes.fromhex(nonce), hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -223,7 +216,7 @@ class HilServer:
                  lookup: Callable[[int], Any] | None = None) -> None:
         host, _, port = listen.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
-        if problem := hil_token_problem(token):
+        if problem := token_problem(token):
             raise ValueError(f"HIL bench not served: {problem}")
         self._token = token
         self._unauthenticated = 0
