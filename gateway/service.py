@@ -92,6 +92,7 @@ class Gateway:
         self.started_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self.failed = asyncio.Event()
+        self.stop_step = ""  # the step of stop() under way
 
     # ---- wiring -------------------------------------------------------------------------
 
@@ -208,11 +209,15 @@ class Gateway:
             self.failed.set()
 
     async def stop(self) -> None:
-        """Report nodes and gateway offline (best effort), stop every task, close the journal."""
+        """Report nodes and gateway offline (best effort), stop every task, close the journal.
+
+        ``stop_step`` names the step under way (for a stop that overruns its deadline)."""
+        self.stop_step = "closing the HIL bench server"
         if self.hil is not None:
             await self.hil.close()
             self.hil = None
         session, publisher = self.session, self.publisher
+        self.stop_step = "reporting offline on MQTT"
         if publisher is not None and session is not None:
             offline = []
             for node in session.nodes.values():
@@ -228,11 +233,14 @@ class Gateway:
             await publisher.goodbye(offline)
         for task in self._tasks:
             task.cancel()
+        self.stop_step = f"ending tasks ({', '.join(t.get_name() for t in self._tasks)})"
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         for closer in (self.commands, session, publisher):
             if closer is not None:
+                self.stop_step = f"closing the {type(closer).__name__.lower()}"
                 await closer.close()
+        self.stop_step = "closing the journal (a commit under way ends first)"
         if self.journal is not None:
             self.journal.close()
         log.info("gateway %s stopped", self.config.gateway.id)

@@ -11,12 +11,15 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import click
 
 from streetsense.gateway.config import ConfigError, GatewayConfig, check_config, load_config
 from streetsense.gateway.registry import RegistryError
+
+if TYPE_CHECKING:
+    from streetsense.gateway.service import Gateway
 
 __all__ = ["gateway"]
 
@@ -95,10 +98,10 @@ async def _serve(config: GatewayConfig) -> int:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, _on_signal, signum, stop)
     notifier = Notifier()
     gw = Gateway(config)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _on_signal, signum, stop, gw)
     async with gw.running():
         notifier.ready(f"gateway {config.gateway.id} serving {len(config.serial)} serial ports")
         waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(gw.wait()),
@@ -114,23 +117,23 @@ async def _serve(config: GatewayConfig) -> int:
     return 0
 
 
-def _on_signal(signum: int, stop: asyncio.Event) -> None:
+def _on_signal(signum: int, stop: asyncio.Event, gw: Gateway) -> None:
     name = signal.Signals(signum).name
     if stop.is_set():
-        log.error("%s again while stopping: exiting now; committed rows stay in the journal",
-                  name)
+        log.error("%s again while %s: exiting now; committed rows stay in the journal",
+                  name, gw.stop_step or "stopping")
         _exit_now(128 + signum)
     log.warning("%s received: stopping (at most %.1f s; committed rows stay in the journal)",
                 name, STOP_DEADLINE_S)
     stop.set()
-    deadline = threading.Timer(STOP_DEADLINE_S, _stop_overdue)
+    deadline = threading.Timer(STOP_DEADLINE_S, _stop_overdue, (gw,))
     deadline.daemon = True
     deadline.start()
 
 
-def _stop_overdue() -> None:
-    log.error("stop took more than %.1f s: exiting now; committed rows stay in the journal",
-              STOP_DEADLINE_S)
+def _stop_overdue(gw: Gateway) -> None:
+    log.error("stop took more than %.1f s (still %s): exiting now; committed rows stay in the "
+              "journal", STOP_DEADLINE_S, gw.stop_step or "stopping")
     _exit_now(1)
 
 

