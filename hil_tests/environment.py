@@ -11,10 +11,11 @@ length D for (L + D) / v, and the second zone, S further on, rises S / v after t
 Detectors are active low (a pull-up input reads 0 while occupied) on the pins of
 firmware/ssnode/hw.py.
 
-The sensor models run on one `SensorClock`: `sensor_speedup` > 1 compresses their datasheet
-timings (the PM sensor's 30 s warm-up, the SCD41's 5 s period and the 3 minutes it must measure
-before a forced recalibration) for tests whose firmware settings are compressed to match
-(`FAST_SENSORS` fits `pm_warmup_s = 1`). The default is real time.
+The sensor models run on one `SensorClock`: `sensor_speedup` > 1 compresses the slow processes
+of the parts (a PM sensor's 30 s warm-up, the 3 minutes an SCD41 must measure before a forced
+recalibration, ASC periods, drift) for tests whose firmware settings are compressed to match
+(`FAST_SENSORS` fits `pm_warmup_s = 1`); protocol timings (frame cadence, restarts, execution
+times, the SCD41's 5 s period) stay real. The default is real time throughout.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ _LEAD_S = 0.1  # edges are scheduled at least this far ahead of now
 
 Fault = Literal["unplugged", "corrupt", "stuck", "drift", "fan_stall", "drop_after_wake"] | None
 # Sensor time for tests that run the firmware with pm_warmup_s = 1: the 30 s warm-up of a PM
-# sensor passes in 0.75 s, an SCD41 measures every 125 ms and may be recalibrated after 4.5 s.
+# sensor passes in 0.75 s, an SCD41 may be recalibrated after measuring 4.5 s.
 FAST_SENSORS = 40.0
 # The SCD41's offset error under the "drift" fault: beyond its accuracy, ±(40 ppm + 5 % of the
 # reading) from 400 to 5,000 ppm (datasheet SCD4x v1.3, Table 1), as years at a kerbside or

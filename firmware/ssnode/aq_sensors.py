@@ -98,33 +98,35 @@ class PmSensor(_Sensor):
             # A working period set before stays in the sensor (control protocol §5): measure
             # continuously, the app does the duty cycle.
             d = self._drv
-            if not await self._confirmed(lambda: d.set_working_period(0), _SDS_CONTINUOUS):
+            if not (await self._confirmed(lambda: d.set_working_period(0), _SDS_CONTINUOUS))[0]:
                 raise SensorMissing(d.NAME, "no answer to the working-period command")
 
     async def _confirmed(self, send, reply):
-        """Send a command until the sensor's reply says it took (at most _TRIES times)."""
+        """Send a command until the sensor's reply says it took (at most _TRIES times).
+        Returns (took, the last data frame streamed meanwhile or None)."""
         d = self._drv
+        frame = None
         for attempt in range(1, _TRIES + 1):
             d.reply = 0
             send()
             start = time.ticks_ms()
             while time.ticks_diff(time.ticks_ms(), start) < _REPLY_MS:
                 try:
-                    d.poll()  # data frames streamed meanwhile are dropped
+                    frame = d.poll() or frame  # a sensor still streaming: keep its latest
                 except ChecksumError:
                     pass
                 if d.reply == reply:
                     if attempt > 1:
                         self._log(_LOG_INFO, f"{self.name}: command took on try {attempt}")
-                    return True
+                    return True, frame
                 await asyncio.sleep_ms(20)
-        return False
+        return False, frame
 
     async def wake(self):
         d = self._drv
         if self._pms:
             d.wake()  # not answered: the sensor restarts, in active mode, deaf for ~3 s
-        elif not await self._confirmed(d.work, _SDS_WORKING):
+        elif not (await self._confirmed(d.work, _SDS_WORKING))[0]:
             raise SensorMissing(d.NAME, "no answer to the work command")
         self._mode_ok = False
         if not self.awake:
@@ -140,28 +142,29 @@ class PmSensor(_Sensor):
 
     async def sample(self):
         d = self._drv
+        d.flush()  # frames streamed before now are not this sample
+        frame = None
         if not self._mode_ok:
             if self._pms:
-                self._mode_ok = await self._confirmed(d.set_passive, _PMS_PASSIVE)
+                self._mode_ok, frame = await self._confirmed(d.set_passive, _PMS_PASSIVE)
             else:
-                self._mode_ok = await self._confirmed(d.set_query_mode, _SDS_QUERY_MODE)
+                self._mode_ok, frame = await self._confirmed(d.set_query_mode, _SDS_QUERY_MODE)
             if not self._mode_ok:
                 self._log(_LOG_WARNING, f"{self.name}: passive mode not confirmed, "
                                         "reading its stream")
-        d.flush()  # frames streamed before now are not this sample
-        if self._mode_ok and self._pms:
-            d.request()
-        elif self._mode_ok:
-            d.query()
+        if frame is None and self._mode_ok:
+            if self._pms:
+                d.request()
+            else:
+                d.query()
         start = time.ticks_ms()
-        while True:
+        while frame is None:
             frame = d.poll()  # raises ChecksumError for a damaged frame
-            if frame is not None:
-                break
-            if time.ticks_diff(time.ticks_ms(), start) >= _PM_FRAME_MS:
-                self._mode_ok = False  # perhaps it restarted: confirm the mode again
-                raise SensorMissing(d.NAME, f"no data frame within {_PM_FRAME_MS} ms")
-            await asyncio.sleep_ms(20)  # the link and the other tasks go on meanwhile
+            if frame is None:
+                if time.ticks_diff(time.ticks_ms(), start) >= _PM_FRAME_MS:
+                    self._mode_ok = False  # perhaps it restarted: confirm the mode again
+                    raise SensorMissing(d.NAME, f"no data frame within {_PM_FRAME_MS} ms")
+                await asyncio.sleep_ms(20)  # the link and the other tasks go on meanwhile
         if self._pms:  # in frame order; PM in integer µg/m³ -> 0.1 µg/m³, the SDS011's unit
             return tuple(w * 10 if k < 6 else w for k, w in enumerate(frame))
         return frame

@@ -17,13 +17,15 @@ V = TypeVar("V", bound=tuple[float, ...])
 
 
 class SensorClock:
-    """Emulated seconds since the clock started, running `speedup` times faster than real time.
+    """Time for the sensor models, in seconds since the clock started, on two scales.
 
-    The models keep their datasheet timings (a PMS5003 settles 30 s after waking, an SCD41
-    must measure 3 min before a forced recalibration) in emulated seconds. A test that cannot
-    wait that long runs the sensors on a faster clock and gives the firmware settings that
-    match (`pm_warmup_s`); the firmware itself keeps real time, so what it must cope with is
-    unchanged, only compressed.
+    `real()` runs with real time: the parts' protocol timings (frame cadence, the PMS5003's
+    restart, command execution times, the SCD41's 5 s period), which the firmware meets with
+    its own real-time waits and timeouts. Calling the clock gives the same time run
+    `speedup` times faster: the slow processes a test cannot sit through (a PM sensor's 30 s
+    warm-up, the 3 minutes an SCD41 must measure before a forced recalibration, ASC periods,
+    drift by the hour). So what the firmware must cope with stays as it is; a test only waits
+    less for the slow parts, and gives the firmware settings to match (`pm_warmup_s`).
     """
 
     def __init__(self, speedup: float = 1.0) -> None:
@@ -32,20 +34,25 @@ class SensorClock:
         self.speedup = speedup
         self._t0 = time.monotonic()
 
-    def __call__(self) -> float:
-        return (time.monotonic() - self._t0) * self.speedup
+    def real(self) -> float:
+        """Seconds since the clock started, at the pace of real time."""
+        return time.monotonic() - self._t0
 
-    def real_s(self, emulated_s: float) -> float:
-        """Real seconds that `emulated_s` take on this clock."""
-        return emulated_s / self.speedup
+    def __call__(self) -> float:
+        """Seconds since the clock started, `speedup` times faster (slow processes)."""
+        return self.real() * self.speedup
 
 
 class ManualClock(SensorClock):
-    """A clock that stands still until `advance()`: model tests step through hours at once."""
+    """A clock that stands still until `advance()`: model tests step through hours at once.
+    Both of its scales read the same."""
 
     def __init__(self) -> None:
         super().__init__()
         self.now = 0.0
+
+    def real(self) -> float:
+        return self.now
 
     def __call__(self) -> float:
         return self.now
@@ -110,12 +117,12 @@ class UartSensorModel(SensorModel, ABC, Generic[V]):
         return True
 
     def cadence_s(self) -> float:
-        """Emulated seconds between two frames in active mode."""
+        """Seconds (real time) between two frames in active mode."""
         return self.interval_s
 
     def tick_delay_s(self) -> float:
-        """Real seconds until the next `tick()` is due."""
-        return self.clock.real_s(self.cadence_s())
+        """Seconds until the next `tick()` is due: the cadence, a protocol timing (real)."""
+        return self.cadence_s()
 
     @property
     def stuck(self) -> bool:

@@ -39,7 +39,8 @@ class OpticalPmModel(UartSensorModel[V]):
                  seed: int) -> None:
         super().__init__(interval_s=interval_s, clock=clock)
         self._rng = random.Random(seed)
-        self._fan_since = self.clock() - uptime_s  # when the fan last started
+        self._fan_since = self.clock() - uptime_s * self.clock.speedup  # the fan's last start
+        self._powered_since = self.clock.real() - uptime_s  # the same in real time
         self._stalled_at: float | None = None
         self._drift_since: float | None = None
 
@@ -66,10 +67,15 @@ class OpticalPmModel(UartSensorModel[V]):
     def _fan_start(self) -> None:
         """Power-up or wake: the fan starts from rest and the warm-up begins again."""
         self._fan_since = self.clock()
+        self._powered_since = self.clock.real()
+
+    def restarting(self) -> bool:
+        """Still booting after power-up or wake (a model that does so says when)."""
+        return False
 
     @property
     def warm(self) -> bool:
-        """The warm-up since the fan last started is over."""
+        """The warm-up since the fan last started is over (a slow process: the fast scale)."""
         return self.clock() - self._fan_since >= WARMUP_S
 
     def _gain(self) -> float:

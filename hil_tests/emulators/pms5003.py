@@ -139,15 +139,19 @@ class Pms5003(OpticalPmModel[Words]):
 
     # -- commands ----------------------------------------------------------------------------
     def restarting(self) -> bool:
-        """Still booting after a wake: commands are lost, nothing is sent."""
-        return self.clock() - self._fan_since < RESTART_S and not self.asleep
+        """Still booting after power-up or a wake (real time): commands are lost, nothing is
+        sent."""
+        return self.clock.real() - self._powered_since < RESTART_S and not self.asleep
 
     def _valid(self, cmd: bytes) -> bool:
         (lrc,) = struct.unpack(">H", cmd[5:])
         return bool(sum(cmd[:5]) & 0xFFFF == lrc)
 
     def _command(self, cmd: bytes) -> bytes:
-        if self.restarting() or self._drop_next:
+        if self.restarting():
+            self.dropped.append(cmd)
+            return b""
+        if self._drop_next:  # the fault: the first command after the restart is lost too
             self._drop_next = False
             self.dropped.append(cmd)
             return b""

@@ -23,6 +23,8 @@ with its execution time and whether it may be sent during periodic measurement; 
   156 h after: the default initial and standard periods of Sensirion's SCD4x driver
   documentation, commands 0x2445/0x244E) the lowest reading of the period is taken to be 400
   ppm. Next to a road that never sees 400 ppm, the readings drift low.
+Timings on the clock's real scale: the 5 s period and the execution times; on its fast scale
+(slow processes, see base.SensorClock): the 3 minutes before an FRC and the ASC periods.
 """
 
 from __future__ import annotations
@@ -94,8 +96,9 @@ class Scd4x(SensorModel):
         self.correction_ppm = 0
         self.asc_enabled = True
         self.commands: list[int] = []
-        self._measuring_since: float | None = None
-        self._last_run_s = 0.0  # how long the last periodic measurement ran before its stop
+        self._measuring_since: float | None = None  # real time
+        self._run_since = 0.0  # the same start on the fast scale
+        self._last_run_s = 0.0  # how long (fast scale) the last run lasted before its stop
         self._consumed = 0  # index of the last measurement read out
         self._busy_until = 0.0
         self._reply = b""
@@ -116,7 +119,7 @@ class Scd4x(SensorModel):
         """Index of the newest finished measurement (0: none yet)."""
         if self._measuring_since is None:
             return 0
-        return int((self.clock() - self._measuring_since) / self.interval_s)
+        return int((self.clock.real() - self._measuring_since) / self.interval_s)
 
     def raw_words(self) -> tuple[int, int, int]:
         t = round((self.temperature_c + 45.0) * 65536 / 175.0)
@@ -145,7 +148,7 @@ class Scd4x(SensorModel):
 
     def write(self, data: bytes) -> bool:
         """An I2C write (a command, maybe with an argument word and its CRC); False = NACK."""
-        now = self.clock()
+        now = self.clock.real()
         if self.unplugged or now < self._busy_until or len(data) < 2:
             return False
         cmd = int.from_bytes(data[:2], "big")
@@ -162,11 +165,11 @@ class Scd4x(SensorModel):
         self._busy_until = now + EXEC_S.get(cmd, 0.001)
         if cmd == START_PERIODIC:
             self._measuring_since = now
+            self._run_since = self._asc_seen_at = self.clock()
             self._consumed = 0
-            self._asc_seen_at = now
         elif cmd == STOP_PERIODIC:
             if self._measuring_since is not None:
-                self._last_run_s = now - self._measuring_since
+                self._last_run_s = self.clock() - self._run_since
             self._measuring_since = None
         elif cmd == DATA_READY:
             ready = self._available() > self._consumed
@@ -210,7 +213,7 @@ class Scd4x(SensorModel):
 
     def read(self, n: int) -> bytes | None:
         """An I2C read of n bytes; None = NACK (absent, busy, or nothing to read)."""
-        if self.unplugged or self.clock() < self._busy_until or not self._reply:
+        if self.unplugged or self.clock.real() < self._busy_until or not self._reply:
             return None
         out, self._reply = self._reply[:n], b""
         return out + b"\xff" * (n - len(out))
