@@ -12,6 +12,7 @@ from streetsense.hil.emulators import pms5003, scd4x, sds011
 from streetsense.hil.emulators.base import ManualClock
 from streetsense.hil.emulators.pms5003 import CMD_MODE, CMD_READ, CMD_SLEEP, Pms5003
 from streetsense.hil.emulators.scd4x import Scd4x
+from streetsense.hil.environment import SCD41_DRIFT_PPM, Environment
 
 AIR = {"pm1_0": 20, "pm2_5": 31, "pm10": 45}
 WARM = pms5003.words_for(20, 31, 45)
@@ -267,3 +268,24 @@ def test_scd4x_asc_takes_the_lowest_reading_for_400_ppm(asc: bool) -> None:
         model.read(3)
     model.co2_ppm = 480
     assert model.reading_ppm() == (400 if asc else 480)
+
+
+def test_environment_faults_reach_the_models() -> None:
+    """Environment.fault sets the new faults on the right model, clears them with None, and
+    refuses a fault a sensor cannot have."""
+    with Environment() as env:
+        env.fault("pm", "drop_after_wake")
+        assert isinstance(env.pm, Pms5003) and env.pm.drop_after_wake
+        env.fault("pm", "fan_stall")
+        assert env.pm.fan_stalled and not env.pm.drop_after_wake  # one fault at a time
+        env.fault("scd41", "drift")
+        assert env.scd41.drift_ppm == SCD41_DRIFT_PPM
+        env.fault("scd41", None)
+        env.fault("pm", None)
+        assert env.scd41.drift_ppm == 0 and not env.pm.fan_stalled
+        for sensor, mode in (("scd41", "fan_stall"), ("bme280", "drift")):
+            with pytest.raises(ValueError, match=f"no {mode} fault"):
+                env.fault(sensor, mode)  # type: ignore[arg-type]
+    with Environment(pm_sensor="sds011") as env, \
+            pytest.raises(ValueError, match="no drop_after_wake fault"):
+        env.fault("pm", "drop_after_wake")
