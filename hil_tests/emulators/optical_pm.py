@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 from .base import SensorClock, UartSensorModel, V
 
@@ -29,6 +30,21 @@ WARMUP_S = 30.0
 WARMUP_SPREAD = 0.5
 STALL_TAU_S = 20.0
 DRIFT_PER_H = 0.02
+
+
+class _FaultSince:
+    """A fault switched on and off as a bool; the model keeps when (fast clock) it began, in
+    the attribute `_<name>_since` (None while off)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._since = f"_{name}_since"
+
+    def __get__(self, model: OpticalPmModel[Any], owner: type) -> bool:
+        return getattr(model, self._since, None) is not None
+
+    def __set__(self, model: OpticalPmModel[Any], value: bool) -> None:
+        if value != self.__get__(model, type(model)):
+            setattr(model, self._since, model.clock() if value else None)
 
 
 class OpticalPmModel(UartSensorModel[V]):
@@ -41,27 +57,11 @@ class OpticalPmModel(UartSensorModel[V]):
         self._rng = random.Random(seed)
         self._fan_since = self.clock() - uptime_s * self.clock.speedup  # the fan's last start
         self._powered_since = self.clock.real() - uptime_s  # the same in real time
-        self._stalled_at: float | None = None
-        self._drift_since: float | None = None
+        self._fan_stalled_since: float | None = None
+        self._drifting_since: float | None = None
 
-    # -- faults ----------------------------------------------------------------------------
-    @property
-    def fan_stalled(self) -> bool:
-        return self._stalled_at is not None
-
-    @fan_stalled.setter
-    def fan_stalled(self, value: bool) -> None:
-        if value != self.fan_stalled:
-            self._stalled_at = self.clock() if value else None
-
-    @property
-    def drifting(self) -> bool:
-        return self._drift_since is not None
-
-    @drifting.setter
-    def drifting(self, value: bool) -> None:
-        if value != self.drifting:
-            self._drift_since = self.clock() if value else None
+    fan_stalled = _FaultSince()
+    drifting = _FaultSince()
 
     # -- the fan -----------------------------------------------------------------------------
     def _fan_start(self) -> None:
@@ -85,8 +85,8 @@ class OpticalPmModel(UartSensorModel[V]):
         left = 1.0 - (now - self._fan_since) / WARMUP_S
         if left > 0:
             gain *= 1.0 + WARMUP_SPREAD * left * self._rng.uniform(-1.0, 1.0)
-        if self._stalled_at is not None:
-            gain *= math.exp(-(now - self._stalled_at) / STALL_TAU_S)
-        if self._drift_since is not None:
-            gain *= max(0.0, 1.0 - DRIFT_PER_H * (now - self._drift_since) / 3600.0)
+        if self._fan_stalled_since is not None:
+            gain *= math.exp(-(now - self._fan_stalled_since) / STALL_TAU_S)
+        if self._drifting_since is not None:
+            gain *= max(0.0, 1.0 - DRIFT_PER_H * (now - self._drifting_since) / 3600.0)
         return gain
