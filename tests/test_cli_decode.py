@@ -52,3 +52,34 @@ def test_decode_rejects_non_hex_with_usage_error() -> None:
     result = CliRunner().invoke(main, ["decode", "not-hex-zz"])
     assert result.exit_code == 2
     assert "neither a file nor hex" in result.output
+
+
+def _long_wire() -> bytes:
+    """An air-quality HELLO as a live node sends it: well over 127 bytes on the wire."""
+    body = {1: "air-quality", 2: "0.1.0", 3: [1, 0], 4: ["pms5003", "scd41", "bme280"], 5: 1,
+            6: 3, 7: ["spool", "time", "config", "reboot", "identify", "factory_reset"],
+            8: 1234}
+    wire = Frame(m.HELLO, 42, 3, 0, body, FLAG_ACK_REQ).encode(KEY)
+    assert len(wire.hex()) > 255
+    return wire
+
+
+def test_decode_hex_of_any_length() -> None:
+    """A hex argument longer than a file name may be (255 chars) decodes, no OSError."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "streetsense.tools.cli", "decode", _long_wire().hex()],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = json.loads(proc.stdout)
+    assert (line["type"], line["body"]["kind"]) == ("hello", "air-quality")
+
+
+def test_decode_stdin() -> None:
+    """'-' reads raw wire bytes from stdin."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "streetsense.tools.cli", "decode", "-"],
+        input=_long_wire() + _wire(), capture_output=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(x)["type"] for x in proc.stdout.splitlines()] == ["hello", "data"]

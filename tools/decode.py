@@ -23,6 +23,14 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def _is_file(source: str) -> bool:
+    """Whether ``source`` names a file; hex longer than a file name may be is not one."""
+    try:
+        return Path(source).is_file()
+    except OSError:  # ENAMETOOLONG: over NAME_MAX (255) bytes, so no file has that name
+        return False
+
+
 @click.command()
 @click.argument("source")
 def decode(source: str) -> None:
@@ -33,7 +41,7 @@ def decode(source: str) -> None:
     """
     if source == "-":
         data = sys.stdin.buffer.read()
-    elif Path(source).is_file():
+    elif _is_file(source):
         data = Path(source).read_bytes()
     else:
         try:

@@ -354,6 +354,12 @@ def build():
               b"\x82\x01\x00\xc4\x01k\x00", "key")
     body_case("malformed_body_too_deep", "nesting deeper than MAX_DEPTH", m.TIME,
               b"\x82\x01\x00\x09" + b"\x91" * 9 + b"\x00", "depth")
+    body_case("malformed_body_bool_key_collides", "ACK {1: 1, 2: 5, true: 9}: a bool key is "
+              "rejected, also where it equals an int key", m.ACK, b"\x83\x01\x01\x02\x05\xc3\x09",
+              "key")
+    body_case("malformed_body_float_key_collides", "ACK {1: 1, 2: 5, 1.0: 9}: a float key is "
+              "rejected, also where it equals an int key", m.ACK,
+              b"\x83\x01\x01\x02\x05\xcb" + struct.pack(">d", 1.0) + b"\x09", "key")
 
     CASES.sort(key=lambda case: case["name"])
     names = [case["name"] for case in CASES]

@@ -213,3 +213,18 @@ def test_ext_types_rejected_by_both_codecs(data: bytes) -> None:
     for decode in (mpack.unpackb, cpython_body.unpackb):
         with pytest.raises(MalformedBody):
             decode(data)
+
+
+@pytest.mark.parametrize("data", [
+    b"\x83\x01\x01\x02\x05\xc3\x09",  # ACK {1: 1, 2: 5, true: 9}: true == 1 in CPython
+    b"\x83\x01\x01\x02\x05\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00\x09",  # 1.0 after key 1
+    b"\x83\x00\x01\x02\x05\xc2\x09",  # false after key 0
+    b"\x82\xca\x40\x00\x00\x00\x01\x02\x05",  # float32 2.0 before key 2
+    b"\x81\x04\x81\xc3\x00",  # a bool key in a nested map
+])
+def test_bool_and_float_keys_rejected_even_when_colliding(data: bytes) -> None:
+    """A bool or float map key is MalformedBody (key) on both codecs, also where it equals an int key."""
+    for decode in (mpack.unpackb, cpython_body.unpackb):
+        with pytest.raises(MalformedBody) as info:
+            decode(data)
+        assert info.value.field == "key", decode
