@@ -22,10 +22,14 @@ else:
             return {k: _canonical(obj[k], depth + 1) for k in sort_keys(obj)}
         if isinstance(obj, (list, tuple)):
             return [_canonical(v, depth + 1) for v in obj]
-        if isinstance(obj, float):
-            message = "type cannot go on the wire (use fixed-point integers)"
-            raise MalformedBody(message, "type", obj)
-        return obj
+        if isinstance(obj, int):  # what mpack refuses, with the same field
+            if not -0x8000000000000000 <= obj <= 0xFFFFFFFFFFFFFFFF:
+                raise MalformedBody("integer does not fit 64 bits", "int", obj)
+            return obj
+        if obj is None or isinstance(obj, (str, bytes, bytearray)):
+            return obj
+        message = "type cannot go on the wire (use fixed-point integers)"
+        raise MalformedBody(message, "type", obj)
 
     def packb(obj):
         try:

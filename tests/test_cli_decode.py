@@ -83,3 +83,22 @@ def test_decode_stdin() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert [json.loads(x)["type"] for x in proc.stdout.splitlines()] == ["hello", "data"]
+
+
+def test_decode_hex_without_final_delimiter() -> None:
+    """Hex is whole frames: the last 0x00 may be left out."""
+    result = CliRunner().invoke(main, ["decode", _wire()[:-1].hex()])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["type"] == "data"
+
+
+def test_decode_file_cut_mid_frame(tmp_path: Path) -> None:
+    """A capture that ends inside a frame: the tail is a cut-off frame (NeedMoreBytes), exit 1."""
+    capture = tmp_path / "capture.bin"
+    capture.write_bytes(_wire() + _wire()[:-1])
+    result = CliRunner().invoke(main, ["decode", str(capture)])
+    assert result.exit_code == 1
+    first, second = (json.loads(x) for x in result.output.splitlines())
+    assert first["type"] == "data"
+    assert (second["error"], second["reason"], second["field"]) == (
+        "NeedMoreBytes", "truncated", "length")

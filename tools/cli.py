@@ -12,6 +12,8 @@ import click
 
 # command name -> (module under streetsense.tools, attribute, one-line help for the listing)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "conformance": ("conformance", "conformance",
+                    "Run the protocol's golden vectors through another implementation."),
     "decode": ("decode", "decode", "Decode wire bytes to JSON lines."),
     "demo": ("demo", "demo", "Emulated nodes -> gateway -> MQTT broker, live readings on screen."),
     "emulate": ("emulate", "emulate",
