@@ -28,11 +28,11 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 import click
 
-from streetsense.hil.broker import free_port
 from streetsense.hil.environment import Environment
 from streetsense.hil.gateway_proc import GatewayError, GatewayProcess, NodeEntry, SerialEntry
 from streetsense.hil.node import EmulatedNode, NodeError
 from streetsense.hil.scene import StreetScene
+from streetsense.loopback import free_port
 
 from .demo_table import LiveTable
 
