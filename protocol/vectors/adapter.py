@@ -49,7 +49,7 @@ def hexof(data):
     return binascii.hexlify(data).decode()
 
 
-def _key(text):
+def key_arg(text):
     if text is None:
         return None
     if text == "unknown":
@@ -98,7 +98,7 @@ def encode(protocol, fields, key):
 def answer(protocol, request):
     """The answer to one request line (already parsed)."""
     try:
-        key = _key(request.get("key"))
+        key = key_arg(request.get("key"))
         if request["op"] == "decode":
             return decode(protocol, binascii.unhexlify(request["wire"]), key)
         if request["op"] == "encode":
