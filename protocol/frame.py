@@ -180,3 +180,16 @@ class Frame:
 def parse_frame(raw, key=None):
     """Parse one decoded frame; see ``Frame.from_bytes``."""
     return Frame.from_bytes(raw, key)
+
+
+def peek_node_id(raw):
+    """The node id a decoded frame's header claims, before it is parsed (to find its key, or
+    to say whom a broken frame came from); None when the bytes cannot be a v1 frame (shorter
+    than 20 bytes, or another major version: its header may be laid out otherwise).
+
+    Neither the CRC nor the tag is checked: the id is only a claim until ``parse_frame``
+    has verified the frame with the key found for it.
+    """
+    if len(raw) < MIN_FRAME or raw[0] >> 4 != VERSION_MAJOR:
+        return None
+    return struct.unpack_from(">I", raw, 3)[0]
