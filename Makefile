@@ -32,7 +32,8 @@ soak: venv broker
 	$(BIN)/python -m pytest -m soak tests/hil
 
 lint: venv
-	$(BIN)/ruff check protocol tools tests benchmarks hil_tests firmware gateway
+	$(BIN)/ruff check streetsense protocol tools tests benchmarks hil_tests firmware gateway
+	scripts/check-imports
 	scripts/typecheck-host
 	scripts/typecheck-device
 

@@ -32,7 +32,7 @@ from .transports.base import LinkCallbacks, Transport
 from .transports.serial import PortSpec, SerialTransport
 
 if TYPE_CHECKING:
-    from .hil_server import BenchLinks, HilServer
+    from .bench.server import BenchLinks, HilServer
 
 __all__ = ["Gateway"]
 
@@ -75,7 +75,7 @@ class Gateway:
         self.hil: HilServer | None = None
         self._bench_links: BenchLinks | None = None
         if config.hil.enabled and link_filter is None:
-            from .hil_server import BenchLinks
+            from .bench.server import BenchLinks
 
             self._bench_links = BenchLinks()  # the bench's taps and fault injection
             link_filter = self._bench_links.wrap
@@ -178,7 +178,7 @@ class Gateway:
         self._spawn(self._housekeeping(), "housekeeping")
         self._spawn(self._health_loop(), "health")
         if self._bench_links is not None:
-            from .hil_server import bench_server
+            from .bench.server import bench_server
 
             self.hil = bench_server(self.config, self._bench_links, self.registry.lookup)
             await self.hil.start()

@@ -1,6 +1,6 @@
 """The remote bench, client side: drive the boards of a gateway elsewhere (``--hil-gateway``).
 
-The gateway serves its bench when ``[hil] enabled`` (``streetsense.gateway.hil_server``
+The gateway serves its bench when ``[hil] enabled`` (``streetsense.gateway.bench.server``
 documents the protocol: JSON lines on TCP, HMAC challenge on a shared token). Here the
 same driver interfaces as on a local rig are implemented as requests to it, so a scenario
 runs unchanged against a remote bench. The bench's gateway is the gateway under test: it
@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from streetsense.gateway.hil_server import MAX_LINE, PROTOCOL, auth_digest
+from streetsense.gateway.bench.wire import MAX_LINE, PROTOCOL, auth_digest
 
 from .artefacts import Artefacts, FrameLog
 from .gateway_proc import GatewayTopics

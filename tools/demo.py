@@ -33,11 +33,11 @@ from typing import Any
 import aiomqtt
 import click
 
-from streetsense.hil.broker import free_port
 from streetsense.hil.environment import Environment
 from streetsense.hil.gateway_proc import GatewayError, GatewayProcess, NodeEntry, SerialEntry
 from streetsense.hil.node import EmulatedNode, NodeError
 from streetsense.hil.scene import StreetScene
+from streetsense.loopback import free_port
 
 from .demo_broker import Broker, EmbeddedBroker
 from .demo_chaos import Chaos, Tally

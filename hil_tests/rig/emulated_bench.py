@@ -23,8 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from streetsense.gateway.bench.server import BenchBoard, BenchLinks, HilServer
 from streetsense.gateway.config import load_config
-from streetsense.gateway.hil_server import BenchBoard, BenchLinks, HilServer
 from streetsense.gateway.notify import Notifier
 from streetsense.gateway.service import Gateway
 from streetsense.protocol.messages import HELLO

@@ -24,6 +24,7 @@ from streetsense.gateway.config import (
 from streetsense.gateway.service import Gateway
 from streetsense.gateway.transports.ble import BleTransport
 from streetsense.hil.artefacts import FrameLog
+from streetsense.hil.ble.bleak_backend import gateway_settings
 from streetsense.hil.ble.peripheral import IRQ_GATTS_WRITE
 from streetsense.hil.ble.radio import VirtualRadio, static_address
 from streetsense.hil.ble.rig import BleLinkDriver, BleRig, board_address
@@ -64,7 +65,7 @@ def gateway_config(tmp_path: Path, broker_url: str, hci: str) -> GatewayConfig:
         journal=JournalSection(path=tmp_path / "data" / "journal.sqlite"),
         # A short scan interval: after a loss the gateway scans one window (5 s); a node back
         # only after that window (a loaded machine stretches the outage) waits for the next.
-        ble=BleSection(enabled=True, backend="bumble", bumble_transport=hci, max_connections=2,
+        ble=BleSection(enabled=True, **gateway_settings(hci), max_connections=2,
                        scan_interval_s=6.0),
         http=HttpSection(listen=None),
     )

@@ -196,7 +196,7 @@ def test_invalid_utf8_strings_fail_alike(echo: Echo, text: bytes) -> None:
     body = bytes([0x82, 0x01, 0x05, 0x09, 0xA0 | len(text)]) + text  # TIME {1: 5, 9: text}
     raw = struct.pack(">BBBIII", 0x10, 0x11, 0x04, 1, 2, 3) + body
     raw += struct.pack(">I", binascii.crc32(raw))
-    with pytest.raises(MalformedBody, match="UTF-8|utf-8"):
+    with pytest.raises(MalformedBody, match=r"UTF-8|utf-8"):
         parse_frame(raw)
     answer = echo.ask("decode - " + (cobs.encode(raw) + b"\x00").hex())
     assert (answer["ok"], answer["error"]) == (False, "MalformedBody"), answer

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import hmac
 import json
 import logging
@@ -37,26 +36,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 from streetsense.protocol import Deframer, ProtocolError
 
-from .bench_relays import BenchPower
-from .config import GatewayConfig
-from .transports.base import Link, LinkCallbacks
+from ..config import GatewayConfig
+from ..transports.base import Link, LinkCallbacks
+from .relays import BenchPower
+from .wire import MAX_LINE, PROTOCOL, auth_digest
 
-__all__ = ["PROTOCOL", "BenchBoard", "BenchLinks", "HilServer", "LinkFaults", "auth_digest",
-           "bench_server"]
+__all__ = ["BenchBoard", "BenchLinks", "HilServer", "LinkFaults", "bench_server"]
 
 log = logging.getLogger("streetsense.gateway.hil")
 
-PROTOCOL = {"hello": "streetsense-hil", "version": 1}
-MAX_LINE = 1 << 20
 AUTH_TIMEOUT_S = 5.0
 LOG_LINES = 5000
 
 Tap = Callable[[str, str, bytes], None]  # (board, direction, data)
-
-
-def auth_digest(token: str, nonce: str) -> str:
-    """The client's proof of the token for ``nonce``."""
-    return hmac.new(token.encode(), bytes.fromhex(nonce), hashlib.sha256).hexdigest()
 
 
 @dataclass
