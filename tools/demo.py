@@ -336,6 +336,7 @@ async def _run(options: Options) -> LiveTable:
             say(f"chaos: broker restarts and gateway SIGKILLs at seeded moments (seed "
                 f"{options.seed}); counting frames by (node, boot, seq)")
         end = None if options.duration is None else loop.time() + options.duration
+        drained = False
         try:
             if chaos is not None:
                 faults = asyncio.create_task(chaos.run(end if end is not None else float("inf")))
@@ -352,7 +353,7 @@ async def _run(options: Options) -> LiveTable:
                 _check_alive(None if chaos is not None and chaos.down else gateway, nodes)
             if faults is not None:
                 await _cancelled(faults)  # its clean-up brings the broker and gateway back up
-                await _drain(tally, counted, stop, say)
+                drained = await _drain(tally, counted, stop, say)
         finally:
             for task in (faults, follower):
                 if task is not None and not task.done():
@@ -362,7 +363,7 @@ async def _run(options: Options) -> LiveTable:
             screen.tick(final=True)
         say(f"demo ended: {table.messages} messages from {len(table.rows)} nodes")
         if chaos is not None:
-            _verdict(tally, say)
+            _verdict(tally, drained, gateway.log(), say)
     return table
 
 
@@ -374,8 +375,9 @@ async def _cancelled(task: asyncio.Task[None]) -> None:
 
 
 async def _drain(tally: Tally, counted: asyncio.Event, stop: asyncio.Event,
-                 say: Callable[[str], None]) -> None:
-    """Wait until every frame sent so far is published (or `DRAIN_S`, or Ctrl-C again)."""
+                 say: Callable[[str], None]) -> bool:
+    """Wait until every frame sent so far is published (or `DRAIN_S`); False if Ctrl-C
+    ended the wait first."""
     tally.close()
     say(f"chaos over: waiting up to {DRAIN_S:g} s until every frame sent is published "
         f"({len(tally.missing())} to go; Ctrl-C skips)")
@@ -385,16 +387,29 @@ async def _drain(tally: Tally, counted: asyncio.Event, stop: asyncio.Event,
     while tally.missing() and not stop.is_set() and loop.time() < deadline:
         counted.clear()
         await _wait(counted, min(1.0, deadline - loop.time()))
+    return not stop.is_set()
 
 
-def _verdict(tally: Tally, say: Callable[[str], None]) -> None:
-    """The chaos result; an error (exit 1) if a frame is missing or a duplicate unexplained."""
+class Stopped(click.ClickException):
+    """Ctrl-C before the chaos result was in."""
+
+    exit_code = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
+
+def _verdict(tally: Tally, drained: bool, gateway_log: str, say: Callable[[str], None]) -> None:
+    """The chaos result; an error (exit 1) if a frame is missing or a duplicate has no fault
+    between its copies, with the gateway's last log lines (its folder is removed at exit)."""
     counts = tally.counts()
     line = f"chaos result: {counts.line()}"
+    if counts.missing and not drained:
+        raise Stopped(f"{line}. Stopped while {counts.missing} frames were still on their way "
+                      f"to the broker: no result. Let the wait finish to get one.")
     if counts.missing or counts.unexplained:
+        tail = "\n".join(gateway_log.splitlines()[-20:])
         raise click.ClickException(
-            f"{line}. Frames the nodes sent never reached the broker (or came twice with no "
-            f"fault between): that is a bug; the gateway's log has the details.")
+            f"{line}. Frames the nodes sent never reached the broker, or came twice with no "
+            f"fault between: that is a bug; please report it with this output. The gateway's "
+            f"last log lines:\n{tail}")
     say(f"{line}: nothing lost; duplicates only across a fault, as at-least-once allows.")
 
 

@@ -7,11 +7,13 @@ import asyncio
 import json
 
 import aiomqtt
+import click
 import pytest
 
 from streetsense.hil.broker import free_port
 from streetsense.protocol import Frame
 from streetsense.protocol import messages as m
+from streetsense.tools.demo import _verdict
 from streetsense.tools.demo_broker import EmbeddedBroker, MqttStream
 from streetsense.tools.demo_chaos import Tally
 
@@ -110,3 +112,23 @@ async def test_embedded_broker_restarts_on_its_port_and_reports_acknowledged_mes
         assert acked[-1] == ("a/d", b"three")
     finally:
         await broker.stop()
+
+
+def test_chaos_verdict_names_what_went_wrong() -> None:
+    """Missing frames after the wait: exit 1 with the gateway's last log lines; Ctrl-C during
+    the wait: no verdict, status 130; all published: one line saying nothing was lost."""
+    tally = Tally(clock=Clock())
+    tally.link_tap()("up", _wire(m.DATA, 1, {1: 5, 2: 1, 4: []}))
+    with pytest.raises(click.ClickException) as failed:
+        _verdict(tally, True, "line 1\nERROR journal full\n", print)
+    assert failed.value.exit_code == 1 and "missing 1" in failed.value.message
+    assert failed.value.message.endswith("ERROR journal full")
+    with pytest.raises(click.ClickException) as stopped:
+        _verdict(tally, False, "", print)
+    assert stopped.value.exit_code == 130 and "no result" in stopped.value.message
+    tally.acknowledged(f"{TOPIC}/data", _payload(1))
+    said: list[str] = []
+    _verdict(tally, True, "", said.append)
+    assert said == ["chaos result: frames sent by the nodes 1  published 1  missing 0  "
+                    "duplicates 0  | broker restarts 0, gateway kills 0: nothing lost; "
+                    "duplicates only across a fault, as at-least-once allows."]
