@@ -223,8 +223,11 @@ class Provisioning:
         result = _answer(session, m.CONFIG, {1: request, 2: settings}, node.id)
         if result is None:
             raise ProvisionError(f"the node did not answer the provisioning CONFIG within "
-                                 f"{ANSWER_TIMEOUT_S:g} s: restart it (EN button) and run "
-                                 f"provision again.")
+                                 f"{ANSWER_TIMEOUT_S:g} s, so it may or may not hold its new "
+                                 f"key; {self.registry} is unchanged. Restart it (EN button) "
+                                 f"and run provision again; if it then says it is already "
+                                 f"provisioned, factory-reset it by hand (hold BOOT while "
+                                 f"powering it up) first.")
         if result.body[2] != m.RESULT_OK:
             self.stage = "waiting"  # it refused: still in factory state, nothing stored
             raise ProvisionError(f"the node refused the settings: {result.body.get(3, '')}")
