@@ -275,8 +275,10 @@ async def _run(options: Options) -> LiveTable:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # HUP: the terminal closed
         loop.add_signal_handler(signum, stop.set)
-    say: Callable[[str], None] = lambda text: _say(text, options.as_json)  # noqa: E731
     counted = asyncio.Event()
+
+    def say(text: str) -> None:
+        _say(text, options.as_json)
 
     def changed() -> None:  # from the link relays' threads
         loop.call_soon_threadsafe(counted.set)
@@ -312,6 +314,8 @@ async def _run(options: Options) -> LiveTable:
                                    f"(Ctrl-C ends it)")
             subscription.screen = screen
         client = await subscription.connect()  # an unreachable broker is an error here
+        follower = asyncio.create_task(subscription.run(client))
+        stack.push_async_callback(_ended, follower)
         gateway = GatewayProcess(
             workdir=workdir / "gateway", mqtt_url=broker.url, site=SITE, gateway_id="demo-gw",
             prefix=PREFIX, nodes=[n.entry for n in nodes],
@@ -329,36 +333,29 @@ async def _run(options: Options) -> LiveTable:
         summary = ", ".join(f"{n.entry.name} ({n.entry.kind}, {n.entry.location})" for n in nodes)
         say(f"nodes: {summary}")
         say(f"gateway: demo-gw, site {SITE}; see it all with: {broker.mosquitto_sub(TOPIC)}")
-        follower = asyncio.create_task(subscription.run(client))
+        end = None if options.duration is None else loop.time() + options.duration
         faults: asyncio.Task[None] | None = None
+        drained = False
         if options.chaos and embedded is not None:
             chaos = Chaos(options.seed, embedded, gateway, tally, say)
             say(f"chaos: broker restarts and gateway SIGKILLs at seeded moments (seed "
                 f"{options.seed}); counting frames by (node, boot, seq)")
-        end = None if options.duration is None else loop.time() + options.duration
-        drained = False
-        try:
-            if chaos is not None:
-                faults = asyncio.create_task(chaos.run(end if end is not None else float("inf")))
-            while not stop.is_set():
-                timeout = 1.0 if end is None else min(1.0, end - loop.time())
-                if timeout <= 0:
-                    break
-                await _wait(stop, timeout)
-                for task in (follower, faults):
-                    if task is not None and task.done():
-                        task.result()  # what ended it is raised (a finished chaos: nothing)
-                if screen is not None:
-                    screen.tick()
-                _check_alive(None if chaos is not None and chaos.down else gateway, nodes)
-            if faults is not None:
-                await _cancelled(faults)  # its clean-up brings the broker and gateway back up
-                drained = await _drain(tally, counted, stop, say)
-        finally:
-            for task in (faults, follower):
-                if task is not None and not task.done():
-                    task.cancel()
-                    await asyncio.wait([task])
+            faults = asyncio.create_task(chaos.run(end if end is not None else float("inf")))
+            stack.push_async_callback(_ended, faults)
+        while not stop.is_set():
+            timeout = 1.0 if end is None else min(1.0, end - loop.time())
+            if timeout <= 0:
+                break
+            await _wait(stop, timeout)
+            for task in (follower, faults):
+                if task is not None and task.done():
+                    task.result()  # what ended it is raised (a finished chaos: nothing)
+            if screen is not None:
+                screen.tick()
+            _check_alive(None if chaos is not None and chaos.down else gateway, nodes)
+        if faults is not None:
+            await _cancelled(faults)  # its clean-up brings the broker and gateway back up
+            drained = await _drain(tally, counted, stop, say)
         if screen is not None:
             screen.tick(final=True)
         say(f"demo ended: {table.messages} messages from {len(table.rows)} nodes")
@@ -372,6 +369,13 @@ async def _cancelled(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _ended(task: asyncio.Task[None]) -> None:
+    """On the way out (an error may be on its way up): cancel ``task`` and let it finish."""
+    if not task.done():
+        task.cancel()
+        await asyncio.wait([task])
 
 
 async def _drain(tally: Tally, counted: asyncio.Event, stop: asyncio.Event,

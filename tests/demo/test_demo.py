@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,12 +142,22 @@ def _seqs_by_node(lines: list[dict[str, Any]]) -> dict[tuple[str, int], set[int]
     return seqs
 
 
-async def test_demo_survives_its_brokers_restart_and_catches_up(tmp_path: Path) -> None:
+@pytest.fixture
+def persistence_dir() -> Iterator[Path]:
+    """A folder mosquitto can save its sessions in: started as root it runs as the user
+    mosquitto, who may not enter pytest's private tmp_path."""
+    folder = Path(tempfile.mkdtemp(prefix="ssdemo-mosquitto-"))
+    folder.chmod(0o777)
+    yield folder
+    shutil.rmtree(folder)
+
+
+async def test_demo_survives_its_brokers_restart_and_catches_up(persistence_dir: Path) -> None:
     """--broker: the broker restarts mid-demo (down 6 s; it keeps sessions, as mosquitto does
     with persistence). The demo keeps running and says so, the gateway catches up from its
     journal ("delayed" messages), and no frame's message is missing: every node's seqs are
     contiguous through the restart. Before, the demo exited 1 at the restart."""
-    persistent = ["persistence true", f"persistence_location {tmp_path}/"]
+    persistent = ["persistence true", f"persistence_location {persistence_dir}/"]
     with Mosquitto(extra_config=persistent) as broker:
         proc = await asyncio.create_subprocess_exec(
             *DEMO, "--json", "--broker", broker.url, "--duration", "30", "--air-quality", "1",
@@ -165,6 +177,8 @@ async def test_demo_survives_its_brokers_restart_and_catches_up(tmp_path: Path) 
         finally:
             if proc.returncode is None:
                 proc.kill()
+        assert "Saving in-memory database" in broker.log(), broker.log()
+        assert "Error saving" not in broker.log(), broker.log()
     assert proc.returncode == 0, err.decode()
     lines += [json.loads(line) for line in out.decode().splitlines()]
     assert "broker connection lost" in err.decode() and "broker connection back" in err.decode()
