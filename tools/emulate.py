@@ -90,6 +90,8 @@ def emulate(
     flash.mkdir(parents=True, exist_ok=True)
     try:
         _run(kind, node_id, flash, name, StreetScene(seed, speedup=speedup))
+    except NodeError as exc:  # no interpreter, or the firmware did not do what was awaited
+        raise click.ClickException(str(exc)) from None
     finally:
         if temporary:
             shutil.rmtree(flash)
@@ -126,8 +128,6 @@ def _run(
         raise click.ClickException(f"the firmware exited with status {node.exit_status}")
     except KeyboardInterrupt:
         click.echo("# stopped")
-    except NodeError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         node.close()
         scene.stop()
