@@ -122,6 +122,20 @@ QUANTITIES = {
     21: ("unclassified_vehicles", "vehicles"),
 }
 
+# Air quality, the PMS5003's other words (SPEC.md §5.3.1): PM at CF=1 beside the atmospheric
+# pm1_0/pm2_5/pm10 above, and the particles beyond each size in 0.1 L of air.
+QUANTITIES.update({
+    8: ("pm1_0_cf1", "ug/m3"),
+    9: ("pm2_5_cf1", "ug/m3"),
+    10: ("pm10_cf1", "ug/m3"),
+    32: ("particles_0_3um", "#/0.1L"),
+    33: ("particles_0_5um", "#/0.1L"),
+    34: ("particles_1_0um", "#/0.1L"),
+    35: ("particles_2_5um", "#/0.1L"),
+    36: ("particles_5_0um", "#/0.1L"),
+    37: ("particles_10um", "#/0.1L"),
+})
+
 
 def channel(quantity, instance=0):
     """The channel number of ``quantity`` at ``instance`` (a lane, a sensor index)."""

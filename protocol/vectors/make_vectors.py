@@ -181,6 +181,20 @@ def error(name, description, wire_bytes, cls, field, key=None):
     })
 
 
+def air_quality_cases(ts):
+    """The PM channels of SPEC.md §5.3.1: both PMS5003 value sets and its particle counts."""
+    pm = [[m.channel(q), -1, mean, low, high, 12]
+          for q, mean, low, high in ((2, 312, 290, 340), (8, 214, 200, 233), (9, 468, 435, 510),
+                                     (10, 681, 640, 722))]
+    counts = [[m.channel(q), 0, mean, low, high, 12]
+              for q, mean, low, high in ((32, 6310, 5800, 7020), (33, 1905, 1760, 2101),
+                                         (34, 432, 390, 488), (35, 35, 29, 41), (36, 8, 5, 11),
+                                         (37, 1, 0, 3))]
+    valid("data_pm_sets_and_counts", "DATA of a PMS5003 node: atmospheric and CF=1 PM, the six "
+          "particle counts per 0.1 L", m.DATA, {1: ts, 2: m.CLOCK_UTC, 3: 60,
+                                                  4: pm + counts}, flags=FLAG_ACK_REQ, seq=42)
+
+
 def build():
     d = m.CLOCK_UTC
     ts = 1764115200
@@ -354,6 +368,8 @@ def build():
               b"\x82\x01\x00\xc4\x01k\x00", "key")
     body_case("malformed_body_too_deep", "nesting deeper than MAX_DEPTH", m.TIME,
               b"\x82\x01\x00\x09" + b"\x91" * 9 + b"\x00", "depth")
+
+    air_quality_cases(ts)
 
     CASES.sort(key=lambda case: case["name"])
     names = [case["name"] for case in CASES]

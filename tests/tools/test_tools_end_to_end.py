@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from tools_helpers import Tool, wait_line
 
 from streetsense.gateway.registry import Registry
-from streetsense.hil.environment import Environment
+from streetsense.hil.environment import FAST_SENSORS, Environment
 from streetsense.hil.node import EmulatedNode
 from streetsense.tools.provision import provision
 
@@ -27,7 +27,7 @@ def node(tmp_path: Path) -> Iterator[EmulatedNode]:
     flash.mkdir()
     fast = {"pm_warmup_s": 1, "sample_interval_s": 1, "report_interval_s": 2, "retry_max_s": 2}
     (flash / "config.json").write_text(json.dumps(fast))
-    with Environment("air-quality") as environment:
+    with Environment("air-quality", sensor_speedup=FAST_SENSORS) as environment:
         environment.set_air(pm2_5=31.0)
         with EmulatedNode("air-quality", environment=environment, flash_dir=flash) as emulated:
             yield emulated
