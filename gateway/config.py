@@ -5,7 +5,8 @@ problem (unknown keys, wrong types, out-of-range values, missing files), each wi
 dotted key (``serial[1].baud``) and the line it is on. `check_config(path)` returns that
 list without raising. tomllib keeps no positions, so lines come from a scan of the text for
 table headers and keys (`LineIndex`). Relative paths are resolved against the config
-file's folder. `gateway/example.toml` documents every option.
+file's folder. `review_config(path)` also returns the warnings (a serial port that does not
+exist now). `gateway/example.toml` documents every option.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ __all__ = [
     "SerialPort",
     "check_config",
     "load_config",
+    "review_config",
 ]
 
 MQTT_PROTOCOLS = ("5", "3.1.1")
@@ -220,7 +222,7 @@ class GatewayConfig:
 def load_config(path: str | Path) -> GatewayConfig:
     """The configuration in ``path``; raises `ConfigError` with every problem found."""
     path = Path(path)
-    config, problems = _load(path)
+    config, problems, _ = _load(path)
     if problems or config is None:
         raise ConfigError(path, problems)
     return config
@@ -231,6 +233,13 @@ def check_config(path: str | Path) -> list[Problem]:
     return _load(Path(path))[1]
 
 
+def review_config(path: str | Path) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings) of the config file at ``path``: a warning does not stop the
+    gateway (a serial port that does not exist yet is waited for)."""
+    _, problems, warnings = _load(Path(path))
+    return problems, warnings
+
+
 # --- the sections ---------------------------------------------------------------------------
 
 # An MQTT topic prefix: levels separated by "/", no wildcards, no empty level.
@@ -238,13 +247,13 @@ _TOPIC = re.compile(r"^[^/#+\s]+(/[^/#+\s]+)*$")
 _TOPIC_WHAT = 'a topic prefix without wildcards or empty levels (e.g. "streetsense")'
 
 
-def _load(path: Path) -> tuple[GatewayConfig | None, list[Problem]]:
+def _load(path: Path) -> tuple[GatewayConfig | None, list[Problem], list[Problem]]:
     root, problems = open_toml(path)
     if root is None:
-        return None, problems
+        return None, problems, []
     config = _read(root, path)
     problems = finish(root)
-    return (None if problems else config), problems
+    return (None if problems else config), problems, root.reader.warnings
 
 
 def _read(root: Table, path: Path) -> GatewayConfig:
@@ -360,6 +369,9 @@ def _serial(root: Table) -> tuple[SerialPort, ...]:
     ports = []
     for table in root.tables("serial"):
         path = table.text("path", required=True) or ""
+        if path and not Path(path).exists():
+            table.warning("path", f"{path} does not exist now: the gateway opens it when it "
+                          "appears (plug the adapter in, or fix the path)")
         ports.append(
             SerialPort(
                 path=path,

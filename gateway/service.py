@@ -141,6 +141,8 @@ class Gateway:
         if self._link_filter is not None:
             callbacks = self._link_filter(self.framing)
         ports = [PortSpec(p.path, p.baud, p.name) for p in cfg.serial]
+        for port in ports:  # down until it opens: a port that never does is not healthy
+            self.metrics.set_port(port.link_name, False)
         self.transports = [SerialTransport(ports, callbacks)] if ports else []
         if cfg.ble.enabled:
             from .transports.ble import BleTransport  # bleak only when BLE is on
