@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -47,6 +48,7 @@ __all__ = [
     "HomeAssistantSection",
     "HttpSection",
     "JournalSection",
+    "LogSection",
     "MqttSection",
     "Problem",
     "SerialPort",
@@ -158,6 +160,14 @@ class HealthSection:
 
 
 @dataclass(frozen=True)
+class LogSection:
+    """The log level; None: ``gateway run --log-level`` (INFO by default). SIGHUP applies a
+    changed level without a restart."""
+
+    level: str | None = None
+
+
+@dataclass(frozen=True)
 class HttpSection:
     """``/healthz`` and ``/metrics`` on ``listen`` ("host:port"); None when turned off."""
 
@@ -216,6 +226,7 @@ class GatewayConfig:
     hil: HilSection = field(default_factory=HilSection)
     derived: DerivedSection = DerivedSection()
     commands: CommandsSection = CommandsSection()
+    log: LogSection = LogSection()
     source: Path | None = None  # the file it was loaded from
 
 
@@ -290,6 +301,7 @@ def _read(root: Table, path: Path) -> GatewayConfig:
         hil=read_hil_section(root.table("hil"), {port.name for port in serial}),
         derived=_derived(root.table("derived")),
         commands=_commands(root.table("commands")),
+        log=_log(root.table("log")),
         source=path,
     )
     for table in (availability, health, homeassistant):
@@ -335,6 +347,8 @@ def _mqtt(table: Table, gateway_id: str) -> MqttSection:
             "cert_file" if cert_file is None else "key_file",
             "a client certificate needs both cert_file and key_file",
         )
+    for name, problem in _tls_problems(ca_file, cert_file, key_file):
+        table.problem(name, problem)
     if (ca_file or cert_file) and url and urlsplit(url).scheme != "mqtts":
         table.problem("url", "TLS files are set: use an mqtts:// url")
     section = MqttSection(
@@ -353,6 +367,33 @@ def _mqtt(table: Table, gateway_id: str) -> MqttSection:
     )
     table.done()
     return section
+
+
+def _tls_problems(ca_file: Path | None, cert_file: Path | None,
+                  key_file: Path | None) -> list[tuple[str, str]]:
+    """(key, problem) for TLS files that exist but that TLS cannot use: loaded here as the
+    publisher will, so a bad file is a config problem, not an SSLError at the connection."""
+    problems = []
+    if ca_file is not None and ca_file.is_file():
+        try:
+            ssl.create_default_context(cafile=ca_file)
+        except (ssl.SSLError, ValueError):
+            problems.append(("ca_file", f"{ca_file} holds no PEM certificate: give the CA "
+                             "certificate that signed the broker's (-----BEGIN CERTIFICATE-----)"))
+        except OSError as exc:
+            problems.append(("ca_file", f"cannot read {ca_file}: {exc.strerror}"))
+    if cert_file is not None and key_file is not None and cert_file.is_file() \
+            and key_file.is_file():
+        try:
+            # A key with a passphrase is refused here, never prompted for on a terminal.
+            ssl.create_default_context().load_cert_chain(cert_file, key_file,
+                                                         password=lambda: b"")
+        except ssl.SSLError:
+            problems.append(("cert_file", f"{cert_file} and {key_file} are not a PEM client "
+                             "certificate and its unencrypted private key"))
+        except OSError as exc:
+            problems.append(("cert_file", f"cannot read {exc.filename}: {exc.strerror}"))
+    return problems
 
 
 def _url_problem(url: str) -> bool:
@@ -456,6 +497,15 @@ def _commands(table: Table) -> CommandsSection:
     )
     table.done()
     return section
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log(table: Table) -> LogSection:
+    level = table.text("level", choices=LOG_LEVELS)
+    table.done()
+    return LogSection(level=level)
 
 
 def _derived(table: Table) -> DerivedSection:

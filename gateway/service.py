@@ -91,6 +91,7 @@ class Gateway:
         self.session: Session | None = None
         self.publisher: Publisher | None = None
         self.commands: Commands | None = None
+        self.command_auth: CommandAuth | None = None
         self.transports: list[Transport] = []
         self.started_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
@@ -127,10 +128,10 @@ class Gateway:
                           if cfg.homeassistant.discovery else None)
         self.session = session
         key_file = cfg.commands.operator_key_file
+        self.command_auth = CommandAuth(None if key_file is None else load_operator_key(key_file),
+                                        max_age_s=cfg.commands.max_age_s)
         commands = Commands(
-            session, publisher, self.topics,
-            auth=CommandAuth(None if key_file is None else load_operator_key(key_file),
-                             max_age_s=cfg.commands.max_age_s),
+            session, publisher, self.topics, auth=self.command_auth,
             lookup_name=self.registry.by_name,
             per_node_per_minute=cfg.commands.per_node_per_minute)
         commands_box.append(commands)
@@ -267,10 +268,13 @@ class Gateway:
             if now - last_registry_check >= REGISTRY_CHECK_S:
                 last_registry_check = now
                 if self.registry.reload_if_changed():
-                    log.info("registry %s reloaded", self.config.registry_path)
+                    self.registry_changed()
             for node in list(self.session.nodes.values()):
                 if node.online and now - node.time_sent_at >= TIME_PUSH_S:
                     await self.session.send_time(node)
+
+    def registry_changed(self) -> None:
+        """The registry was read again (a change on disk, SIGHUP)."""
 
     def health(self) -> dict[str, Any]:
         """The health document: the metrics snapshot and verdict, session and node counts."""
@@ -304,8 +308,8 @@ class Gateway:
         connection is (back) up."""
         publisher = self.publisher
         assert publisher is not None
-        interval_s = self.config.health.interval_s
         while True:
+            interval_s = self.config.health.interval_s  # SIGHUP may change it
             await self.refresh_journal_metrics()
             if publisher.connected.is_set():
                 await publisher.publish_now(self.topics.gateway("health"),

@@ -1,5 +1,8 @@
 """The ``gateway`` command: ``streetsense gateway run --config FILE``, ``check-config`` and
-``operator-key FILE`` (the site's key that commands are signed with)."""
+``operator-key FILE`` (the site's key that commands are signed with).
+
+``run`` stops on SIGTERM/SIGINT (unconditionally: a deadline, and a second signal exits at
+once) and reloads on SIGHUP (`streetsense.gateway.reload`; systemd's ``systemctl reload``)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -19,6 +23,7 @@ from streetsense.gateway.config import ConfigError, GatewayConfig, load_config, 
 from streetsense.gateway.registry import RegistryError
 
 if TYPE_CHECKING:
+    from streetsense.gateway.notify import Notifier
     from streetsense.gateway.service import Gateway
 
 __all__ = ["gateway"]
@@ -71,10 +76,11 @@ def gateway() -> None:
 
 @gateway.command()
 @_CONFIG
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def run(config_path: Path, log_level: str) -> None:
-    """Run the gateway until SIGTERM or Ctrl-C: serial nodes in, MQTT out."""
+@click.option("--log-level", default=None,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="The log level (default: [log] level of the config, else INFO).")
+def run(config_path: Path, log_level: str | None) -> None:
+    """Run the gateway until SIGTERM or Ctrl-C (SIGHUP reloads): serial nodes in, MQTT out."""
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -83,11 +89,15 @@ def run(config_path: Path, log_level: str) -> None:
             f"--config {config_path}") from None
     except OSError as exc:
         raise click.ClickException(f"cannot read {config_path}: {exc.strerror}") from None
-    _setup_logging(log_level)
+    _setup_logging(log_level or config.log.level or "INFO")
     try:
         status = asyncio.run(_serve(config))
     except RegistryError as exc:
         raise click.ClickException(f"{exc}\nFix the node registry, then run again.") from None
+    except ssl.SSLError as exc:  # a TLS file changed after the config was checked
+        raise click.ClickException(
+            f"the TLS files of [mqtt] cannot be used ({exc.reason}): fix them, check with "
+            f"streetsense gateway check-config --config {config_path}, and run again") from None
     if status != 0:
         raise SystemExit(1)
 
@@ -102,6 +112,7 @@ async def _serve(config: GatewayConfig) -> int:
     gw = Gateway(config)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _on_signal, signum, stop, gw)
+    loop.add_signal_handler(signal.SIGHUP, _on_hangup, stop, gw, notifier)
     async with gw.running():
         notifier.ready(f"gateway {config.gateway.id} serving {len(config.serial)} serial ports")
         waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(gw.wait()),
@@ -129,6 +140,18 @@ def _on_signal(signum: int, stop: asyncio.Event, gw: Gateway) -> None:
     deadline = threading.Timer(STOP_DEADLINE_S, _stop_overdue, (gw,))
     deadline.daemon = True
     deadline.start()
+
+
+def _on_hangup(stop: asyncio.Event, gw: Gateway, notifier: Notifier) -> None:
+    from streetsense.gateway.reload import reload_config
+
+    if stop.is_set():
+        log.warning("SIGHUP ignored: the gateway is stopping")
+        return
+    assert gw.config.source is not None  # load_config sets it
+    notifier.reloading()
+    reload_config(gw, gw.config.source)
+    notifier.ready()
 
 
 def _stop_overdue(gw: Gateway) -> None:
