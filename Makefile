@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test soak lint bench demo clean broker wheel-roles fuzz
+.PHONY: venv test soak lint bench demo clean broker browser wheel-roles fuzz
 
 venv: $(STAMP)
 
@@ -24,7 +24,17 @@ broker:
 	    echo "mosquitto is missing: install it with 'sudo apt-get install mosquitto'" >&2; exit 1; \
 	  fi; }
 
-test: venv broker
+# The real browser the status page is tested in (Debian package `chromium`, driven by Playwright).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	     (apt-get update -qq && apt-get install -y -qq chromium)); \
+	  else \
+	    echo "chromium is missing: install it with 'sudo apt-get install chromium'" >&2; exit 1; \
+	  fi; }
+
+test: venv broker browser
 	$(BIN)/python -m pytest
 
 # Long variants of the HIL scenarios (hours of outage, a minute of line noise...): not in `make test`.

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from . import payloads
@@ -23,14 +22,14 @@ from .commands import Commands
 from .config import GatewayConfig
 from .discovery import HomeAssistantDiscovery
 from .framing import Framing, Rejections
-from .http import serve_http
-from .journal import Journal
-from .metrics import Metrics
+from .journal import Journal, Row
+from .metrics import Metrics, gateway_version
 from .publisher import BrokerSettings, Publisher
 from .registry import NodeInfo, Registry
-from .session import Deriver, Session, Topics
+from .session import Deriver, NodeState, Session, Topics
 from .transports.base import LinkCallbacks, Transport
 from .transports.serial import PortSpec, SerialTransport
+from .web import HttpServer, StatusBoard, serve_http
 
 if TYPE_CHECKING:
     from .bench.server import BenchLinks, HilServer
@@ -42,13 +41,6 @@ log = logging.getLogger("streetsense.gateway")
 HOUSEKEEPING_S = 1.0
 REGISTRY_CHECK_S = 5.0
 TIME_PUSH_S = 6 * 3600.0  # nodes get the time again this often (their clocks drift)
-
-
-def _version() -> str:
-    try:
-        return version("streetsense")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 class Gateway:
@@ -85,7 +77,10 @@ class Gateway:
             link_filter = self._bench_links.wrap
         self._link_filter = link_filter
         self.metrics = Metrics()
-        self.http_server: asyncio.Server | None = None
+        self.metrics.watch_nodes(self._nodes_online)
+        self.status = StatusBoard(self.metrics, topics=self.topics, nodes=self._status_nodes,
+                                  broker=self._broker_state)
+        self.http_server: HttpServer | None = None
         self.journal: Journal | None = None
         self.framing: Framing | None = None
         self.session: Session | None = None
@@ -119,7 +114,7 @@ class Gateway:
         self.publisher = publisher
         rejections = Rejections(self.metrics)
         session = Session(lookup=self._lookup, journal=journal, topics=self.topics,
-                          states=publisher, on_committed=publisher.offer,
+                          states=publisher, on_committed=self._committed,
                           match_result=lambda node, request: commands_box[0].match_result(
                               node, request),
                           derivers=self._derivers, amenders=self._amenders,
@@ -152,10 +147,29 @@ class Gateway:
                                                             self.registry.lookup))
         self.transports += self._extra_transports
 
+    def _committed(self, rows: list[Row]) -> None:
+        assert self.publisher is not None
+        self.publisher.offer(rows)
+        self.status.on_rows(rows)
+
+    def _status_nodes(self) -> list[tuple[NodeInfo, NodeState | None]]:
+        nodes = {} if self.session is None else self.session.nodes
+        return [(info, nodes.get(info.id)) for info in self.registry]
+
+    def _nodes_online(self) -> dict[str, bool]:
+        return {info.name: state is not None and state.online
+                for info, state in self._status_nodes()}
+
+    def _broker_state(self) -> dict[str, Any]:
+        publisher = self.publisher
+        if publisher is None:
+            return {}
+        return {"url": publisher.settings.url, "last_error": publisher.last_error}
+
     def _gateway_state(self, *, online: bool) -> dict[str, Any]:
         state: dict[str, Any] = {"state": "online" if online else "offline",
                                  "gateway": self.config.gateway.id,
-                                 "site": self.config.gateway.site, "version": _version()}
+                                 "site": self.config.gateway.site, "version": gateway_version()}
         if online:
             state["since"] = payloads.iso_utc(time.time(), ms=True)
             state["links"] = [p.name for p in self.config.serial]
@@ -174,7 +188,8 @@ class Gateway:
             if self.config.http.listen is None:
                 yield self
             else:
-                async with serve_http(self.metrics, self.config.http.listen) as server:
+                async with serve_http(self.metrics, self.config.http.listen,
+                                      self.status) as server:
                     self.http_server = server
                     yield self
         finally:
@@ -274,7 +289,9 @@ class Gateway:
                     await self.session.send_time(node)
 
     def registry_changed(self) -> None:
-        """The registry was read again (a change on disk, SIGHUP)."""
+        """The registry was read again (a change on disk, SIGHUP): nodes gone from it
+        leave the status page."""
+        self.status.forget(info.name for info in self.registry)
 
     def health(self) -> dict[str, Any]:
         """The health document: the metrics snapshot and verdict, session and node counts."""
