@@ -12,7 +12,6 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable, Iterator, Mapping
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
@@ -20,19 +19,13 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["JOURNAL_NEAR_FULL", "MAX_UNKNOWN_IDS", "Metrics", "gateway_version"]
+from .version import gateway_version
+
+__all__ = ["JOURNAL_NEAR_FULL", "MAX_UNKNOWN_IDS", "Metrics"]
 
 PREFIX = "streetsense_gateway"
 JOURNAL_NEAR_FULL = 0.9  # fraction of journal.max_bytes at which health turns degraded
 MAX_UNKNOWN_IDS = 64  # distinct unknown node ids remembered (a flood must not grow memory)
-
-
-def gateway_version() -> str:
-    """The installed streetsense version ("unknown" when run from a bare checkout)."""
-    try:
-        return version("streetsense")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 NodesOnline = Callable[[], Mapping[str, bool]]

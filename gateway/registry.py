@@ -39,6 +39,9 @@ __all__ = [
     "RegistryError",
     "append_node",
     "check_registry",
+    "locked",
+    "read_locked",
+    "write_atomically",
 ]
 
 log = logging.getLogger(__name__)
@@ -155,7 +158,7 @@ def append_node(path: str | Path, node: NodeInfo) -> None:
     existing file are kept; the file is replaced atomically, keeping its owner and mode.
     """
     path = Path(path)
-    with _directory_lock(path.parent):
+    with locked(path.parent):
         old = path.read_text(encoding="utf-8") if path.exists() else _NEW_FILE
         text = old + ("\n" if old and not old.endswith("\n") else "") + "\n" + _entry(node)
         root, problems = parse_toml(text, path.resolve().parent)
@@ -163,7 +166,14 @@ def append_node(path: str | Path, node: NodeInfo) -> None:
             problems = _read_nodes(root)[1]
         if problems:
             raise RegistryError(path, problems)
-        _replace(path, text)
+        write_atomically(path, text)
+
+
+def read_locked(path: str | Path) -> str:
+    """The registry file's text, read under the lock its writers take (a consistent copy)."""
+    path = Path(path)
+    with locked(path.parent):
+        return path.read_text(encoding="utf-8")
 
 
 _NEW_FILE = """\
@@ -270,9 +280,9 @@ def _entry(node: NodeInfo) -> str:
 
 
 @contextlib.contextmanager
-def _directory_lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock on ``folder``: the registry file itself is replaced, so its inode
-    is no stable thing to lock."""
+def locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the registry's ``folder`` (every writer takes it): the registry
+    file itself is replaced, so its inode is no stable thing to lock."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -281,8 +291,9 @@ def _directory_lock(folder: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _replace(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file, fsync, rename, fsync the folder)."""
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file, fsync, rename, fsync the folder),
+    keeping the owner and mode of the file it replaces (0600 for a new one)."""
     try:
         info: os.stat_result | None = path.stat()
     except FileNotFoundError:

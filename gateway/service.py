@@ -23,12 +23,14 @@ from .config import GatewayConfig
 from .discovery import HomeAssistantDiscovery
 from .framing import Framing, Rejections
 from .journal import Journal, Row
-from .metrics import Metrics, gateway_version
+from .metrics import Metrics
 from .publisher import BrokerSettings, Publisher
 from .registry import NodeInfo, Registry
+from .runlock import RunLock
 from .session import Deriver, NodeState, Session, Topics
 from .transports.base import LinkCallbacks, Transport
 from .transports.serial import PortSpec, SerialTransport
+from .version import gateway_version
 from .web import HttpServer, StatusBoard, serve_http
 
 if TYPE_CHECKING:
@@ -92,6 +94,7 @@ class Gateway:
         self._tasks: list[asyncio.Task[None]] = []
         self.failed = asyncio.Event()
         self.stop_step = ""  # the step of stop() under way
+        self._run_lock = RunLock(config.journal.path)
 
     # ---- wiring -------------------------------------------------------------------------
 
@@ -197,7 +200,14 @@ class Gateway:
             await self.stop()
 
     async def start(self) -> None:
-        self._build()
+        """Take the journal's run lock (`GatewayRunning` if another gateway has it), build
+        the layers, start the tasks."""
+        self._run_lock.acquire()
+        try:
+            self._build()
+        except BaseException:
+            self._run_lock.release()
+            raise
         assert self.session is not None and self.publisher is not None
         self.session.restore()
         self.started_at = time.time()
@@ -265,6 +275,7 @@ class Gateway:
         self.stop_step = "closing the journal (a commit under way ends first)"
         if self.journal is not None:
             self.journal.close()
+        self._run_lock.release()
         log.info("gateway %s stopped", self.config.gateway.id)
 
     async def wait(self) -> None:

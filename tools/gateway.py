@@ -1,5 +1,6 @@
-"""The ``gateway`` command: ``streetsense gateway run --config FILE``, ``check-config`` and
-``operator-key FILE`` (the site's key that commands are signed with).
+"""The ``gateway`` command: ``streetsense gateway run --config FILE``, ``check-config``,
+``operator-key FILE`` (the site's key that commands are signed with), and ``backup DEST`` /
+``restore SOURCE`` of the journal and the registry (`streetsense.gateway.backup`).
 
 ``run`` stops on SIGTERM/SIGINT (unconditionally: a deadline, and a second signal exits at
 once) and reloads on SIGHUP (`streetsense.gateway.reload`; systemd's ``systemctl reload``)."""
@@ -20,7 +21,9 @@ from typing import TYPE_CHECKING, ClassVar
 import click
 
 from streetsense.gateway.config import ConfigError, GatewayConfig, load_config, review_config
+from streetsense.gateway.journal import JournalError
 from streetsense.gateway.registry import RegistryError
+from streetsense.gateway.runlock import GatewayRunning
 
 if TYPE_CHECKING:
     from streetsense.gateway.notify import Notifier
@@ -81,19 +84,14 @@ def gateway() -> None:
               help="The log level (default: [log] level of the config, else INFO).")
 def run(config_path: Path, log_level: str | None) -> None:
     """Run the gateway until SIGTERM or Ctrl-C (SIGHUP reloads): serial nodes in, MQTT out."""
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(
-            f"{exc}\nFix these, then check with: streetsense gateway check-config "
-            f"--config {config_path}") from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {config_path}: {exc.strerror}") from None
+    config = _loaded(config_path)
     _setup_logging(log_level or config.log.level or "INFO")
     try:
         status = asyncio.run(_serve(config))
     except RegistryError as exc:
         raise click.ClickException(f"{exc}\nFix the node registry, then run again.") from None
+    except (GatewayRunning, JournalError) as exc:
+        raise click.ClickException(str(exc)) from None
     except ssl.SSLError as exc:  # a TLS file changed after the config was checked
         raise click.ClickException(
             f"the TLS files of [mqtt] cannot be used ({exc.reason}): fix them, check with "
@@ -184,6 +182,49 @@ def operator_key(key_file: Path) -> None:
     click.echo(f"operator key written to {key_file} (mode 0640). Set [commands] "
                f"operator_key_file to it, and give a copy to each operator over a safe "
                f"channel (their 'streetsense command --key-file' signs with it).")
+
+
+def _loaded(config_path: Path) -> GatewayConfig:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc}\nFix these first (streetsense gateway check-config "
+                                   f"--config {config_path}).") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {config_path}: {exc.strerror}") from None
+
+
+@gateway.command()
+@_CONFIG
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+def backup(config_path: Path, dest: Path) -> None:
+    """Back up the journal and the registry into the new folder DEST (while it runs, too)."""
+    from streetsense.gateway.backup import BackupError, make_backup
+
+    try:
+        manifest = make_backup(_loaded(config_path), dest)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backed up to {dest}: journal (schema version {manifest.schema_version}, "
+               f"{manifest.undelivered} undelivered messages) and registry ({manifest.nodes} "
+               f"nodes). It holds the nodes' keys: keep it as safe as the registry.")
+
+
+@gateway.command()
+@_CONFIG
+@click.argument("source", type=click.Path(file_okay=False, path_type=Path))
+def restore(config_path: Path, source: Path) -> None:
+    """Put the backup in SOURCE in place of the journal and registry (gateway stopped)."""
+    from streetsense.gateway.backup import BackupError, restore_backup
+
+    try:
+        manifest, kept = restore_backup(_loaded(config_path), source)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored the backup of gateway {manifest.gateway} made {manifest.made_at} "
+               f"({manifest.undelivered} undelivered messages, {manifest.nodes} nodes); "
+               f"kept the replaced files as {', '.join(map(str, kept)) or 'nothing (none)'}. "
+               f"Start the gateway: it publishes the undelivered messages.")
 
 
 @gateway.command("check-config")

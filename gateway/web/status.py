@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..journal import Row
-from ..metrics import Metrics, gateway_version
+from ..metrics import Metrics
 from ..registry import NodeInfo
 from ..session import NodeState, Topics
+from ..version import gateway_version
 
 __all__ = ["StatusBoard"]
 

@@ -10,7 +10,8 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from streetsense.gateway.metrics import MAX_UNKNOWN_IDS, Metrics, gateway_version
+from streetsense.gateway.metrics import MAX_UNKNOWN_IDS, Metrics
+from streetsense.gateway.version import gateway_version
 from streetsense.gateway.web import serve_http, split_listen
 
 
