@@ -35,6 +35,7 @@ from .tomlcheck import (
 )
 
 __all__ = [
+    "LOG_LEVELS",
     "MQTT_PROTOCOLS",
     "WHEN_FULL",
     "AvailabilitySection",
@@ -58,6 +59,7 @@ __all__ = [
 ]
 
 MQTT_PROTOCOLS = ("5", "3.1.1")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # What the journal does when it reaches max_bytes: it always deletes delivered rows first;
 # then "reject" stops acking new frames (nodes keep them queued: nothing is lost), while
 # "drop-oldest" deletes the oldest undelivered rows (fresh data wins; each drop is counted).
@@ -497,9 +499,6 @@ def _commands(table: Table) -> CommandsSection:
     )
     table.done()
     return section
-
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def _log(table: Table) -> LogSection:

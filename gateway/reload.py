@@ -60,7 +60,7 @@ def reload_config(gateway: Gateway, path: Path) -> bool:
         logging.getLogger().setLevel(new.log.level)
     gateway.config = dataclasses.replace(old, **{name: getattr(new, name) for name in live})
     gateway.registry.reload_if_changed()
-    gateway.registry_changed()
+    gateway.registry_changed()  # even unchanged: the node list goes out again
     done = [f"registry ({len(gateway.registry)} nodes)", *(n for n in live if n != "log"),
             f"log level {logging.getLevelName(logging.getLogger().getEffectiveLevel())}"]
     log.warning("SIGHUP: %s reloaded: %s%s", path, ", ".join(done),

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import payloads
+from .bridge import Bridge
 from .command_auth import CommandAuth, load_operator_key
 from .commands import Commands
 from .config import GatewayConfig
@@ -34,6 +35,8 @@ from .version import gateway_version
 from .web import HttpServer, StatusBoard, serve_http
 
 if TYPE_CHECKING:
+    import aiomqtt
+
     from .bench.server import BenchLinks, HilServer
 
 __all__ = ["Gateway"]
@@ -43,6 +46,7 @@ log = logging.getLogger("streetsense.gateway")
 HOUSEKEEPING_S = 1.0
 REGISTRY_CHECK_S = 5.0
 TIME_PUSH_S = 6 * 3600.0  # nodes get the time again this often (their clocks drift)
+CANCEL_AGAIN_S = 0.5  # a task still running this long after its cancellation gets another
 
 
 class Gateway:
@@ -89,6 +93,7 @@ class Gateway:
         self.publisher: Publisher | None = None
         self.commands: Commands | None = None
         self.command_auth: CommandAuth | None = None
+        self.bridge: Bridge | None = None
         self.transports: list[Transport] = []
         self.started_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
@@ -111,9 +116,8 @@ class Gateway:
             BrokerSettings.from_config(cfg.mqtt), journal,
             state_topic=self.topics.gateway("state"), online_payload=self._online_payload,
             offline_payload=payloads.encode(self._gateway_state(online=False)),
-            subscriptions=[self.topics.node("+", "cmd/+")],
-            on_message=lambda message: commands_box[0].on_message(message),
-            metrics=self.metrics)
+            subscriptions=[self.topics.node("+", "cmd/+"), self.topics.gateway("request/#")],
+            on_message=self._on_message, metrics=self.metrics)
         self.publisher = publisher
         rejections = Rejections(self.metrics)
         session = Session(lookup=self._lookup, journal=journal, topics=self.topics,
@@ -134,6 +138,10 @@ class Gateway:
             per_node_per_minute=cfg.commands.per_node_per_minute)
         commands_box.append(commands)
         self.commands = commands
+        self.bridge = Bridge(self.topics, self.registry, publisher, auth=self.command_auth,
+                             reload_registry=self._reload_registry, renamed=self._node_renamed,
+                             removed=self._node_removed, clock=time.time)
+        self.bridge.publish_nodes()
         self.framing = Framing(lookup=self._lookup, on_frame=session.on_frame,
                                rejections=rejections)
         callbacks: LinkCallbacks = self.framing
@@ -149,6 +157,34 @@ class Gateway:
             self.transports.append(BleTransport.from_config(cfg.ble, callbacks,
                                                             self.registry.lookup))
         self.transports += self._extra_transports
+
+    async def _on_message(self, message: aiomqtt.Message) -> None:
+        """Messages of the subscriptions: bridge requests, and commands for nodes."""
+        assert self.bridge is not None and self.commands is not None
+        if self.bridge.handles(message.topic.value):
+            await self.bridge.on_message(message)
+        else:
+            await self.commands.on_message(message)
+
+    def _reload_registry(self) -> None:
+        if self.registry.reload_if_changed():
+            self.registry_changed()
+
+    def _node_renamed(self, old_name: str, info: NodeInfo) -> None:
+        """A bridge rename: the old name's retained state cleared, its series dropped, the
+        state published under the new name."""
+        assert self.publisher is not None and self.session is not None
+        self.publisher.set_retained(self.topics.node(old_name, "state"), b"")
+        self.metrics.forget_node(old_name)
+        self.session.refresh(info.id)
+
+    def _node_removed(self, info: NodeInfo) -> None:
+        """A bridge removal: the node's retained state cleared, its series and session gone
+        (its frames are now rejected as from an unknown node)."""
+        assert self.publisher is not None and self.session is not None
+        self.publisher.set_retained(self.topics.node(info.name, "state"), b"")
+        self.metrics.forget_node(info.name)
+        self.session.nodes.pop(info.id, None)
 
     def _committed(self, rows: list[Row]) -> None:
         assert self.publisher is not None
@@ -263,10 +299,15 @@ class Gateway:
                                         last_seen=node.last_seen,
                                         reason="gateway stopped"))))
             await publisher.goodbye(offline)
-        for task in self._tasks:
-            task.cancel()
         self.stop_step = f"ending tasks ({', '.join(t.get_name() for t in self._tasks)})"
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = set(self._tasks)
+        while pending:
+            # Cancelled again until done: Python 3.11's asyncio.wait_for (under aiomqtt's
+            # publish) returns a result that completes as the cancellation arrives and drops
+            # the cancellation, and the task would go on (the health loop, for ever).
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=CANCEL_AGAIN_S)
         self._tasks.clear()
         for closer in (self.commands, session, publisher):
             if closer is not None:
@@ -293,16 +334,17 @@ class Gateway:
             now = time.monotonic()
             if now - last_registry_check >= REGISTRY_CHECK_S:
                 last_registry_check = now
-                if self.registry.reload_if_changed():
-                    self.registry_changed()
+                self._reload_registry()
             for node in list(self.session.nodes.values()):
                 if node.online and now - node.time_sent_at >= TIME_PUSH_S:
                     await self.session.send_time(node)
 
     def registry_changed(self) -> None:
         """The registry was read again (a change on disk, SIGHUP): nodes gone from it
-        leave the status page."""
+        leave the status page; the retained node list is published again."""
         self.status.forget(info.name for info in self.registry)
+        if self.bridge is not None:
+            self.bridge.publish_nodes()
 
     def health(self) -> dict[str, Any]:
         """The health document: the metrics snapshot and verdict, session and node counts."""

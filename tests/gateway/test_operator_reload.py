@@ -3,6 +3,7 @@ cannot use are a config problem, never an SSLError traceback."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 from pathlib import Path
@@ -12,10 +13,11 @@ from pipeline_helpers import node_key
 
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry
+from streetsense.hil.observer import MqttObserver
 from streetsense.tools.gateway import gateway as gateway_cli
 
 
-def test_reload_sighup_reloads_live_settings_and_names_what_needs_a_restart(
+async def test_reload_sighup_reloads_live_settings_and_names_what_needs_a_restart(
         tmp_path: Path, mosquitto: Mosquitto) -> None:
     """SIGHUP no longer kills the gateway: it reloads the registry and the live settings,
     logs what it reloaded and which changed sections need a restart; a broken config on
@@ -23,28 +25,34 @@ def test_reload_sighup_reloads_live_settings_and_names_what_needs_a_restart(
     cleanly."""
     gateway = GatewayProcess(workdir=tmp_path / "gw", mqtt_url=mosquitto.url, site="test",
                              nodes=[NodeEntry(42, "HN-0042", "air-quality", node_key(42))])
-    with gateway:
-        gateway.nodes.append(NodeEntry(43, "HN-0043", "traffic", node_key(43)))
-        gateway.config["availability"] = {"offline_after_s": 30}
-        gateway.config["log"] = {"level": "DEBUG"}
-        gateway.config["mqtt"]["keepalive_s"] = 5
-        gateway.write_files()
-        gateway.reload()
-        assert gateway.running
-        log = gateway.log()
-        line = next(x for x in log.splitlines() if "SIGHUP:" in x)
-        assert "reloaded: registry (2 nodes), availability, log level DEBUG" in line
-        assert "needs a restart to take effect: mqtt" in line
-        gateway.config_path.write_text(gateway.config_path.read_text() + "\nbogus = 1\n")
-        gateway.reload()
-        assert gateway.running
-        assert "not reloaded, the running config stays: line" in gateway.log()
-        assert "bogus: unknown key" in gateway.log()
-        gateway.signal(signal.SIGTERM)
+    async with MqttObserver(mosquitto.url, topics=[f"{gateway.gateway_topic}/state"]) as seen:
+        await asyncio.to_thread(gateway.start)
         try:
-            status = gateway.wait(10)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(gateway.log()[-3000:]) from None
+            gateway.nodes.append(NodeEntry(43, "HN-0043", "traffic", node_key(43)))
+            gateway.config["availability"] = {"offline_after_s": 30}
+            gateway.config["log"] = {"level": "DEBUG"}
+            gateway.config["mqtt"]["keepalive_s"] = 5
+            gateway.write_files()
+            await asyncio.to_thread(gateway.reload)
+            assert gateway.running
+            line = next(x for x in gateway.log().splitlines() if "SIGHUP:" in x)
+            assert "reloaded: registry (2 nodes), availability, log level DEBUG" in line
+            assert "needs a restart to take effect: mqtt" in line
+            gateway.config_path.write_text(gateway.config_path.read_text() + "\nbogus = 1\n")
+            await asyncio.to_thread(gateway.reload)
+            assert gateway.running
+            assert "not reloaded, the running config stays: line" in gateway.log()
+            assert "bogus: unknown key" in gateway.log()
+            # Connected before the stop: the stop is this test's subject only as "still clean".
+            await seen.expect(f"{gateway.gateway_topic}/state",
+                              lambda m: m.json()["state"] == "online")
+            gateway.signal(signal.SIGTERM)
+            try:
+                status = await asyncio.to_thread(gateway.wait, 10)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(gateway.log()[-3000:]) from None
+        finally:
+            gateway.close()
     assert status == 0, gateway.log()[-3000:]
     assert "Traceback" not in gateway.log()
 
