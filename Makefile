@@ -14,25 +14,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# $(call debian,PACKAGE,CHECK): install the Debian PACKAGE with apt-get (as root) unless the
+# shell CHECK passes; not root: say which command installs it.
+debian = @$(2) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -qq $(1) >/dev/null 2>&1 || \
+	     (apt-get update -qq && apt-get install -y -qq $(1))); \
+	  else \
+	    echo "$(1) is missing: install it with 'sudo apt-get install $(1)'" >&2; exit 1; \
+	  fi; }
+
 # The real broker the tests start on free ports (Debian package `mosquitto`).
 broker:
-	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get install -y -qq mosquitto >/dev/null 2>&1 || \
-	     (apt-get update -qq && apt-get install -y -qq mosquitto)); \
-	  else \
-	    echo "mosquitto is missing: install it with 'sudo apt-get install mosquitto'" >&2; exit 1; \
-	  fi; }
+	$(call debian,mosquitto,command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto)
 
 # The real browser the status page is tested in (Debian package `chromium`, driven by Playwright).
 browser:
-	@test -x /usr/bin/chromium || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get install -y -qq chromium >/dev/null 2>&1 || \
-	     (apt-get update -qq && apt-get install -y -qq chromium)); \
-	  else \
-	    echo "chromium is missing: install it with 'sudo apt-get install chromium'" >&2; exit 1; \
-	  fi; }
+	$(call debian,chromium,test -x /usr/bin/chromium)
 
 test: venv broker browser
 	$(BIN)/python -m pytest

@@ -180,8 +180,8 @@ def rename_node(path: str | Path, name: str, new_name: str) -> NodeInfo:
     path = Path(path)
     with locked(path.parent):
         lines, position, start, _ = _node_lines(path, name)
-        number = LineIndex("\n".join(lines)).line(f"node[{position}].name")
-        found = None if number is None else _NAME_LINE.match(lines[number - 1])
+        number = LineIndex("\n".join(lines)).line(f"node[{position}].name") or start
+        found = _NAME_LINE.match(lines[number - 1])
         if found is None:
             raise RegistryError(path, [Problem("", start, f"the name of node {name} is not on "
                                                "a 'name = \"...\"' line: edit it by hand")])
