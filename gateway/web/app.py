@@ -94,7 +94,8 @@ async def serve_http(metrics: Metrics, listen: str,
 
 
 def _make_app(metrics: Metrics, board: StatusBoard) -> web.Application:
-    app = web.Application(middlewares=[_headers])
+    app = web.Application(middlewares=[_not_found])
+    app.on_response_prepare.append(_security_headers)
     app[_METRICS_KEY] = metrics
     app[_BOARD_KEY] = board
     app[_CLOSING_KEY] = asyncio.Event()
@@ -112,17 +113,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
-async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        response = await handler(request)
+        return await handler(request)
     except web.HTTPNotFound:
-        raise web.HTTPNotFound(text="not found: try /, /healthz or /metrics\n",
-                               headers=_SECURITY) from None
-    except web.HTTPException as exc:
-        exc.headers.update(_SECURITY)
-        raise
+        raise web.HTTPNotFound(text="not found: try /, /healthz or /metrics\n") from None
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response, errors and the event stream included, before its headers go."""
     response.headers.update(_SECURITY)
-    return response
 
 
 async def _closing(app: web.Application) -> None:

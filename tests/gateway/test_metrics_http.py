@@ -213,3 +213,24 @@ async def test_http_bad_requests_get_400() -> None:
         reply = await asyncio.to_thread(
             raw, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+async def test_http_every_response_carries_the_security_headers() -> None:
+    """The page, the JSON, the event stream and an error all forbid inline script and
+    sniffing, and are not cached."""
+    metrics = healthy(Metrics())
+    async with serve_http(metrics, "127.0.0.1:0") as server:
+
+        def head_of(path: str) -> dict[str, str]:
+            request = urllib.request.Request(server.url + path)
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    return dict(response.headers)  # the stream: its headers, then closed
+            except urllib.error.HTTPError as error:
+                return dict(error.headers)
+
+        for path in ("/", "/api/status", "/events", "/nothing", "/page.js"):
+            headers = await asyncio.to_thread(head_of, path)
+            assert "script-src 'self'" in headers["Content-Security-Policy"], path
+            assert headers["X-Content-Type-Options"] == "nosniff", path
+            assert headers["Cache-Control"] == "no-store", path
