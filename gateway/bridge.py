@@ -29,6 +29,7 @@ from . import payloads
 from .command_auth import CommandAuth
 from .commands import parse_request
 from .config import LOG_LEVELS
+from .logbudget import LogBudget
 from .publisher import Publisher
 from .registry import NodeInfo, Registry, RegistryError, remove_node, rename_node
 from .session import Topics
@@ -60,6 +61,7 @@ class Bridge:
         self._clock = clock
         self.requests = 0
         self.refused = 0
+        self._log = LogBudget(log)  # a flood of unsigned requests cannot flood the log
 
     @property
     def subscription(self) -> str:
@@ -96,8 +98,8 @@ class Bridge:
         code, text, data = (*refusal, {}) if refusal is not None else self._run(action, request)
         if code != "OK":
             self.refused += 1
-        log.log(logging.INFO if code == "OK" else logging.WARNING, "bridge request %s: %s, %s",
-                action, code, text)
+        self._log.log(logging.INFO if code == "OK" else logging.WARNING,
+                      "bridge request %r: %s, %s", action, code, text)
         answer: dict[str, Any] = {"request": action, "code": code, "message": text,
                                   "data": data, "gateway": self._topics.gateway_id,
                                   "at": payloads.iso_utc(self._clock(), ms=True)}
