@@ -14,15 +14,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The real broker the tests start on free ports (Debian package `mosquitto`).
+# The real servers the tests start on free ports (Debian packages): the broker `mosquitto`,
+# the clustered broker `nats-server`, and `postgresql` (initdb) for the city's database.
 broker:
-	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get install -y -qq mosquitto >/dev/null 2>&1 || \
-	     (apt-get update -qq && apt-get install -y -qq mosquitto)); \
-	  else \
-	    echo "mosquitto is missing: install it with 'sudo apt-get install mosquitto'" >&2; exit 1; \
-	  fi; }
+	@for need in mosquitto:/usr/sbin/mosquitto nats-server:/usr/sbin/nats-server \
+	    postgresql:/usr/lib/postgresql/*/bin/initdb; do \
+	  package=$${need%%:*}; file=$${need#*:}; \
+	  command -v $$package >/dev/null 2>&1 || ls $$file >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      (apt-get install -y -qq $$package >/dev/null 2>&1 || \
+	       (apt-get update -qq && apt-get install -y -qq $$package)); \
+	    else \
+	      echo "$$package is missing: install it with 'sudo apt-get install $$package'" >&2; \
+	      exit 1; \
+	    fi; }; \
+	done
 
 test: venv broker
 	$(BIN)/python -m pytest
