@@ -2,11 +2,13 @@
 
 `LightNode` builds its frames with ``streetsense.protocol`` (signed with its key, ACK
 requested) and writes them to the master side of a PTY whose slave a gateway opens as a
-serial port, like a node's link UART. It keeps every frame until the gateway ACKs it
-(cumulative ACK, SPEC §6.3) and sends the unacknowledged ones again every ``retry_s``, as the
-firmware does, so a gateway that dies or a broker that is lost costs no frame. It records
-when each frame was first sent, for latency. No sensors, no clock drift, no MicroPython: for
-fleet tests and the fleet benchmark, where the real firmware is not the subject.
+serial port, like a node's link UART. Like the firmware it works stop-and-wait (SPEC §6.1):
+frames queue, the oldest is sent and sent again every ``retry_s`` until the gateway ACKs it,
+and only then the next (a higher seq sent earlier would make the gateway refuse the lost
+one as a replay). So a gateway that dies or a broker that is lost costs no frame. It records
+when each frame was made, for the node-to-database latency. No sensors, no clock drift, no
+MicroPython: for fleet tests and the fleet benchmark, where the real firmware is not the
+subject.
 
 Writes are non-blocking: bytes a full PTY buffer cannot take are dropped, as a UART without
 flow control drops them; the retransmission recovers them.
@@ -54,9 +56,9 @@ class LightNode:
         flags = fcntl.fcntl(self.master, fcntl.F_GETFL)
         fcntl.fcntl(self.master, fcntl.F_SETFL, flags | os.O_NONBLOCK)
         self.path = os.ttyname(self._slave)  # what the gateway opens
-        self.unacked: dict[int, bytes] = {}  # seq -> wire bytes, until ACKed
+        self.unacked: dict[int, bytes] = {}  # seq -> wire bytes, queued until ACKed, in order
         self.sent_frames: dict[int, bytes] = {}  # seq -> wire bytes (for replay attempts)
-        self.sent_at: dict[int, float] = {}  # seq -> first transmission (UNIX time)
+        self.sent_at: dict[int, float] = {}  # seq -> when the frame was made (UNIX time)
         self.kinds: dict[int, str] = {}  # seq -> "data", "event", "status" (HELLO: none)
         self.acked = asyncio.Event()  # set whenever nothing is left unacknowledged
         self.acked.set()
@@ -66,7 +68,7 @@ class LightNode:
         self.dropped_bytes = 0
         self._deframer = Deframer()
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()  # set when the head of the queue was ACKed
 
     def start(self) -> None:
         """Read downlinks and retransmit, on the running loop, until ``close()``."""
@@ -124,7 +126,8 @@ class LightNode:
         if kind is not None:
             self.kinds[seq] = kind
         self.acked.clear()
-        self._write(wire)
+        if len(self.unacked) == 1:  # nothing outstanding: send it now
+            self._write(wire)
         return seq
 
     def _write(self, wire: bytes) -> None:
@@ -138,10 +141,13 @@ class LightNode:
 
     async def _retransmit(self) -> None:
         while True:
-            await asyncio.sleep(self.retry_s)  # the node's retransmission timer
-            for wire in list(self.unacked.values()):
-                self.retransmissions += 1
-                self._write(wire)
+            self._progress.clear()
+            try:
+                await asyncio.wait_for(self._progress.wait(), self.retry_s)
+            except TimeoutError:  # the node's retransmission timer
+                if self.unacked:
+                    self.retransmissions += 1
+                    self._write(next(iter(self.unacked.values())))
 
     # ---- downlink -----------------------------------------------------------------------
 
@@ -163,7 +169,12 @@ class LightNode:
                 continue
             self.downlinks.append(frame)
             if frame.type == ACK and frame.body[1] == self.boot:
-                for seq in [s for s in self.unacked if s <= frame.body[2]]:
+                done = [s for s in self.unacked if s <= frame.body[2]]
+                for seq in done:
                     del self.unacked[seq]
-                if not self.unacked:
-                    self.acked.set()
+                if done:
+                    self._progress.set()
+                    if self.unacked:
+                        self._write(next(iter(self.unacked.values())))
+                    else:
+                        self.acked.set()

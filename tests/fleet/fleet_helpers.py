@@ -72,3 +72,4 @@ async def until(predicate: Callable[[], bool], *, timeout: float = 30.0,
 def keys(payloads: Sequence[dict[str, Any]]) -> list[Key]:
     """(node_id, boot, seq) of gateway payloads."""
     return [(p["node_id"], p["boot"], p["seq"]) for p in payloads]
+
