@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test soak lint bench demo clean broker wheel-roles
+.PHONY: venv test soak lint bench demo clean broker wheel-roles fuzz
 
 venv: $(STAMP)
 
@@ -36,6 +36,10 @@ test: venv broker
 # Long variants of the HIL scenarios (hours of outage, a minute of line noise...): not in `make test`.
 soak: venv broker
 	$(BIN)/python -m pytest -m soak tests/hil
+
+# Differential fuzz of the node's and the gateway's codecs, 1,000,000 inputs (make test runs 20,000).
+fuzz: venv
+	$(BIN)/python tests/protocol/differential.py --inputs 1000000
 
 lint: venv
 	$(BIN)/ruff check streetsense protocol tools tests benchmarks hil_tests firmware gateway \

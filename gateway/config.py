@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .bench.config import HilSection, read_hil_section
+from .derived.pm_correction import PM_CORRECTIONS
 from .derived.tables import PCU_TCVN_4054_2005
 from .tomlcheck import (
     ABSENT,
@@ -189,12 +190,15 @@ class DerivedSection:
     """Derived values published next to the raw data (AQI, traffic flow in PCU).
 
     ``pcu`` overrides passenger-car-unit factors per vehicle class; the others keep the
-    defaults of TCVN 4054:2005 (`streetsense.gateway.derived.tables`).
+    defaults of TCVN 4054:2005 (`streetsense.gateway.derived.tables`). ``pm_correction``:
+    how PM2.5 of low-cost sensors is corrected in ``data`` and for the AQI ("epa-2021", the
+    default, or "none"; `streetsense.gateway.derived.pm_correction`).
     """
 
     aqi: bool = True
     traffic: bool = True
     pcu: dict[str, float] = field(default_factory=dict)
+    pm_correction: str = "epa-2021"
 
 
 @dataclass(frozen=True)
@@ -452,6 +456,8 @@ def _http(table: Table) -> HttpSection:
 def _derived(table: Table) -> DerivedSection:
     aqi = table.flag("aqi", DerivedSection.aqi)
     traffic = table.flag("traffic", DerivedSection.traffic)
+    pm_correction = table.text("pm_correction", DerivedSection.pm_correction,
+                               choices=PM_CORRECTIONS) or DerivedSection.pm_correction
     pcu_table = table.table("pcu")
     pcu = {}
     for name in pcu_table.data:
@@ -459,4 +465,4 @@ def _derived(table: Table) -> DerivedSection:
             pcu[name] = pcu_table.number(name, PCU_TCVN_4054_2005[name], low=0.0)
     pcu_table.done()  # any other name is reported as an unknown key
     table.done()
-    return DerivedSection(aqi=aqi, traffic=traffic, pcu=pcu)
+    return DerivedSection(aqi=aqi, traffic=traffic, pcu=pcu, pm_correction=pm_correction)

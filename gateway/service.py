@@ -65,12 +65,15 @@ class Gateway:
         self.config = config
         self.topics = Topics(config.mqtt.prefix, config.gateway.site, config.gateway.id)
         self.registry = registry or Registry.load(config.registry_path)
-        if derivers is None:
-            from .derived import build_derivers
+        from .derived import PmCorrection, build_derivers
 
+        if derivers is None:
             derivers = build_derivers(aqi=config.derived.aqi, traffic=config.derived.traffic,
-                                      pcu=config.derived.pcu)
+                                      pcu=config.derived.pcu,
+                                      pm_correction=config.derived.pm_correction)
         self._derivers = list(derivers)
+        # The `data` message carries the corrected PM beside the raw (docs/mqtt.md).
+        self._amenders = [PmCorrection(config.derived.pm_correction)]
         self._extra_transports = list(transports)
         self.hil: HilServer | None = None
         self._bench_links: BenchLinks | None = None
@@ -116,7 +119,8 @@ class Gateway:
                           states=publisher, on_committed=publisher.offer,
                           match_result=lambda node, request: commands_box[0].match_result(
                               node, request),
-                          derivers=self._derivers, rejections=rejections,
+                          derivers=self._derivers, amenders=self._amenders,
+                          rejections=rejections,
                           announce=HomeAssistantDiscovery.from_config(cfg).on_data
                           if cfg.homeassistant.discovery else None)
         self.session = session

@@ -40,7 +40,8 @@ from .metrics import Metrics
 from .registry import NodeInfo
 from .transports.base import Link
 
-__all__ = ["MAX_BOOTS", "Deriver", "NodeState", "Session", "Topics", "replay_verdict"]
+__all__ = ["MAX_BOOTS", "DataAmender", "Deriver", "NodeState", "Session", "Topics",
+           "replay_verdict"]
 
 log = logging.getLogger("streetsense.gateway.session")
 
@@ -57,6 +58,15 @@ class Deriver(Protocol):
     def on_data(self, node: NodeInfo, message: dict[str, Any],
                 journal: Journal) -> list[tuple[str, dict[str, Any]]]:
         """(subtopic, payload) pairs to publish for one ``data`` message."""
+
+
+class DataAmender(Protocol):
+    """Adds derived fields to a ``data`` message before it is published (the PM correction)."""
+
+    name: str
+
+    def amend_data(self, message: dict[str, Any]) -> None:
+        """Change ``message`` in place."""
 
 
 class RetainedSink(Protocol):
@@ -156,7 +166,8 @@ class Session:
                  on_committed: Callable[[list[Row]], None],
                  match_result: ResultMatcher, derivers: Sequence[Deriver] = (),
                  announce: Announcer | None = None, rejections: Rejections | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 amenders: Sequence[DataAmender] = ()) -> None:
         self._lookup = lookup
         self._journal = journal
         self._topics = topics
@@ -164,6 +175,7 @@ class Session:
         self._on_committed = on_committed
         self._match_result = match_result
         self._derivers = list(derivers)
+        self._amenders = list(amenders)
         self._announce = announce
         self._rejections = rejections or Rejections(Metrics())
         self.metrics = self._rejections.metrics
@@ -276,6 +288,7 @@ class Session:
             assert stamp is not None
             data = payloads.data_payload(origin, boot, seq, body, stamp, now,
                                          delayed=self._held_at_node(node, boot, stamp, now))
+            self._amend(data, info)
             arrival.data = data
             arrival.messages.append(Message(topic(info.name, "data"), payloads.encode(data),
                                             delayable=True))
@@ -399,6 +412,14 @@ class Session:
                   and arrival.frame.body.get(2) == CLOCK_UPTIME
                   and time.monotonic() - arrival.node.time_sent_at > TIME_RESEND_S):
                 self._spawn(self.send_time(arrival.node))
+
+    def _amend(self, data: dict[str, Any], info: NodeInfo) -> None:
+        for amender in self._amenders:
+            try:
+                amender.amend_data(data)
+            except Exception:
+                self.stats.derive_errors += 1
+                log.exception("%s failed on a message of %s", amender.name, info.name)
 
     def _count_journal_losses(self) -> None:
         losses = self._journal.rejected_frames + self._journal.dropped_messages

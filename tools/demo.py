@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 import click
 
-from streetsense.hil.environment import Environment
+from streetsense.hil.environment import FAST_SENSORS, Environment
 from streetsense.hil.gateway_proc import GatewayError, GatewayProcess, NodeEntry, SerialEntry
 from streetsense.hil.node import EmulatedNode, NodeError
 from streetsense.hil.scene import StreetScene
@@ -156,7 +156,7 @@ def _make_node(node_id: int, kind: str, seed: int, speedup: float) -> DemoNode:
     entry = NodeEntry(node_id, f"HN-{node_id:04d}", kind, key,
                       location=LOCATIONS[(node_id - 1) % len(LOCATIONS)])
     scene = StreetScene(seed + node_id, speedup=speedup)
-    environment = Environment(kind)
+    environment = Environment(kind, sensor_speedup=FAST_SENSORS)  # for the short PM warm-up
     try:
         board = EmulatedNode(kind, environment=environment, node_id=node_id, key=key,
                              seed=seed + node_id, extra_config=NODE_SETTINGS[kind])

@@ -38,6 +38,7 @@ class Row:
     link_counters: dict[str, int] = field(default_factory=dict)
     aqi: dict[str, Any] | None = None
     traffic: dict[str, Any] | None = None
+    corrected_pm2_5: float | None = None  # the data message's pm_correction, if any
 
 
 class LiveTable:
@@ -64,6 +65,8 @@ class LiveTable:
         row.kind = str(payload.get("kind", row.kind))
         if sub == "data":
             row.readings = payload["readings"]
+            corrected = (payload.get("pm_correction") or {}).get("pm2_5")
+            row.corrected_pm2_5 = corrected.get("value") if isinstance(corrected, dict) else None
             row.interval_s = payload.get("interval_s")
             row.seen_at = self._clock()
         elif sub == "state":
@@ -167,6 +170,8 @@ def _aqi(row: Row) -> str:
     if row.aqi and row.aqi.get("value") is not None:
         return f"{row.aqi['value']} {row.aqi['name_en']} (hourly)"
     pm = {p: row.readings[p]["value"] for p in VN_AQI.pollutants if p in row.readings}
+    if row.corrected_pm2_5 is not None and "pm2_5" in pm:  # as the gateway's index does
+        pm["pm2_5"] = row.corrected_pm2_5
     if not pm:
         return "-"
     result = combine({p: VN_AQI.sub_index(p, c) for p, c in pm.items()},

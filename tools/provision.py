@@ -38,7 +38,7 @@ from streetsense.gateway.registry import (
     append_node,
 )
 from streetsense.gateway.registry import _entry as toml_entry
-from streetsense.protocol import Frame, ProtocolError, parse_frame
+from streetsense.protocol import Frame, ProtocolError, parse_frame, peek_node_id
 from streetsense.protocol import messages as m
 
 from .describe import fingerprint, frame_summary, readings_text
@@ -73,7 +73,8 @@ class NodeSession:
             if not isinstance(item, bytes):
                 continue
             try:
-                return parse_frame(item, self.keys.get(int.from_bytes(item[3:7], "big")))
+                node_id = peek_node_id(item)
+                return parse_frame(item, None if node_id is None else self.keys.get(node_id))
             except ProtocolError:
                 continue
         return None

@@ -26,6 +26,7 @@ DEFAULTS = {
     "pm_warmup_s": 30,
     "stuck_after_s": 1800,  # the same PM/CO2/T/RH values this long: a stuck sensor (0: never)
     "calibration": {},
+    "co2_asc": False,  # the SCD41's automatic self-calibration: wrong next to a road
     "lanes": 2,
     "detector_spacing_cm": 200,
     "detector_length_cm": 50,  # length of a detection zone along the lane (common loops)

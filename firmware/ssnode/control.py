@@ -35,7 +35,7 @@ def _key_error(value):
 class Control:
     def __init__(self, node):
         self.node = node
-        self._action = None  # the task of the last reboot/identify/reset, kept referenced
+        self._action = None  # the last reboot/identify/reset/app-command task, kept referenced
 
     def _start(self, coro):
         self._action = asyncio.create_task(coro)
@@ -133,8 +133,14 @@ class Control:
         answer = None if node.app is None else node.app.command(name, args)
         if answer is None:
             node.result(request, m.RESULT_UNKNOWN_COMMAND, "unknown command " + name)
-        else:
+        elif isinstance(answer, tuple):
             node.result(request, answer[0], answer[1], answer[2])
+        else:  # a command that takes time answers from a coroutine: the link goes on meanwhile
+            self._start(self._answer_later(request, answer))
+
+    async def _answer_later(self, request, pending):
+        code, message, data = await pending
+        self.node.result(request, code, message, data)
 
     async def _reboot(self, seq, delay_s):
         await asyncio.sleep(delay_s)

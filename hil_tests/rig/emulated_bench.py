@@ -30,7 +30,7 @@ from streetsense.gateway.service import Gateway
 from streetsense.protocol.messages import HELLO
 
 from ..artefacts import FrameLog
-from ..environment import Environment, expected_counts
+from ..environment import FAST_SENSORS, Environment, expected_counts
 from ..gateway_proc import NodeEntry, to_toml
 from ..node import EmulatedNode
 from ..plugin import FAST_AIR_SETTINGS, node_key
@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
         for spec in args.board:
             kind, _, number = spec.partition(":")
             node_id = int(number)
-            environment = stack.enter_context(Environment(kind))
+            # Sensor time as fast as FAST_AIR_SETTINGS' short PM warm-up needs.
+            environment = stack.enter_context(Environment(kind, sensor_speedup=FAST_SENSORS))
             node = stack.enter_context(EmulatedNode(
                 kind, flash_dir=workdir / f"flash-{node_id}", environment=environment,
                 node_id=node_id, key=node_key(args.seed, node_id), seed=args.seed,

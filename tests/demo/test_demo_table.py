@@ -40,6 +40,16 @@ def test_air_quality_row_shows_readings_units_and_indicative_vn_aqi() -> None:
     assert table.has_readings("air-quality") and not table.has_readings("traffic")
 
 
+def test_indicative_vn_aqi_uses_the_corrected_pm2_5() -> None:
+    """With the gateway's pm_correction in the data, the indicative index is of the corrected
+    PM2.5 (22.0: 50/25 x 22 = 44), as the hourly one is; PM10 48 gives 48."""
+    table = LiveTable()
+    corrected = {**AIR, "pm_correction": {"method": "epa-2021",
+                                          "pm2_5": {"value": 22.0, "unit": "ug/m3"}}}
+    table.update("streetsense/hanoi/HN-0001/data", corrected)
+    assert _row(table, "HN-0001").endswith("~48 Good (now)")
+
+
 def test_hourly_aqi_replaces_the_indicative_one() -> None:
     table = LiveTable()
     table.update("streetsense/hanoi/HN-0001/data", AIR)

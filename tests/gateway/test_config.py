@@ -297,6 +297,16 @@ def test_pcu_overrides_known_classes_only(tmp_path: Path) -> None:
     assert config.derived.pcu == {"motorbikes": 0.25}
 
 
+def test_pm_correction_is_epa_2021_none_or_a_problem(tmp_path: Path) -> None:
+    """derived.pm_correction defaults to "epa-2021", takes "none", and names the choices
+    for anything else."""
+    assert load_config(write(tmp_path, MINIMAL)).derived.pm_correction == "epa-2021"
+    text = MINIMAL + '[derived]\npm_correction = "none"\n'
+    assert load_config(write(tmp_path, text)).derived.pm_correction == "none"
+    problems = problems_by_key(write(tmp_path, MINIMAL + '[derived]\npm_correction = "lrapa"\n'))
+    assert problems == {"derived.pm_correction": (8, '"lrapa" is not one of "epa-2021", "none"')}
+
+
 def test_ble_backend_is_default_or_an_installed_provider(tmp_path: Path) -> None:
     """[ble] backend is "default" or "package.module:Name" of an installed module: the old
     "bumble" and a module that is not there are problems; the rig's provider loads."""

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from tools_helpers import Tool, wait_line
 
 from streetsense.gateway.registry import Registry
-from streetsense.hil.environment import Environment
+from streetsense.hil.environment import FAST_SENSORS, Environment
 from streetsense.hil.node import EmulatedNode
 from streetsense.tools.provision import provision
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.micropython
 def node() -> Iterator[EmulatedNode]:
     """A factory-state air-quality node; short warm-up, report interval and retry cap, so the
     test does not wait on the PM laser or on a long retransmission backoff."""
-    with Environment("air-quality") as environment:
+    with Environment("air-quality", sensor_speedup=FAST_SENSORS) as environment:
         environment.set_air(pm2_5=31.0)
         fast = {"pm_warmup_s": 1, "sample_interval_s": 1, "report_interval_s": 2,
                 "retry_max_s": 2}
