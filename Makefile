@@ -57,6 +57,7 @@ bench: venv broker
 	$(BIN)/python benchmarks/node_bench.py
 	$(BIN)/python benchmarks/gateway_bench.py
 	$(BIN)/python benchmarks/ble_bench.py
+	$(BIN)/python benchmarks/fleet_bench.py
 
 # Emulated nodes -> gateway -> an embedded MQTT broker, live on screen; Ctrl-C ends it.
 demo: venv

@@ -36,6 +36,7 @@ __all__ = [
     "ServerProcess",
     "TcpProxy",
     "accepts",
+    "cpu_seconds",
     "find_executable",
     "find_mosquitto",
     "free_port",
@@ -62,6 +63,12 @@ def find_executable(name: str, *, env: str, fallback: str | None = None) -> str 
 def find_mosquitto() -> str | None:
     """``$MOSQUITTO``, else ``mosquitto`` on PATH, else ``/usr/sbin/mosquitto``; None if none."""
     return find_executable("mosquitto", env="MOSQUITTO", fallback="/usr/sbin/mosquitto")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, seconds) the process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def accepts(host: str, port: int) -> bool:
