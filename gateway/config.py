@@ -45,6 +45,7 @@ __all__ = [
     "HttpSection",
     "JournalSection",
     "MqttSection",
+    "OwnershipSection",
     "Problem",
     "SerialPort",
     "check_config",
@@ -164,6 +165,16 @@ class AvailabilitySection:
 
 
 @dataclass(frozen=True)
+class OwnershipSection:
+    """Several gateways hearing the same nodes: each node is published by one owner at a
+    time (``gateway/ownership.py``); a gateway claims nothing in its first ``claim_after_s``
+    after connecting, while the retained states arrive."""
+
+    enabled: bool = False
+    claim_after_s: float = 2.0
+
+
+@dataclass(frozen=True)
 class HealthSection:
     """The gateway's health message is published every ``interval_s``."""
 
@@ -212,6 +223,7 @@ class GatewayConfig:
     serial: tuple[SerialPort, ...] = ()
     ble: BleSection = BleSection()
     availability: AvailabilitySection = AvailabilitySection()
+    ownership: OwnershipSection = OwnershipSection()
     health: HealthSection = HealthSection()
     http: HttpSection = HttpSection()
     homeassistant: HomeAssistantSection = HomeAssistantSection()
@@ -256,6 +268,7 @@ def _read(root: Table, path: Path) -> GatewayConfig:
     journal = _journal(root.table("journal"), gateway.data_dir)
     registry_path = root.path("registry_path", "nodes.toml", must_exist=True)
     availability = root.table("availability")
+    ownership = root.table("ownership")
     health = root.table("health")
     homeassistant = root.table("homeassistant")
     config = GatewayConfig(
@@ -269,6 +282,12 @@ def _read(root: Table, path: Path) -> GatewayConfig:
             offline_after_s=availability.number(
                 "offline_after_s", AvailabilitySection.offline_after_s, low=1.0
             )
+        ),
+        ownership=OwnershipSection(
+            enabled=ownership.flag("enabled", OwnershipSection.enabled),
+            claim_after_s=ownership.number(
+                "claim_after_s", OwnershipSection.claim_after_s, low=0.0
+            ),
         ),
         health=HealthSection(
             interval_s=health.number("interval_s", HealthSection.interval_s, low=0.1)
@@ -285,7 +304,7 @@ def _read(root: Table, path: Path) -> GatewayConfig:
         derived=_derived(root.table("derived")),
         source=path,
     )
-    for table in (availability, health, homeassistant):
+    for table in (availability, ownership, health, homeassistant):
         table.done()
     return config
 

@@ -112,9 +112,9 @@ class LightNode:
         return self._send(STATUS, {1: 60, 2: 48000, 3: {"queued": len(self.unacked)},
                                    5: int(self._clock()), 6: CLOCK_UTC}, "status")
 
-    def replay(self, seq: int) -> None:
-        """Write the frame ``seq`` was sent as once more (a captured frame replayed)."""
-        self._write(self.sent_frames[seq])
+    def replay(self, wire: bytes) -> None:
+        """Write captured frame bytes on this node's link (an attacker's replay)."""
+        self._write(wire)
 
     def _send(self, mtype: int, body: dict[int, Any], kind: str | None) -> int:
         seq = self.seq
