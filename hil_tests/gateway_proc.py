@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -41,7 +41,7 @@ class NodeEntry:
     id: int
     name: str
     kind: str
-    key: bytes
+    key: bytes = field(repr=False)
     link: str = "serial"
     location: str = "HIL bench"
     enabled: bool = True

@@ -194,7 +194,13 @@ def _utc_ms(value, body, boot):
 
 
 def _kind_name(value, body, boot):
-    return None if value else "empty"
+    # Empty only for a factory-state node never provisioned (SPEC.md §5.2, §6.6).
+    if value:
+        return None
+    capabilities = body.get(7)
+    if isinstance(capabilities, list) and "factory" in capabilities:
+        return None
+    return "empty outside a factory-state HELLO"
 
 
 def _protocol(value, body, boot):

@@ -1,9 +1,10 @@
 """The demo's live table: one row per node, built from the gateway's MQTT messages.
 
 `LiveTable.update()` takes each message as published (topic, JSON payload); `render()` gives
-the table as text. Air-quality rows show the VN_AQI category: the gateway's hourly index from
-the node's ``aqi`` topic once an hour is complete, until then an indicative one computed here
-from the last interval's PM2.5 and PM10 with the same tables (marked "now").
+the table as text and `legend()` the lines that explain it. Air-quality rows show the VN_AQI
+category: the gateway's hourly index from the node's ``aqi`` topic once an hour is complete,
+until then an indicative one computed here from the last interval's PM2.5 and PM10 with the
+same tables (marked "now").
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streetsense.gateway.derived.index import combine
-from streetsense.gateway.derived.tables import VN_AQI_CATEGORIES
+from streetsense.gateway.derived.tables import PCU_TCVN_4054_2005, VN_AQI_CATEGORIES
 from streetsense.gateway.derived.vn_aqi import VN_AQI
 
 HEADERS = ("node", "kind", "last readings", "age", "link", "VN_AQI")
@@ -96,6 +97,21 @@ class LiveTable:
             "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
             for line in lines
         )
+
+
+def legend() -> str:
+    """What the columns mean, for the lines under the table."""
+    bands = ", ".join(f"{c.lo}-{c.hi} {c.name_en}" for c in VN_AQI_CATEGORIES)
+    pcu = ", ".join(f"{name.replace('_', ' ')} {factor:g}"
+                    for name, factor in PCU_TCVN_4054_2005.items())
+    return "\n".join((
+        "age: time since the node's last reading.  link: the gateway port it is on, and the "
+        "share of its sends that were retries; offline once the gateway says so.",
+        f"VN_AQI (Vietnam, Decision 1459/QĐ-TCMT): {bands}. \"~N (now)\": indicative, from "
+        "the last interval's PM; \"(hourly)\": the gateway's index of the last full hour.",
+        "traffic: vehicles counted in the last interval and their mean speed = the flow per "
+        f"hour, in vehicles and in PCU (passenger-car units, TCVN 4054:2005: {pcu}).",
+    ))
 
 
 def _number(value: Any) -> bool:

@@ -95,7 +95,7 @@ def frame_summary(mtype: int, body: Any) -> str:
         return f"type 0x{mtype:02x}, not known to protocol v1"
     if mtype == m.HELLO:
         major, minor = (body[3] + [0, 0])[:2]
-        text = (f"{body[1]} firmware {body[2]}, protocol {major}.{minor}, "
+        text = (f"{body[1] or '(no kind yet)'} firmware {body[2]}, protocol {major}.{minor}, "
                 f"sensors {', '.join(map(str, body[4])) or 'none'}, reset cause {body[5]}")
         if "factory" in body.get(7, []):
             text += ", factory state (not provisioned)"

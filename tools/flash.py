@@ -218,4 +218,4 @@ def flash(port: str, image: Path | None, expected_sha256: str | None, link_port:
         execute(steps, Path(stage))
     click.echo(f"flashed {port}: MicroPython {chosen.path.name} and the StreetSense firmware."
                f" Next: streetsense provision --port {link_port or port} --node-id ID "
-               f"--kind KIND")
+               f"--kind KIND --registry nodes.toml")

@@ -11,11 +11,13 @@ import os
 CONFIG_FILE = "config.json"
 BOOTCOUNT_FILE = "bootcount"
 
-# `node_id` 0 with an empty `key` is the factory state (SPEC.md §6.6).
+# `node_id` 0 with an empty `key` is the factory state (SPEC.md §6.6). `kind` is set by
+# provisioning and kept by a factory reset; a freshly flashed node has none, so its factory
+# HELLO claims no kind it was never given (provision refuses a kind the board contradicts).
 DEFAULTS = {
     "node_id": 0,
     "key": "",
-    "kind": "air-quality",
+    "kind": "",
     "link": "serial",
     "report_interval_s": 60,
     "sample_interval_s": 5,

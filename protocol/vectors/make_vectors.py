@@ -513,8 +513,10 @@ def clarifications():
         m.HELLO, {**hello, 3: [1]}, "protocol")
     bad("malformed_body_hello_protocol_minor_16", "HELLO protocol minor 16: beyond a nibble",
         m.HELLO, {**hello, 3: [1, 16]}, "protocol")
-    bad("malformed_body_hello_empty_kind", "HELLO kind is a non-empty string", m.HELLO,
-        {**hello, 1: ""}, "kind")
+    bad("malformed_body_hello_empty_kind", "HELLO kind is a non-empty string outside the "
+        "factory state", m.HELLO, {**hello, 1: ""}, "kind")
+    valid("hello_factory_no_kind_yet", "a factory-state HELLO of a node never provisioned: "
+          "kind \"\"", m.HELLO, {**hello, 1: "", 7: ["factory"]}, key=None, node_id=0)
     bad("malformed_body_event_vehicle_arg_not_int", "a vehicle's speed as a string", m.EVENT,
         {1: ts, 2: 0, 3: m.EVENT_VEHICLE, 4: {"lane": 1, "speed_dkmh": "fast"}}, "args")
     valid("event_unknown_code_free_args", "an event code v1 does not know: args values of any "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streetsense.tools.demo import decode_payload
-from streetsense.tools.demo_table import LiveTable
+from streetsense.tools.demo_table import LiveTable, legend
 
 AIR = {"kind": "air-quality", "interval_s": 5, "readings": {
     "pm2_5": {"value": 31.2, "unit": "ug/m3"}, "pm10": {"value": 48.0, "unit": "ug/m3"},
@@ -95,3 +95,11 @@ def test_gateway_topics_other_nodes_and_bad_shapes_are_counted_not_shown() -> No
 def test_non_json_payloads_reach_the_table_as_text() -> None:
     assert decode_payload(b"online") == "online" and decode_payload(b'{"a": 1}') == {"a": 1}
     assert decode_payload(b"\xff") == "\ufffd"
+
+
+def test_legend_explains_the_columns_with_the_tables_in_use() -> None:
+    """The legend names each column and spells out the VN_AQI bands and the PCU factors."""
+    text = legend()
+    assert "age:" in text and "link:" in text and "traffic:" in text
+    assert "0-50 Good" in text and "301-500 Hazardous" in text and "(hourly)" in text
+    assert "motorbikes 0.3" in text
