@@ -35,7 +35,7 @@ test: venv broker
 
 # Long variants of the HIL scenarios (hours of outage, a minute of line noise...): not in `make test`.
 soak: venv broker
-	$(BIN)/python -m pytest -m soak tests/hil
+	$(BIN)/python -m pytest -m soak tests/hil tests/fleet
 
 # Differential fuzz of the node's and the gateway's codecs, 1,000,000 inputs (make test runs 20,000).
 fuzz: venv

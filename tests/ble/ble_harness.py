@@ -27,10 +27,9 @@ from streetsense.hil.ble.peripheral import (
     Peripheral,
 )
 from streetsense.hil.ble.radio import VirtualRadio, static_address
+from streetsense.hil.light_node import StopAndWaitNode
 from streetsense.hil.micropython import find_micropython, stage_protocol
 from streetsense.hil.node import BOARD_SHIM, FIRMWARE
-from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame, ProtocolError, parse_frame
-from streetsense.protocol.messages import ACK, DATA, HELLO
 
 MP_NODE = Path(__file__).with_name("mp_ble_node.py")
 ADV_INTERVAL_US = 20_000  # fast advertising keeps reconnects quick in tests
@@ -153,24 +152,27 @@ StartNode = Callable[..., Awaitable[MpNode]]
 
 
 class ProtocolNusNode(NusNode):
-    """A NUS node speaking protocol v1 stop-and-wait (signed frames, ACK requested, resent
-    every ``retry_s`` until ACKed) that keeps advertising while connected, so that more
-    than one gateway connects and hears it (overlapping range). ACKs are counted per
-    connection: a standby gateway must send none."""
+    """A NUS node speaking protocol v1 stop-and-wait (`StopAndWaitNode`: ``protocol.hello()``,
+    ``protocol.data()``, ``protocol.acked``) that keeps advertising while connected, so that
+    more than one gateway connects and hears it (overlapping range). ``protocol.acks``
+    counts ACKs per connection handle: a standby gateway must send none."""
 
     def __init__(self, radio: VirtualRadio, node_id: int, key: bytes, *,
                  retry_s: float = 0.5) -> None:  # fmt: skip
         super().__init__(radio, node_id)
-        self.key, self.boot, self.seq, self.retry_s = key, 1, 0, retry_s
-        self.queue: dict[int, bytes] = {}  # seq -> wire bytes, until ACKed
-        self.acks: dict[int, int] = {}  # connection handle -> ACK frames from it
-        self._deframers: dict[int, Deframer] = {}
-        self.acked = asyncio.Event()
-        self.acked.set()
-        self._progress = asyncio.Event()
-        self._resender: asyncio.Task[None] | None = None
+        self.protocol = StopAndWaitNode(node_id, key, transmit=self._transmit, retry_s=retry_s)
+        self._timer: asyncio.Task[None] | None = None
         self.listeners: set[int] = set()  # connections whose gateway started the stream
         self._listeners_changed = asyncio.Event()
+
+    async def start(self, mtu: int = 247) -> ProtocolNusNode:
+        await super().start(mtu)
+        self._timer = asyncio.get_running_loop().create_task(self.protocol.run())
+        return self
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
     async def wait_listeners(self, count: int, timeout: float = 30.0) -> None:
         """Until ``count`` gateways are connected and listening."""
@@ -179,10 +181,8 @@ class ProtocolNusNode(NusNode):
                 self._listeners_changed.clear()
                 await self._listeners_changed.wait()
 
-    async def start(self, mtu: int = 247) -> ProtocolNusNode:
-        await super().start(mtu)
-        self._resender = asyncio.get_running_loop().create_task(self._resend())
-        return self
+    def _transmit(self, wire: bytes) -> None:
+        asyncio.get_running_loop().create_task(self.send(wire))
 
     def _on_event(self, event: int, data: tuple[Any, ...], value: bytes | None) -> None:
         super()._on_event(event, data, value)
@@ -190,57 +190,8 @@ class ProtocolNusNode(NusNode):
             asyncio.get_running_loop().create_task(self.advertise())
         elif event == IRQ_CENTRAL_DISCONNECT:
             self.listeners.discard(data[0])
-            self._deframers.pop(data[0], None)
+            self.protocol.forget_link(data[0])
         elif event == IRQ_GATTS_WRITE and value is not None:
             self.listeners.add(data[0])
             self._listeners_changed.set()
-            deframer = self._deframers.setdefault(data[0], Deframer())
-            for item in deframer.feed(value):
-                if isinstance(item, ProtocolError):
-                    continue
-                frame = parse_frame(bytes(item), self.key)
-                if frame.type == ACK and frame.body[1] == self.boot:
-                    self.acks[data[0]] = self.acks.get(data[0], 0) + 1
-                    self._acked(frame.body[2])
-
-    def _acked(self, seq: int) -> None:
-        done = [s for s in self.queue if s <= seq]
-        for s in done:
-            del self.queue[s]
-        if done:
-            self._progress.set()
-            if self.queue:
-                asyncio.get_running_loop().create_task(self.send(next(iter(self.queue.values()))))
-            else:
-                self.acked.set()
-
-    def frame(self, mtype: int, body: dict[int, Any]) -> int:
-        """Queue a new frame (sent now if nothing is outstanding); its seq."""
-        seq, self.seq = self.seq, self.seq + 1
-        self.queue[seq] = Frame(mtype, self.node_id, self.boot, seq, body,
-                                FLAG_ACK_REQ).encode(self.key)  # fmt: skip
-        self.acked.clear()
-        if len(self.queue) == 1:
-            asyncio.get_running_loop().create_task(self.send(self.queue[seq]))
-        return seq
-
-    def hello(self) -> int:
-        return self.frame(HELLO, {1: "streetsense-node", 2: "0.1.0", 3: [1, 0],
-                                  4: ["pms5003"], 5: 1, 6: self.boot, 8: 1500})  # fmt: skip
-
-    def data(self, pm2_5_tenths: int) -> int:
-        return self.frame(DATA, {1: 1_796_000_000 + self.seq, 2: 0, 3: 10,
-                                 4: [[2, -1, pm2_5_tenths]]})  # fmt: skip
-
-    async def _resend(self) -> None:
-        while True:
-            self._progress.clear()
-            try:
-                await asyncio.wait_for(self._progress.wait(), self.retry_s)
-            except TimeoutError:
-                if self.queue:
-                    await self.send(next(iter(self.queue.values())))
-
-    async def stop(self) -> None:
-        if self._resender is not None:
-            self._resender.cancel()
+            self.protocol.feed(value, data[0])

@@ -43,8 +43,8 @@ async def on_radio(rig: BleRig, function: Callable[..., Any], *args: Any) -> Any
 async def send(rig: BleRig, node: ProtocolNusNode, readings: range) -> None:
     """The node sends a reading per value and each is ACKed (by whichever gateway owns it)."""
     for value in readings:
-        await on_radio(rig, node.data, value)
-    await asyncio.to_thread(rig.call, node.acked.wait(), 60)
+        await on_radio(rig, node.protocol.data, value)
+    await asyncio.to_thread(rig.call, node.protocol.acked.wait(), 60)
 
 
 async def test_one_owner_a_silent_standby_and_a_takeover(tmp_path: Path, rig: BleRig) -> None:
@@ -63,7 +63,7 @@ async def test_one_owner_a_silent_standby_and_a_takeover(tmp_path: Path, rig: Bl
             try:
                 gw_a.start()
                 await asyncio.to_thread(rig.call, node.wait_listeners(1), 40)
-                await on_radio(rig, node.hello)
+                await on_radio(rig, node.protocol.hello)
                 await send(rig, node, range(300, 304))
                 await observer.expect(f"{NODE}/state", by("gw-a"), timeout=20)
                 gw_b.start()
@@ -74,7 +74,8 @@ async def test_one_owner_a_silent_standby_and_a_takeover(tmp_path: Path, rig: Bl
                     f"{gw_b.gateway_topic}/health",
                     lambda m: m.json()["session"]["standby_frames"] > 0, timeout=20)
                 assert health_b.json()["session"]["acks_sent"] == 0
-                assert len(await on_radio(rig, dict, node.acks)) == 1  # ACKs from gw-a only
+                acks = await on_radio(rig, dict, node.protocol.acks)
+                assert len(acks) == 1  # from gw-a's connection only
                 await observer.publish(f"{NODE}/cmd/time", {"id": "once"})
                 await observer.expect(f"{NODE}/cmd/time/result", timeout=20)
                 mark = observer.mark()

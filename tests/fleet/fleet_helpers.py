@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+from streetsense.hil.gateway_proc import GatewayProcess
 from streetsense.tools.store import Store
 
 Key = tuple[int, int, int]  # (node_id, boot, seq)
@@ -73,3 +75,8 @@ def keys(payloads: Sequence[dict[str, Any]]) -> list[Key]:
     """(node_id, boot, seq) of gateway payloads."""
     return [(p["node_id"], p["boot"], p["seq"]) for p in payloads]
 
+
+
+def member_in_use(gateway: GatewayProcess) -> str:
+    """The URL of the broker (cluster member) the gateway connected to last (from its log)."""
+    return re.findall(r"connected to MQTT broker (\S+)", gateway.log())[-1]

@@ -1,34 +1,32 @@
 """Broker failover: a gateway on a 3-node NATS JetStream cluster (``[mqtt] urls``) loses the
-member it uses mid-stream and carries on through the next, losing nothing."""
+member it uses mid-stream and carries on through the next, losing nothing. The ``soak``
+variant (``make soak``) streams ten times longer and brings the killed member back."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 
-from fleet_helpers import keys
+from fleet_helpers import keys, member_in_use
 
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry, SerialEntry
 from streetsense.hil.light_node import LightNode
 from streetsense.hil.nats_cluster import NatsCluster
 from streetsense.hil.observer import MqttObserver
+from streetsense.hil.plugin import short_and_soak
 
 KEY = bytes(range(32))
-FRAMES = 120
+FRAMES = {"short": 120, "soak": 1200}
 INFLIGHT = 10
 
 
-def member_in_use(gateway: GatewayProcess) -> str:
-    """The URL of the member the gateway connected to last (from its log)."""
-    return re.findall(r"connected to MQTT broker (\S+)", gateway.log())[-1]
-
-
+@short_and_soak()
 async def test_gateway_fails_over_to_the_next_member(nats_cluster: NatsCluster,
-                                                     tmp_path: Path) -> None:
+                                                     tmp_path: Path, variant: str) -> None:
     """The member the gateway publishes to is SIGKILLed mid-stream; the gateway moves to the
     next member and a subscriber on a third sees every frame: 0 missing, duplicates only from
     the publishes in flight when the member died (at most the window)."""
+    frames = FRAMES[variant]
     node = LightNode(42, KEY)
     gateway = GatewayProcess(
         workdir=tmp_path / "gw", mqtt_url=nats_cluster.urls, site="test",
@@ -44,18 +42,20 @@ async def test_gateway_fails_over_to_the_next_member(nats_cluster: NatsCluster,
                                       lambda m: m.json()["state"] == "online", timeout=30)
                 assert member_in_use(gateway) == first  # the first listed is tried first
                 node.hello()
-                for index in range(FRAMES):
+                for index in range(frames):
                     node.data(300 + index)
-                    if index == FRAMES // 3:
+                    if index == frames // 3:
                         await observer.collect("streetsense/test/HN-0042/data", 20, timeout=30)
                         await asyncio.to_thread(nats_cluster.member(first).kill)
+                    if variant == "soak" and index == 2 * frames // 3:
+                        await asyncio.to_thread(nats_cluster.member(first).start)  # rejoins
                     await asyncio.sleep(0.02)  # the node's pace, not a synchronisation
                 await asyncio.wait_for(node.acked.wait(), 60)
-                await observer.collect("streetsense/test/HN-0042/data", FRAMES, timeout=90)
+                await observer.collect("streetsense/test/HN-0042/data", frames, timeout=90)
                 seen = keys([m.json() for m in observer.messages(
                     "streetsense/test/HN-0042/data")])
                 assert member_in_use(gateway) != first
     finally:
         await node.close()
-    assert sorted(set(seen)) == [(42, 1, seq) for seq in range(1, FRAMES + 1)]
+    assert sorted(set(seen)) == [(42, 1, seq) for seq in range(1, frames + 1)]
     assert len(seen) - len(set(seen)) <= INFLIGHT
