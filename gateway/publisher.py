@@ -156,6 +156,11 @@ class Publisher:
         self._retained_dirty[topic] = None
         self._retained_wake.set()
 
+    def forget_retained(self, topic: str) -> None:
+        """Stop republishing ``topic`` on reconnects (a node another gateway now owns)."""
+        self._retained.pop(topic, None)
+        self._retained_dirty.pop(topic, None)
+
     async def publish_now(self, topic: str, payload: bytes, *, retain: bool = False,
                           correlation: bytes | None = None, timeout_s: float = 5.0) -> bool:
         """Publish outside the journal (health, gateway-made results); False if offline."""

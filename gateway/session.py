@@ -77,6 +77,9 @@ class RetainedSink(Protocol):
     def set_retained(self, topic: str, payload: bytes) -> None:
         """Publish ``payload`` retained on ``topic`` now and after every reconnect."""
 
+    def forget_retained(self, topic: str) -> None:
+        """Stop republishing ``topic`` after reconnects."""
+
 
 ResultMatcher = Callable[[int, int], "tuple[str, bytes | None, str | None] | None"]
 # Home Assistant discovery: (topic, retained payload) pairs for a node's ``data`` message.
@@ -291,6 +294,7 @@ class Session:
             return
         if change[1] == "lost":
             node.online = False  # no offline mark: the node is online, at the other gateway
+            self._states.forget_retained(self._topics.node(node.info.name, "state"))
         elif node.online:
             self._publish_state(node)
 
