@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .bench.config import HilSection, read_hil_section
+from .command_auth import load_operator_key
 from .derived.pm_correction import PM_CORRECTIONS
 from .derived.tables import PCU_TCVN_4054_2005
 from .tomlcheck import (
@@ -36,6 +37,7 @@ __all__ = [
     "WHEN_FULL",
     "AvailabilitySection",
     "BleSection",
+    "CommandsSection",
     "ConfigError",
     "DerivedSection",
     "GatewayConfig",
@@ -197,6 +199,17 @@ class HomeAssistantSection:
 
 
 @dataclass(frozen=True)
+class CommandsSection:
+    """Commands from MQTT: signed with the site's operator key (``operator_key_file``;
+    without one every command is refused), at most ``max_age_s`` old, and no more than
+    ``per_node_per_minute`` forwarded to one node."""
+
+    operator_key_file: Path | None = None
+    max_age_s: float = 30.0
+    per_node_per_minute: int = 10
+
+
+@dataclass(frozen=True)
 class DerivedSection:
     """Derived values published next to the raw data (AQI, traffic flow in PCU).
 
@@ -229,6 +242,7 @@ class GatewayConfig:
     homeassistant: HomeAssistantSection = HomeAssistantSection()
     hil: HilSection = field(default_factory=HilSection)
     derived: DerivedSection = DerivedSection()
+    commands: CommandsSection = CommandsSection()
     source: Path | None = None  # the file it was loaded from
 
 
@@ -302,6 +316,7 @@ def _read(root: Table, path: Path) -> GatewayConfig:
         ),
         hil=read_hil_section(root.table("hil"), {port.name for port in serial}),
         derived=_derived(root.table("derived")),
+        commands=_commands(root.table("commands")),
         source=path,
     )
     for table in (availability, ownership, health, homeassistant):
@@ -470,6 +485,26 @@ def _http(table: Table) -> HttpSection:
         table.problem("listen", problem)
     table.done()
     return HttpSection(listen=listen)
+
+
+def _commands(table: Table) -> CommandsSection:
+    key_file = table.path("operator_key_file", must_exist=True)
+    if key_file is not None and key_file.is_file():
+        try:
+            load_operator_key(key_file)
+        except ValueError as exc:
+            table.problem("operator_key_file", str(exc))
+        except OSError as exc:
+            table.problem("operator_key_file", f"cannot read it: {exc.strerror}")
+    section = CommandsSection(
+        operator_key_file=key_file,
+        max_age_s=table.number("max_age_s", CommandsSection.max_age_s, low=1.0, high=3600.0),
+        per_node_per_minute=table.integer(
+            "per_node_per_minute", CommandsSection.per_node_per_minute, low=1, high=600
+        ),
+    )
+    table.done()
+    return section
 
 
 def _derived(table: Table) -> DerivedSection:

@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from . import payloads
+from .command_auth import CommandAuth, load_operator_key
 from .commands import Commands
 from .config import GatewayConfig
 from .discovery import HomeAssistantDiscovery
@@ -98,6 +99,7 @@ class Gateway:
         self.started_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self.failed = asyncio.Event()
+        self.stop_step = ""  # the step of stop() under way
 
     # ---- wiring -------------------------------------------------------------------------
 
@@ -133,7 +135,13 @@ class Gateway:
                           if cfg.homeassistant.discovery else None,
                           ownership=self.ownership)
         self.session = session
-        commands = Commands(session, publisher, self.topics)
+        key_file = cfg.commands.operator_key_file
+        commands = Commands(
+            session, publisher, self.topics,
+            auth=CommandAuth(None if key_file is None else load_operator_key(key_file),
+                             max_age_s=cfg.commands.max_age_s),
+            lookup_name=self.registry.by_name,
+            per_node_per_minute=cfg.commands.per_node_per_minute)
         commands_box.append(commands)
         self.commands = commands
         self.framing = Framing(lookup=self._lookup, on_frame=session.on_frame,
@@ -233,11 +241,15 @@ class Gateway:
             self.failed.set()
 
     async def stop(self) -> None:
-        """Report nodes and gateway offline (best effort), stop every task, close the journal."""
+        """Report nodes and gateway offline (best effort), stop every task, close the journal.
+
+        ``stop_step`` names the step under way (for a stop that overruns its deadline)."""
+        self.stop_step = "closing the HIL bench server"
         if self.hil is not None:
             await self.hil.close()
             self.hil = None
         session, publisher = self.session, self.publisher
+        self.stop_step = "reporting offline on MQTT"
         if publisher is not None and session is not None:
             offline = []
             for node in session.nodes.values():
@@ -249,11 +261,14 @@ class Gateway:
             await publisher.goodbye(offline)
         for task in self._tasks:
             task.cancel()
+        self.stop_step = f"ending tasks ({', '.join(t.get_name() for t in self._tasks)})"
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         for closer in (self.commands, session, publisher):
             if closer is not None:
+                self.stop_step = f"closing the {type(closer).__name__.lower()}"
                 await closer.close()
+        self.stop_step = "closing the journal (a commit under way ends first)"
         if self.journal is not None:
             self.journal.close()
         log.info("gateway %s stopped", self.config.gateway.id)

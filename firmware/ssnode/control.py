@@ -2,13 +2,15 @@
 
 Every request gets one RESULT. The core knows the interval settings and the commands
 `reboot`, `identify` and `factory_reset`; everything else goes to the kind app
-(`setting_error`, `reconfigure`, `command`).
+(`setting_error`, `reconfigure`, `command`). Values beyond `protocol.limits` (the gateway
+checks the same table) are refused with BAD_ARGS before anything else sees them.
 """
 
 import asyncio
 
 from micropython import const
 
+from streetsense.protocol import limits
 from streetsense.protocol import messages as m
 
 from . import config as config_file
@@ -42,8 +44,11 @@ class Control:
 
     def setting_error(self, name, value):
         """Why `value` is not acceptable for `name`, or None."""
+        beyond = limits.setting_error(name, value)
+        if beyond:
+            return beyond
         if name in INTERVALS:
-            return None if _positive_int(value) else "positive integer"
+            return None  # within its limits
         if name == "link":
             return None if value in LINKS else "serial or ble"
         if name in ("node_id", "key", "kind"):
@@ -105,19 +110,14 @@ class Control:
 
     def command(self, request, name, args):
         node = self.node
-        if name == "reboot":
-            delay_s = args.get("delay_s", 0)
-            if not isinstance(delay_s, int) or delay_s < 0:
-                node.result(request, m.RESULT_BAD_ARGS, "delay_s: integer >= 0")
-                return
+        beyond = limits.argument_error(name, args)
+        if beyond:
+            node.result(request, m.RESULT_BAD_ARGS, beyond)
+        elif name == "reboot":
             seq = node.result(request, m.RESULT_OK)
-            self._start(self._reboot(seq, delay_s))
+            self._start(self._reboot(seq, args.get("delay_s", 0)))
         elif name == "identify":
-            seconds = args.get("seconds", _IDENTIFY_S)
-            if not _positive_int(seconds):
-                node.result(request, m.RESULT_BAD_ARGS, "seconds: positive integer")
-                return
-            self._start(self._blink(seconds))
+            self._start(self._blink(args.get("seconds", _IDENTIFY_S)))
             node.result(request, m.RESULT_OK)
         elif name == "factory_reset":
             node.config["node_id"] = 0

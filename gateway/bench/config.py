@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..tomlcheck import ABSENT, Table, is_int, listen_problem
 
-__all__ = ["BENCH_LINES", "HilSection", "RelayLine", "read_hil_section"]
+__all__ = ["BENCH_LINES", "HilSection", "RelayLine", "read_hil_section", "token_problem"]
 
 BENCH_LINES = ("power", "reset", "boot")
 
@@ -49,6 +49,10 @@ def read_hil_section(table: Table, port_names: set[str]) -> HilSection:
             "token_file",
             "is required when enabled: remote bench access is authenticated with this shared token",
         )
+    elif enabled and token_file is not None and token_file.is_file():
+        problem = token_problem(token_file.read_text(errors="replace").strip())
+        if problem:
+            table.problem("token_file", problem)
     relays_table = table.table("relays")
     relays = {}
     for port in relays_table.data:
@@ -58,6 +62,18 @@ def read_hil_section(table: Table, port_names: set[str]) -> HilSection:
     relays_table.done()
     table.done()
     return HilSection(enabled=enabled, listen=listen, token_file=token_file, relays=relays)
+
+
+TOKEN_MIN = 16  # characters; `openssl rand -hex 16` makes 32
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot guard a bench (never quoting it), or None."""
+    if len(token) >= TOKEN_MIN:
+        return None
+    what = "is empty" if not token else f"has only {len(token)} characters"
+    return (f"the token {what}: a bench guard needs {TOKEN_MIN} at least (make one with "
+            f"'openssl rand -hex 16')")
 
 
 def _relay_lines(table: Table) -> dict[str, RelayLine]:

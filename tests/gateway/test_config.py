@@ -280,7 +280,7 @@ reset = { pin = "GPIO27" }
             "is required when enabled: remote bench access is authenticated with this shared token",
         )
     }
-    (tmp_path / "token").write_text("t")
+    (tmp_path / "token").write_text("0123456789abcdef")
     config = load_config(
         write(tmp_path, text.replace("enabled = true", 'enabled = true\ntoken_file = "token"'))
     )

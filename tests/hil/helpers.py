@@ -14,13 +14,13 @@ QUANTITY_NAMES = {name for name, _ in QUANTITIES.values()}
 
 async def command(observer: MqttObserver, gateway: Any, board: Board, name: str,
                   request: dict[str, Any]) -> dict[str, Any]:
-    """Send ``cmd/<name>`` and return the node's result (matched by the request id)."""
-    topic = gateway.topic(board.name, f"cmd/{name}")
-    await observer.publish(topic, request)
+    """Send ``cmd/<name>``, signed, and return the node's result (matched by the request id)."""
+    topic, payload = gateway.sign_command(board.name, name, request)
+    await observer.publish(topic, payload)
     result = await observer.expect(f"{topic}/result",
                                    lambda m: m.json().get("id") == request["id"], timeout=20)
-    payload: dict[str, Any] = result.json()
-    return payload
+    answer: dict[str, Any] = result.json()
+    return answer
 
 
 def quantity(key: str) -> str:
