@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from streetsense.gateway.journal import Journal
 from streetsense.gateway.ownership import Ownership
+from streetsense.gateway.registry import NodeInfo
+from streetsense.gateway.session import Session, Topics
+from streetsense.protocol import Frame
+from streetsense.protocol.messages import DATA
 
 
 class Clock:
@@ -91,3 +97,55 @@ def test_bad_state_payloads_are_ignored() -> None:
     for payload in (b"", b"not json", b"[1]", b'{"state": "online"}'):
         assert view.on_state("streetsense/s/HN-1/state", payload) is None
     assert view.claims == {}
+
+
+class Sink:
+    """The publisher's retained side: what is set, and what was forgotten."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, bytes] = {}
+        self.forgotten: list[str] = []
+
+    def set_retained(self, topic: str, payload: bytes) -> None:
+        self.states[topic] = payload
+
+    def forget_retained(self, topic: str) -> None:
+        self.forgotten.append(topic)
+        self.states.pop(topic, None)
+
+
+class Link:
+    name = "pole"
+
+    async def send(self, data: bytes) -> None:
+        return None
+
+
+def test_a_standby_neither_stores_nor_acks_and_a_lost_node_is_let_go(tmp_path: Path) -> None:
+    """A node another live gateway owns: its frames are counted as standby frames and go
+    nowhere, and the floor follows to seq - 1. Owned, then claimed earlier by another: the
+    node is let go without an offline mark and its state is no longer republished."""
+    clock = Clock()
+    view = ownership("gw-b", clock)
+    clock.now += 5
+    sink = Sink()
+    info = NodeInfo(id=42, name="HN-0042", kind="air-quality", key=bytes(32))
+    session = Session(lookup={42: info}.get, journal=Journal(tmp_path / "j.sqlite"),
+                      topics=Topics("streetsense", "s", "gw-b"), states=sink,
+                      on_committed=lambda rows: None, match_result=lambda n, r: None,
+                      ownership=view)
+    data = {1: 1_796_000_000, 2: 0, 3: 10, 4: [[2, -1, 312]]}
+    view.on_state(*gateway_state("gw-a", True))
+    view.on_state(*state("HN-0042", "gw-a"))
+    session.on_frame(Link(), Frame(DATA, 42, 1, 7, data, 0x01), info)
+    assert session.stats.standby_frames == 1 and session.stats.frames_new == 0
+    assert session.nodes[42].boots == {1: 6} and not sink.states
+    assert not session.answers_commands_for("HN-0042")
+    view.on_state(*state("HN-0042", "gw-a", online=False, replay={"1": 7}))
+    session.on_frame(Link(), Frame(DATA, 42, 1, 8, data, 0x01), info)
+    topic = "streetsense/s/HN-0042/state"
+    claim = json.loads(sink.states[topic])
+    assert (claim["gateway"], claim["state"], claim["replay"]) == ("gw-b", "online", {"1": 7})
+    session.on_state(*state("HN-0042", "gw-a", claimed_at=claim["claimed_at"] - 1))
+    assert sink.forgotten == [topic] and not session.nodes[42].online
+    assert not view.owns("HN-0042")
