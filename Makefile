@@ -14,22 +14,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The real broker the tests start on free ports (Debian package `mosquitto`).
+# The real servers the tests start on free ports (Debian packages): the broker `mosquitto`,
+# the clustered broker `nats-server`, and `postgresql` (initdb) for the city's database.
 broker:
-	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get install -y -qq mosquitto >/dev/null 2>&1 || \
-	     (apt-get update -qq && apt-get install -y -qq mosquitto)); \
-	  else \
-	    echo "mosquitto is missing: install it with 'sudo apt-get install mosquitto'" >&2; exit 1; \
-	  fi; }
+	@for need in mosquitto:/usr/sbin/mosquitto nats-server:/usr/sbin/nats-server \
+	    postgresql:/usr/lib/postgresql/*/bin/initdb; do \
+	  package=$${need%%:*}; file=$${need#*:}; \
+	  command -v $$package >/dev/null 2>&1 || ls $$file >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      (apt-get install -y -qq $$package >/dev/null 2>&1 || \
+	       (apt-get update -qq && apt-get install -y -qq $$package)); \
+	    else \
+	      echo "$$package is missing: install it with 'sudo apt-get install $$package'" >&2; \
+	      exit 1; \
+	    fi; }; \
+	done
 
 test: venv broker
 	$(BIN)/python -m pytest
 
 # Long variants of the HIL scenarios (hours of outage, a minute of line noise...): not in `make test`.
 soak: venv broker
-	$(BIN)/python -m pytest -m soak tests/hil
+	$(BIN)/python -m pytest -m soak tests/hil tests/fleet
 
 # Differential fuzz of the node's and the gateway's codecs, 1,000,000 inputs (make test runs 20,000).
 fuzz: venv
@@ -51,6 +57,7 @@ bench: venv broker
 	$(BIN)/python benchmarks/node_bench.py
 	$(BIN)/python benchmarks/gateway_bench.py
 	$(BIN)/python benchmarks/ble_bench.py
+	$(BIN)/python benchmarks/fleet_bench.py
 
 # Emulated nodes -> gateway -> an embedded MQTT broker, live on screen; Ctrl-C ends it.
 demo: venv
