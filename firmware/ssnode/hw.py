@@ -24,7 +24,7 @@ I2C_FREQ = const(100000)
 LED_PIN = const(2)
 BOOT_BUTTON_PIN = const(0)
 # Per lane: (detector A, detector B); inputs with pull-up, active low.
-DETECTOR_PINS = ((25, 26), (27, 14), (32, 33), (34, 35))
+DETECTOR_PINS = ((25, 26), (27, 14), (32, 33), (34, 35), (18, 19), (23, 13))
 
 
 class Board:

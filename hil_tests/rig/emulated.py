@@ -106,7 +106,7 @@ class EmulatedEnvironment:
             raise AssertionError(f"scheduled vehicles not all driven within {timeout} s")
 
     async def wait_armed(self, *, timeout: float) -> None:
-        if not await asyncio.to_thread(self._env.wait_detectors_armed, self._env.lanes,
+        if not await asyncio.to_thread(self._env.wait_detectors_armed, self._env.layout.pairs,
                                        timeout):
             raise AssertionError(f"the node did not arm its detectors within {timeout} s")
 

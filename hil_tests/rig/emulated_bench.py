@@ -69,7 +69,7 @@ class _Environment:
         return self._env.wait_traffic(timeout)
 
     def wait_armed(self, timeout: float) -> bool:
-        return self._env.wait_detectors_armed(self._env.lanes, timeout)
+        return self._env.wait_detectors_armed(self._env.layout.pairs, timeout)
 
     def fault(self, sensor: str, mode: str | None) -> None:
         self._env.fault(sensor, mode)  # type: ignore[arg-type]
