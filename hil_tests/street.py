@@ -204,12 +204,15 @@ class Trajectory:
         return None
 
     def state_at(self, t: float) -> tuple[float, float, float]:
-        """(s, v, y) at time t, from the last segment started by then (or the first)."""
+        """(s, v, y) at time t, from the last segment started by then (or the first); after
+        `end`, where it was at the end."""
         seg = self.segments[0]
         for later in self.segments[1:]:
             if later[0] > t:
                 break
             seg = later
+        if self.end is not None:
+            t = min(t, self.end)  # the record ends: it stays where it was then
         tau = max(0.0, t - seg[0])
         _, s, v, a, y, vy = seg
         return s + v * tau + a * tau * tau / 2, v + a * tau, y + vy * tau

@@ -100,7 +100,7 @@ class SimVehicle:
     v: float
     y: float
     vy: float = 0.0
-    change_at_s: float | None = None  # start a lane change when the front gets here
+    change_at_s: float | None = None  # a lane change crosses the line with its front here
     change_to_y: float = 0.0
     change_s: float = 3.0  # how long the lane change takes
     change_steps: int = 0  # steps of the lane change still to go
@@ -119,7 +119,8 @@ class SimVehicle:
 @dataclass
 class Arrival:
     """A vehicle waiting to enter: its lane, body, driving, the lateral centre it wants and
-    the range it would take (m), and a lane change (at travel m, to y, duration s)."""
+    the range it would take (m), and a lane change (x where it is half done, to y, duration
+    s: it starts half its duration before, at the speed it then has)."""
 
     t: float
     lane: int
@@ -214,13 +215,15 @@ class Road:
         return gap
 
     def _move(self, u: SimVehicle, a: float, t: float, dt: float) -> None:
-        if u.change_at_s is not None and u.s >= u.change_at_s:
+        if u.change_at_s is not None and u.s + u.v * u.change_s / 2 >= u.change_at_s:
             # A whole number of steps, so the lateral move ends on a step boundary.
             u.change_steps = max(1, round(u.change_s / dt))
             u.vy = (u.change_to_y - u.y) / (u.change_steps * dt)
             u.change_at_s = None
         lo, hi = self._record
         recording = u.s + u.v * dt + abs(a) * dt * dt >= lo and u.s - u.body.length_m <= hi
+        if not recording and u.traj.segments and u.traj.end is None:
+            u.traj.end = t  # its rear has passed the zones: the record ends
         if recording:
             u.traj.add(t, u.s, u.v, a, u.y, u.vy)
         if u.v + a * dt < 0:  # stops within the step (ballistic update, no reversing)

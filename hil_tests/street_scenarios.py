@@ -195,6 +195,7 @@ class Street:
         self._script_arrivals: list[Iterator[tuple[float, Body, float]]] = []
         self._script_next: list[tuple[float, Body, float]] = []
         self._single_file = SingleFile(layout)
+        self._skipped = False  # skip() ran last: advance() must start the zones as they are
 
     def lines(self, direction: int) -> tuple[float, float, float, float]:
         """x of the first and second zone lines a vehicle in `direction` crosses (the zones'
@@ -209,7 +210,10 @@ class Street:
     def scripted(self, body: Body, lane: int, speed_kmh: float, direction: int, t: float,
                  y: float | None = None) -> None:
         """A vehicle at constant speed whose front reaches its first zone line at `t`."""
-        traj = scripted_trajectory(self.layout, lane, speed_kmh, direction, t, y)
+        self.add(body, scripted_trajectory(self.layout, lane, speed_kmh, direction, t, y))
+
+    def add(self, body: Body, traj: Trajectory) -> None:
+        """A vehicle on a trajectory of its own (complete, or open-ended at constant speed)."""
         self._scripted_ids -= 1
         self._tracked[self._scripted_ids] = _Tracked(body, traj)
 
@@ -242,9 +246,10 @@ class Street:
         if lay.lanes > 1 and rng.random() < sc.lane_change_share:
             to = lane + 1 if lane + 1 < lay.lanes else lane - 1
             duration = rng.uniform(1.5, 3.0) if cls == "motorbike" else rng.uniform(3.0, 5.0)
-            # Crossing the lane line (mid-manoeuvre) within a few metres of the zones.
-            at = lay.site_x - arr.driving.v0 * duration / 2 + rng.uniform(-3.0, 3.0)
-            arr.change = (at, lay.lane_centre(to), duration)
+            # Half done (on the lane line) within 1.5 m of the site, between the zone lines.
+            # Cars take 3-5 s (Toledo & Zohar 2007, TRR 1999: 4.6 s on average); motorbikes,
+            # narrower and nimbler, less (assumed).
+            arr.change = (lay.site_x + rng.uniform(-1.5, 1.5), lay.lane_centre(to), duration)
         return arr
 
     def _script_until(self, t: float) -> None:
@@ -281,6 +286,10 @@ class Street:
                 for on, off in intervals:
                     if self.t < on <= t:
                         out.append((on, zone.pair, zone.det, 1))
+                    elif self._skipped and on <= self.t and (off is None or off > self.t):
+                        # Over the zone when the changes start (after skip()): it is there
+                        # from that moment, so every -1 has its +1.
+                        out.append((self.t, zone.pair, zone.det, 1))
                     if off is not None and self.t < off <= t:
                         out.append((off, zone.pair, zone.det, -1))
             if self._past(tr, t) and all(off is not None for iv in tr.spans.values()
@@ -288,6 +297,7 @@ class Street:
                 self.passages.append(self._passage(vid, tr))
                 del self._tracked[vid]
         self.t = t
+        self._skipped = False
         out.sort(key=lambda c: (c[0], -c[3]))
         return out
 
@@ -308,6 +318,7 @@ class Street:
             if self._past(tr, t):
                 del self._tracked[vid]
         self.t = t
+        self._skipped = True
 
     def _feed(self, t: float) -> None:
         while self._arrivals and self._arrivals[0].t <= t + DT_S:
@@ -315,6 +326,8 @@ class Street:
 
     def _past(self, tr: _Tracked, t: float) -> bool:
         """The vehicle's rear is beyond the zones (and 0.5 m more)."""
+        if tr.traj.end is not None and tr.traj.end <= t:
+            return True  # the road records a vehicle until its rear is past the zones
         s, _, _ = tr.traj.state_at(t)
         far = self.lines(tr.traj.direction)[3]
         return s - tr.body.length_m > tr.traj.travel(far, far)[0] + 0.5
@@ -363,7 +376,8 @@ class Street:
 
     def start_clear(self, warmup_s: float = _WARMUP_S) -> float:
         """Warm a scenario street up for `warmup_s`, then on to the first moment no vehicle is
-        near the zones (so nothing is half over them when its changes start); returns it."""
+        near the zones (so nothing is half over them when its changes start; in traffic too
+        dense for that within another `warmup_s`, it starts as it is); returns it."""
         t = self.t + warmup_s
         limit = t + warmup_s
         self.arrive_until(t)

@@ -52,6 +52,7 @@ SCHEMAS = {
         4: ("faults", "m", False),
         5: ("ts", "i", False),
         6: ("clock", "i", False),
+        7: ("counters", "m", False),  # a kind app's counters since boot (traffic: SPEC §5.5)
     }),
     LOG: ("log", {
         1: ("level", "i", True),
@@ -120,6 +121,8 @@ QUANTITIES = {
     19: ("speed_mean", "km/h"),
     20: ("occupancy", "%"),
     21: ("unclassified_vehicles", "vehicles"),
+    22: ("unknown_vehicles", "vehicles"),  # counted, class not measurable (SPEC §5.3)
+    23: ("speed_space_mean", "km/h"),  # harmonic mean; speed_mean is the time-mean
 }
 
 
