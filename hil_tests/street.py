@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 CLASSES = ("motorbike", "car", "heavy")
 # Metres: length range, width range per class (the models above; trucks 7.5-9 m, buses 12 m).
@@ -160,6 +162,18 @@ class Layout:
             "detector_length_cm": round(self.zone_length_m * 100),
             "detector_width_cm": round(self.width_m * 100),
         }
+
+
+def layout_for(settings: Mapping[str, Any]) -> Layout:
+    """The layout a traffic node with these settings expects (firmware/ssnode/config.py
+    defaults for what is not set); lanes are 3.5 m wide, or as wide as their zones."""
+    sublanes = int(settings.get("sublanes", 1))
+    width = int(settings.get("detector_width_cm", 350)) / 100
+    lane = round(max(3.5, sublanes * width), 3)
+    return Layout(lanes=int(settings.get("lanes", 2)), sublanes=sublanes, lane_width_m=lane,
+                  spacing_m=int(settings.get("detector_spacing_cm", 200)) / 100,
+                  zone_length_m=int(settings.get("detector_length_cm", 50)) / 100,
+                  zone_width_m=min(width, lane / sublanes))
 
 
 # The layouts the benchmark and the docs compare. `pair` is the node's default: a pair of

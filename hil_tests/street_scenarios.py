@@ -29,6 +29,7 @@ import random
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .street import CLASSES, Body, Layout, Trajectory, Zone, random_body
 from .street_flow import (
@@ -110,6 +111,18 @@ def counts(passages: Iterable[Passage], lanes: int) -> list[dict[str, int]]:
     for p in passages:
         out[p.lane][p.cls] += 1
     return out
+
+
+def scenario_truth(passages: list[Passage], lanes: int) -> dict[str, Any]:
+    """A scenario's ground truth as JSON: ``vehicles``, ``counts`` per lane and class (where
+    vehicles crossed the second zone line), ``lane_changes`` and ``last_s`` (when the last
+    vehicle's front reached the zones, in the passages' time)."""
+    return {
+        "vehicles": len(passages),
+        "counts": counts(passages, lanes),
+        "lane_changes": sum(1 for p in passages if p.lane_change),
+        "last_s": max((p.t_first for p in passages), default=0.0),
+    }
 
 
 class SingleFile:
@@ -456,5 +469,5 @@ def plan(name: str, layout: Layout, duration_s: float, seed: int = 0,
 
 
 __all__ = ["HANOI_MIX", "MIN_GAP_S", "SCENARIOS", "Passage", "Plan", "Scenario", "SingleFile",
-           "Street", "counts", "edges", "plan", "presence", "scripted_trajectory",
-           "single_file_arrivals"]
+           "Street", "counts", "edges", "plan", "presence", "scenario_truth",
+           "scripted_trajectory", "single_file_arrivals"]

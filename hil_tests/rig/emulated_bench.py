@@ -34,6 +34,7 @@ from ..environment import Environment, expected_counts
 from ..gateway_proc import NodeEntry, to_toml
 from ..node import EmulatedNode
 from ..plugin import FAST_AIR_SETTINGS, node_key
+from ..street_scenarios import scenario_truth
 from .emulated import node_name
 
 
@@ -64,6 +65,9 @@ class _Environment:
                 seed: int) -> list[dict[str, int]]:
         vehicles = self._env.traffic(vehicles_per_hour, mix, duration_s, seed)
         return expected_counts(vehicles, self._env.lanes)
+
+    def scenario(self, name: str, duration_s: float, seed: int) -> dict[str, Any]:
+        return scenario_truth(self._env.scenario(name, duration_s, seed), self._env.lanes)
 
     def wait_idle(self, timeout: float) -> bool:
         return self._env.wait_traffic(timeout)
