@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test soak lint bench demo clean broker
+.PHONY: venv test soak lint bench demo clean broker wheel-roles fuzz
 
 venv: $(STAMP)
 
@@ -31,10 +31,20 @@ test: venv broker
 soak: venv broker
 	$(BIN)/python -m pytest -m soak tests/hil
 
+# Differential fuzz of the node's and the gateway's codecs, 1,000,000 inputs (make test runs 20,000).
+fuzz: venv
+	$(BIN)/python tests/protocol/differential.py --inputs 1000000
+
 lint: venv
-	$(BIN)/ruff check protocol tools tests benchmarks hil_tests firmware gateway
+	$(BIN)/ruff check streetsense protocol tools tests benchmarks hil_tests firmware gateway \
+	  scripts/check-wheel-roles
+	scripts/check-imports
 	scripts/typecheck-host
 	scripts/typecheck-device
+
+# The wheel installed by role into fresh venvs, each role's commands run from it (CI runs it).
+wheel-roles: venv
+	$(BIN)/python scripts/check-wheel-roles
 
 bench: venv broker
 	$(BIN)/python benchmarks/protocol_bench.py

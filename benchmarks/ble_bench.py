@@ -36,7 +36,8 @@ from streetsense.hil.ble.nus import NUS_DEFINITION, node_advert
 from streetsense.hil.ble.peripheral import IRQ_GATTS_WRITE, Peripheral
 from streetsense.hil.ble.radio import VirtualRadio, static_address
 from streetsense.hil.ble.rig import BleRig
-from streetsense.hil.micropython import REPO, find_micropython, stage_protocol
+from streetsense.hil.micropython import find_micropython, stage_protocol
+from streetsense.hil.node import BOARD_SHIM, FIRMWARE
 from streetsense.protocol import Deframer, cobs, parse_frame
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -102,8 +103,8 @@ async def micropython_rate(rig: BleRig, workdir: Path, mtu: int, frames: int,
     board.write_text(json.dumps(rig.board_entries(unique_id)))
     node_id = 1000 + mtu * 10 + run
     proc = await asyncio.create_subprocess_exec(
-        find_micropython() or "micropython", str(MP_SCRIPT), str(REPO / "hil_tests" / "board"),
-        str(REPO / "firmware"), str(workdir / "lib"), str(node_id), str(mtu), str(frames),
+        find_micropython() or "micropython", str(MP_SCRIPT), str(BOARD_SHIM),
+        str(FIRMWARE), str(workdir / "lib"), str(node_id), str(mtu), str(frames),
         stdout=asyncio.subprocess.PIPE, env=dict(os.environ, STREETSENSE_BOARD=str(board)),
     )  # fmt: skip
     adapter = BumbleAdapter(transport=rig.central_transport(), mtu=247)

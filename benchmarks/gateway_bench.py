@@ -13,6 +13,11 @@ b. latency from the last byte of a frame written to the PTY to the message at a
    subscriber, p50/p99 at 200 frames/s. Target p99 < 50 ms.
 c. RSS and CPU of the gateway process serving 200 nodes x 1 frame / 10 s (a load
    generator on 10 PTYs, ACKs read and dropped). Targets < 80 MB and < 2 % of a core.
+d. a flood of strangers: one port carries signed frames of ever new unknown node ids at the
+   line rate of 115,200 baud (11,520 bytes/s), while a registered node on another port
+   sends stop-and-wait as fast as it is ACKed. Its rate during the flood against its rate
+   without: phases interleaved in the same process, the median of each flood phase over the
+   calm one before it. Target ratio >= 0.95; the gateway's CPU and log lines are printed too.
 """
 
 from __future__ import annotations
@@ -37,8 +42,8 @@ import aiomqtt
 from streetsense.gateway import payloads
 from streetsense.hil.broker import Mosquitto, free_port
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry, SerialEntry
-from streetsense.protocol import Frame
-from streetsense.protocol.messages import DATA
+from streetsense.protocol import Deframer, Frame, ProtocolError
+from streetsense.protocol.messages import ACK, DATA
 
 WINDOW = 50
 SETTLE_S = 0.3
@@ -60,13 +65,13 @@ def data_frame(node_id: int, seq: int, ts: int) -> bytes:
 class Pty:
     """A PTY pair: the gateway opens ``slave_path``; we write frames on the master."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, discard: bool = True) -> None:
         self.master, self._slave = os.openpty()
         tty.setraw(self.master)
         tty.setraw(self._slave)
         self.slave_path = os.ttyname(self._slave)
-        self._drain = threading.Thread(target=self._discard, daemon=True)
-        self._drain.start()
+        if discard:  # else the caller reads the gateway's ACKs
+            threading.Thread(target=self._discard, daemon=True).start()
 
     def _discard(self) -> None:
         # The gateway's ACKs must be read, or its writes would back up.
@@ -253,6 +258,102 @@ async def footprint(tmp: Path, broker: Mosquitto, seconds: float) -> tuple[float
     return rss, cpu
 
 
+LINE_RATE_BYTES_S = 115200 / 10  # 8N1: ten bits a byte
+
+
+class StopAndWait:
+    """A registered node on ``pty``: each frame is written once it has the previous ACK."""
+
+    def __init__(self, pty: Pty, node_id: int) -> None:
+        self.pty, self.node_id, self.seq = pty, node_id, 0
+        self.acked = 0
+        self._deframer = Deframer()
+        self._acked = asyncio.Event()
+
+    def _readable(self) -> None:
+        with contextlib.suppress(OSError):
+            for item in self._deframer.feed(os.read(self.pty.master, 65536)):
+                if not isinstance(item, ProtocolError) and bytes(item)[1] == ACK:
+                    self._acked.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.pty.master, self._readable)
+        try:
+            ts = int(time.time())
+            while not stop.is_set():
+                self._acked.clear()
+                wire = data_frame(self.node_id, self.seq, ts)
+                while True:  # retransmitted until ACKed, as a node does
+                    self.pty.write(wire)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._acked.wait(), 1.0)
+                        break
+                self.seq += 1
+                self.acked += 1
+        finally:
+            loop.remove_reader(self.pty.master)
+
+
+def stranger_frames(count: int) -> list[bytes]:
+    """The smallest signed DATA frames (the most a line carries), each of a new unknown id."""
+    ts = int(time.time())
+    return [Frame(DATA, 1_000_000 + i, 1, 0, {1: ts, 2: 0, 4: []}, 0x01).encode(key(0))
+            for i in range(count)]
+
+
+async def flood(pty: Pty, frames: list[bytes], stop: asyncio.Event) -> int:
+    """``frames`` written at line rate, a 20 ms tick's worth at a time; returns how many."""
+    sent, written, begin = 0, 0, time.perf_counter()
+    while not stop.is_set() and sent < len(frames):
+        due = (time.perf_counter() - begin + 0.02) * LINE_RATE_BYTES_S
+        batch = []
+        while sent < len(frames) and written < due:
+            batch.append(frames[sent])
+            written += len(frames[sent])
+            sent += 1
+        pty.write(b"".join(batch))
+        await asyncio.sleep(0.02)  # pacing the load generator (the load, not a sync wait)
+    return sent
+
+
+async def stranger_flood(tmp: Path, broker: Mosquitto, phase_s: float, rounds: int
+                         ) -> tuple[float, dict[bool, float], dict[bool, float], int, int]:
+    """Over interleaved phases without and with the flood: the median ratio of the legit
+    node's rates (flood / calm before it), its mean frames/s and the gateway's CPU % of a
+    core by phase kind; log lines and frames of the flood."""
+    legit_pty, flood_pty = Pty(discard=False), Pty()
+    strangers = stranger_frames(int(LINE_RATE_BYTES_S * phase_s * rounds / 30) + 100)
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    log_lines = flooded = 0
+    async with gateway_on(tmp / "flood", broker, [legit_pty, flood_pty], range(1, 2)) as gw:
+        assert gw.pid is not None
+        node = StopAndWait(legit_pty, 1)
+        for _ in range(rounds):
+            for flooding in (False, True):
+                stop = asyncio.Event()
+                tasks = [asyncio.create_task(node.run(stop))]
+                if flooding:
+                    tasks.append(asyncio.create_task(
+                        flood(flood_pty, strangers[flooded:], stop)))
+                lines0, cpu0 = gw.log().count("\n"), _cpu_s(gw.pid)
+                acked0, t0 = node.acked, time.perf_counter()
+                await asyncio.sleep(phase_s)  # the phase's length (the measurement window)
+                stop.set()
+                elapsed = time.perf_counter() - t0
+                rates[flooding].append((node.acked - acked0) / elapsed)
+                cpu[flooding].append((_cpu_s(gw.pid) - cpu0) / elapsed * 100)
+                results = await asyncio.gather(*tasks)
+                if flooding:
+                    log_lines += gw.log().count("\n") - lines0
+                    flooded += results[1]
+    # Each flood phase against the calm phase just before it: a shared machine's load drifts.
+    ratio = statistics.median(f / c for c, f in zip(rates[False], rates[True], strict=True))
+    return (ratio, {k: statistics.mean(v) for k, v in rates.items()},
+            {k: statistics.mean(v) for k, v in cpu.items()}, log_lines, flooded)
+
+
 async def main(quick: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="ssgw-bench-") as tmp, Mosquitto() as broker:
         work = Path(tmp)
@@ -270,7 +371,13 @@ async def main(quick: bool) -> None:
         rss, cpu = await footprint(work, broker, 4.0 if quick else 60.0)
         print(f"c. 200 nodes x 1 frame/10 s: RSS {rss:.1f} MB (target < 80), CPU {cpu:.2f} % "
               f"of a core (target < 2) {'OK' if rss < 80 and cpu < 2 else 'ABOVE TARGET'}")
-
+        ratio, rates, cpu, lines, strangers = await stranger_flood(
+            work, broker, 1.0 if quick else 2.5, 1 if quick else 8)
+        print(f"d. unknown-id flood at 115,200 baud on one port ({strangers} frames): a node "
+              f"on another port {rates[True]:,.0f} frames/s, {rates[False]:,.0f} without; "
+              f"ratio {ratio:.2f} (target >= 0.95) {'OK' if ratio >= 0.95 else 'BELOW TARGET'}"
+              f"; gateway CPU {cpu[True]:.0f} % of a core ({cpu[False]:.0f} % without), "
+              f"{lines} log lines")
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -3,16 +3,24 @@
 A JSON request on ``<prefix>/<site>/<node>/cmd/<name>`` becomes a signed downlink: ``config``
 a CONFIG frame (``{"settings": {...}}``), ``time`` a TIME push, any other name (``reboot``,
 ``identify``, ``calibrate``, ``factory_reset``...) a COMMAND frame (``{"args": {...}}``).
+Before that it must pass, in this order: a JSON object of at most 16 KiB, a lower-case name,
+not a retained message, the operator's signature and freshness (``command_auth``), a node
+enabled in the registry and heard by this gateway, a ``confirm`` naming the node for
+``factory_reset`` and for settings that change its identity, values within
+``protocol.limits``, and the node's rate limit. Whatever fails gets a result from the gateway
+itself saying why (``docs/mqtt.md``), and nothing is signed for the node.
+
 The node's RESULT is published on ``.../cmd/<name>/result`` (by the session, through the
 journal) with the request's MQTT 5 correlation data, and with the ``id`` from the request
 payload if it had one. Without a RESULT the request is resent in a new frame (a new
 downlink seq, the same request id, SPEC §6.4); after the last try a ``TIMEOUT`` result is
-published. Requests the gateway cannot forward get a result from the gateway itself.
+published.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
 import logging
@@ -24,11 +32,14 @@ from typing import Any
 
 import aiomqtt
 
-from streetsense.protocol import ProtocolError
+from streetsense.protocol import ProtocolError, limits
 from streetsense.protocol.messages import COMMAND, CONFIG
 
 from . import payloads
+from .command_auth import CommandAuth
+from .logbudget import LogBudget
 from .publisher import Publisher
+from .registry import NodeInfo
 from .session import NodeState, Session, Topics
 
 __all__ = ["Commands"]
@@ -36,6 +47,9 @@ __all__ = ["Commands"]
 log = logging.getLogger("streetsense.gateway.commands")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+MAX_REQUEST = 16 * 1024  # bytes of a command's JSON
+IDENTITY_SETTINGS = ("node_id", "key", "kind")  # a config touching these needs "confirm"
+Refusal = tuple[str, str]  # (result code, why)
 
 
 @dataclass
@@ -54,16 +68,22 @@ class Commands:
     """Turns command messages into downlinks and matches the nodes' RESULTs to them."""
 
     def __init__(self, session: Session, publisher: Publisher, topics: Topics, *,
-                 resend_after_s: float = 5.0, attempts: int = 3,
-                 clock: Callable[[], float] = time.time) -> None:
+                 auth: CommandAuth, lookup_name: Callable[[str], NodeInfo | None],
+                 per_node_per_minute: int = 10, resend_after_s: float = 5.0,
+                 attempts: int = 3, clock: Callable[[], float] = time.time) -> None:
         self._session = session
         self._publisher = publisher
         self._topics = topics
+        self._auth = auth
+        self._lookup_name = lookup_name
+        self.per_node_per_minute = per_node_per_minute
         self.resend_after_s = resend_after_s
         self.attempts = attempts
         self._clock = clock
         self._requests = itertools.count(int(clock()) & 0xFFFFFF)
         self._pending: dict[tuple[int, int], _Pending] = {}
+        self._forwarded: dict[int, collections.deque[float]] = {}  # node -> recent times
+        self._log = LogBudget(log)
         self.received = 0
         self.sent = 0
         self.timeouts = 0
@@ -85,7 +105,8 @@ class Commands:
 
     async def on_message(self, message: aiomqtt.Message) -> None:
         """Handle one message on ``<prefix>/<site>/<node>/cmd/<name>``."""
-        parts = message.topic.value.split("/")
+        topic = message.topic.value
+        parts = topic.split("/")
         if len(parts) < 3 or parts[-2] != "cmd":
             return
         node_name, name = parts[-3], parts[-1]
@@ -93,28 +114,62 @@ class Commands:
         correlation = None
         if message.properties is not None and hasattr(message.properties, "CorrelationData"):
             correlation = bytes(message.properties.CorrelationData)
-        try:
-            request = json.loads(message.payload or b"{}")
-            if not isinstance(request, dict):
-                raise ValueError("the request must be a JSON object")
-        except ValueError as exc:
-            await self._refuse(node_name, name, correlation, None, "BAD_REQUEST", str(exc))
-            return
-        request_id = request.get("id")
-        request_id = None if request_id is None else str(request_id)
-        node = self._session.node_by_name(node_name)
-        if not _NAME.match(name):
-            await self._refuse(node_name, name, correlation, request_id, "BAD_REQUEST",
-                               "command names are lower-case words")
-        elif node is None or node.current_boot is None or node.link is None:
-            await self._refuse(node_name, name, correlation, request_id, "NODE_UNAVAILABLE",
-                               f"node {node_name} has not been heard by this gateway")
+        request, refusal = _parse(message.payload)
+        request_id = None if request.get("id") is None else str(request["id"])
+        target = refusal or self._check(topic, node_name, name, request, message.retain)
+        if not isinstance(target, NodeState):
+            await self._refuse(node_name, name, correlation, request_id, *target)
         elif name == "time":
-            await self._session.send_time(node)
+            await self._session.send_time(target)
             await self._gateway_result(node_name, name, correlation, request_id, "OK",
                                        "TIME sent")
         else:
-            await self._forward(node, name, request, correlation, request_id)
+            await self._forward(target, name, request, correlation, request_id)
+
+    def _check(self, topic: str, node_name: str, name: str, request: dict[str, Any],
+               retained: bool) -> NodeState | Refusal:
+        """The node the request goes to, or why it may not go anywhere."""
+        if not _NAME.match(name):
+            return "BAD_REQUEST", "command names are lower-case words"
+        if retained:
+            return ("REPLAYED", "a retained command is never run: clear it by publishing an "
+                    "empty retained message on its topic")
+        target = self._auth.refusal(topic, request) or self._target(node_name)
+        if not isinstance(target, NodeState):
+            return target
+        return (_confirm_refusal(node_name, name, request) or _limits_refusal(name, request)
+                or self._rate_refusal(node_name, target) or target)
+
+    def _registered(self, node_name: str) -> NodeInfo | Refusal:
+        """The node's registry entry, or why there is none that may be commanded."""
+        info = self._lookup_name(node_name)
+        if info is None or not info.enabled:
+            state = "not in the registry" if info is None else "disabled in the registry"
+            return "NODE_UNAVAILABLE", f"node {node_name} is {state}"
+        return info
+
+    def _target(self, node_name: str) -> NodeState | Refusal:
+        """The node named, if it is enabled in the registry and heard by this gateway."""
+        info = self._registered(node_name)
+        if not isinstance(info, NodeInfo):
+            return info
+        node = self._session.nodes.get(info.id)
+        if node is None or node.current_boot is None or node.link is None:
+            return "NODE_UNAVAILABLE", f"node {node_name} has not been heard by this gateway"
+        node.info = info  # the registry's current key signs the downlink
+        return node
+
+    def _rate_refusal(self, node_name: str, node: NodeState) -> Refusal | None:
+        now = time.monotonic()
+        recent = self._forwarded.setdefault(node.node_id, collections.deque())
+        while recent and now - recent[0] >= 60.0:
+            recent.popleft()
+        if len(recent) >= self.per_node_per_minute:
+            return "RATE_LIMITED", (f"at most {self.per_node_per_minute} commands a minute "
+                                    f"to {node_name}: try again in "
+                                    f"{60.0 - (now - recent[0]):.0f} s")
+        recent.append(now)
+        return None
 
     async def _forward(self, node: NodeState, name: str, request: dict[str, Any],
                        correlation: bytes | None, request_id: str | None) -> None:
@@ -129,7 +184,7 @@ class Commands:
         self._pending[(node.node_id, number)] = pending
         try:
             await self._send(pending)
-        except (ProtocolError, ValueError, TypeError) as exc:
+        except (ProtocolError, ValueError, TypeError, RecursionError) as exc:
             self._pending.pop((node.node_id, number), None)
             await self._refuse(node.info.name, name, correlation, request_id, "BAD_ARGS",
                                f"cannot encode the request: {exc}")
@@ -154,6 +209,12 @@ class Commands:
             pending = self._pending.get((node_id, number))
             if pending is None:
                 return
+            gone = self._registered(pending.node.info.name)
+            if not isinstance(gone, NodeInfo):  # removed or disabled since: nothing signed
+                del self._pending[(node_id, number)]
+                await self._gateway_result(pending.node.info.name, pending.name,
+                                           pending.correlation, pending.request_id, *gone)
+                return
             if pending.attempts >= self.attempts:
                 del self._pending[(node_id, number)]
                 self.timeouts += 1
@@ -168,7 +229,8 @@ class Commands:
     async def _refuse(self, node_name: str, name: str, correlation: bytes | None,
                       request_id: str | None, code: str, text: str) -> None:
         self.refused += 1
-        log.warning("command %s for %s refused: %s", name, node_name, text)
+        self._log.log(logging.WARNING, "command %s for %s refused, %s: %s", name, node_name,
+                      code, text)
         await self._gateway_result(node_name, name, correlation, request_id, code, text)
 
     async def _gateway_result(self, node_name: str, name: str, correlation: bytes | None,
@@ -187,3 +249,45 @@ class Commands:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _parse(payload: Any) -> tuple[dict[str, Any], Refusal | None]:
+    """The request object, or ``{}`` and why it is not one (any size, any depth)."""
+    raw = payload if isinstance(payload, bytes | bytearray) else str(payload or "").encode()
+    if len(raw) > MAX_REQUEST:
+        return {}, ("BAD_REQUEST", f"{len(raw)} bytes: a request has {MAX_REQUEST} at most")
+    try:
+        request = json.loads(raw or b"{}")
+    except RecursionError:
+        return {}, ("BAD_REQUEST", "nested too deeply")
+    except ValueError as exc:
+        return {}, ("BAD_REQUEST", f"not JSON: {exc}")
+    if not isinstance(request, dict):
+        return {}, ("BAD_REQUEST", "the request must be a JSON object")
+    return request, None
+
+
+def _confirm_refusal(node_name: str, name: str, request: dict[str, Any]) -> Refusal | None:
+    settings = request.get("settings")
+    identity = name == "factory_reset" or (
+        name == "config" and isinstance(settings, dict)
+        and any(key in settings for key in IDENTITY_SETTINGS))
+    if identity and request.get("confirm") != node_name:
+        what = "wipes" if name == "factory_reset" else "changes"
+        return "CONFIRM_REQUIRED", (f"{name} {what} the identity of {node_name}: send "
+                                    f'"confirm": "{node_name}" with it')
+    return None
+
+
+def _limits_refusal(name: str, request: dict[str, Any]) -> Refusal | None:
+    """``protocol.limits`` on the settings of a config, the args of a command."""
+    key = "settings" if name == "config" else "args"
+    values = request.get(key) or {}
+    if not isinstance(values, dict):
+        return "BAD_ARGS", f"{key} must be a JSON object"
+    if name == "config":
+        errors = [f"{setting}: {error}" for setting, value in values.items()
+                  if (error := limits.setting_error(setting, value))]
+        return ("BAD_ARGS", "; ".join(errors)) if errors else None
+    error = limits.argument_error(name, values)
+    return None if error is None else ("BAD_ARGS", error)

@@ -10,11 +10,15 @@ file's folder. `gateway/example.toml` documents every option.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .bench.config import HilSection, read_hil_section
+from .command_auth import load_operator_key
+from .derived.pm_correction import PM_CORRECTIONS
 from .derived.tables import PCU_TCVN_4054_2005
 from .tomlcheck import (
     ABSENT,
@@ -24,28 +28,26 @@ from .tomlcheck import (
     ProblemsError,
     Table,
     finish,
-    is_int,
+    listen_problem,
     open_toml,
 )
 
 __all__ = [
-    "BENCH_LINES",
     "MQTT_PROTOCOLS",
     "WHEN_FULL",
     "AvailabilitySection",
     "BleSection",
+    "CommandsSection",
     "ConfigError",
     "DerivedSection",
     "GatewayConfig",
     "GatewaySection",
     "HealthSection",
-    "HilSection",
     "HomeAssistantSection",
     "HttpSection",
     "JournalSection",
     "MqttSection",
     "Problem",
-    "RelayLine",
     "SerialPort",
     "check_config",
     "load_config",
@@ -56,8 +58,8 @@ MQTT_PROTOCOLS = ("5", "3.1.1")
 # then "reject" stops acking new frames (nodes keep them queued: nothing is lost), while
 # "drop-oldest" deletes the oldest undelivered rows (fresh data wins; each drop is counted).
 WHEN_FULL = ("drop-delivered-then-reject", "drop-delivered-then-drop-oldest")
-BLE_BACKENDS = ("default", "bumble")
-BENCH_LINES = ("power", "reset", "boot")
+# [ble] backend other than "default": "package.module:Name" of a bleak backend provider.
+_BACKEND = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
 class ConfigError(ProblemsError):
@@ -118,12 +120,14 @@ class SerialPort:
 
 @dataclass(frozen=True)
 class BleSection:
-    """BLE nodes: off by default; backend "bumble" needs ``bumble_transport`` (tests, no radio)."""
+    """BLE nodes: off by default. ``backend`` "default" is bleak's own backend for the
+    platform (BlueZ on a Pi); "package.module:Name" names a provider of other bleak backends,
+    called with ``backend_options`` (how a test rig puts the gateway on a virtual radio)."""
 
     enabled: bool = False
     adapter: str | None = None
     backend: str = "default"
-    bumble_transport: str | None = None
+    backend_options: dict[str, str] = field(default_factory=dict)
     max_connections: int = 4
     scan_interval_s: float = 30.0
 
@@ -167,24 +171,14 @@ class HomeAssistantSection:
 
 
 @dataclass(frozen=True)
-class RelayLine:
-    """A GPIO driving a bench relay: ``pin`` as gpiozero names it (17, "GPIO17", "BOARD11")."""
+class CommandsSection:
+    """Commands from MQTT: signed with the site's operator key (``operator_key_file``;
+    without one every command is refused), at most ``max_age_s`` old, and no more than
+    ``per_node_per_minute`` forwarded to one node."""
 
-    pin: int | str
-    active_high: bool = True
-
-
-@dataclass(frozen=True)
-class HilSection:
-    """Serving this gateway's bench to remote HIL test sessions (off unless enabled).
-
-    ``relays`` maps a serial port name to its board's lines ("power", "reset", "boot").
-    """
-
-    enabled: bool = False
-    listen: str = "127.0.0.1:9190"
-    token_file: Path | None = None
-    relays: dict[str, dict[str, RelayLine]] = field(default_factory=dict)
+    operator_key_file: Path | None = None
+    max_age_s: float = 30.0
+    per_node_per_minute: int = 10
 
 
 @dataclass(frozen=True)
@@ -192,12 +186,15 @@ class DerivedSection:
     """Derived values published next to the raw data (AQI, traffic flow in PCU).
 
     ``pcu`` overrides passenger-car-unit factors per vehicle class; the others keep the
-    defaults of TCVN 4054:2005 (`streetsense.gateway.derived.tables`).
+    defaults of TCVN 4054:2005 (`streetsense.gateway.derived.tables`). ``pm_correction``:
+    how PM2.5 of low-cost sensors is corrected in ``data`` and for the AQI ("epa-2021", the
+    default, or "none"; `streetsense.gateway.derived.pm_correction`).
     """
 
     aqi: bool = True
     traffic: bool = True
     pcu: dict[str, float] = field(default_factory=dict)
+    pm_correction: str = "epa-2021"
 
 
 @dataclass(frozen=True)
@@ -214,8 +211,9 @@ class GatewayConfig:
     health: HealthSection = HealthSection()
     http: HttpSection = HttpSection()
     homeassistant: HomeAssistantSection = HomeAssistantSection()
-    hil: HilSection = HilSection()
+    hil: HilSection = field(default_factory=HilSection)
     derived: DerivedSection = DerivedSection()
+    commands: CommandsSection = CommandsSection()
     source: Path | None = None  # the file it was loaded from
 
 
@@ -231,14 +229,6 @@ def load_config(path: str | Path) -> GatewayConfig:
 def check_config(path: str | Path) -> list[Problem]:
     """Every problem in the config file at ``path`` (an empty list when it is fine)."""
     return _load(Path(path))[1]
-
-
-def _listen_problem(value: str) -> str | None:
-    """Why ``value`` is not "host:port" (IPv6 in brackets), or None when it is."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        return f'"{value}" is not "host:port" (e.g. "127.0.0.1:9180")'
-    return None
 
 
 # --- the sections ---------------------------------------------------------------------------
@@ -288,8 +278,9 @@ def _read(root: Table, path: Path) -> GatewayConfig:
             )
             or "",
         ),
-        hil=_hil(root.table("hil"), {port.name for port in serial}),
+        hil=read_hil_section(root.table("hil"), {port.name for port in serial}),
         derived=_derived(root.table("derived")),
+        commands=_commands(root.table("commands")),
         source=path,
     )
     for table in (availability, health, homeassistant):
@@ -392,23 +383,36 @@ def _serial(root: Table) -> tuple[SerialPort, ...]:
 
 
 def _ble(table: Table) -> BleSection:
+    backend = table.text("backend", BleSection.backend) or ""
+    if backend != "default" and (problem := _backend_problem(backend)) is not None:
+        table.problem("backend", problem)
+    options_table = table.table("backend_options")
+    options = {name: options_table.text(name) or "" for name in options_table.data}
+    options_table.done()
     section = BleSection(
         enabled=table.flag("enabled", BleSection.enabled),
         adapter=table.text("adapter"),
-        backend=table.text("backend", BleSection.backend, choices=BLE_BACKENDS) or "",
-        bumble_transport=table.text("bumble_transport"),
+        backend=backend,
+        backend_options=options,
         max_connections=table.integer(
             "max_connections", BleSection.max_connections, low=1, high=32
         ),
         scan_interval_s=table.number("scan_interval_s", BleSection.scan_interval_s, low=1.0),
     )
-    if section.enabled and section.backend == "bumble" and not section.bumble_transport:
-        table.problem(
-            "bumble_transport",
-            'is required with backend = "bumble" (e.g. "tcp-client:127.0.0.1:1234")',
-        )
     table.done()
     return section
+
+
+def _backend_problem(backend: str) -> str | None:
+    """Why ``backend`` does not name an importable bleak backend provider, or None."""
+    if not _BACKEND.match(backend):
+        return f'"{backend}" is not "default" nor "package.module:Name"'
+    module = backend.partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ImportError:  # a parent package is missing
+        found = False
+    return None if found else f"module {module} is not installed"
 
 
 def _http(table: Table) -> HttpSection:
@@ -416,56 +420,37 @@ def _http(table: Table) -> HttpSection:
         "listen", lambda v: v is False or isinstance(v, str), '"host:port" or false', required=False
     )
     listen = HttpSection.listen if value is ABSENT else (value or None)
-    if listen is not None and (problem := _listen_problem(listen)) is not None:
+    if listen is not None and (problem := listen_problem(listen)) is not None:
         table.problem("listen", problem)
     table.done()
     return HttpSection(listen=listen)
 
 
-def _hil(table: Table, port_names: set[str]) -> HilSection:
-    enabled = table.flag("enabled", HilSection.enabled)
-    listen = table.text("listen", HilSection.listen) or ""
-    if (problem := _listen_problem(listen)) is not None:
-        table.problem("listen", problem)
-    token_file = table.path("token_file", must_exist=enabled)
-    if enabled and token_file is None:
-        table.problem(
-            "token_file",
-            "is required when enabled: remote bench access is authenticated with this shared token",
-        )
-    relays_table = table.table("relays")
-    relays = {}
-    for port in relays_table.data:
-        if port not in port_names:
-            relays_table.problem(port, "no [[serial]] port has this name")
-        relays[port] = _relay_lines(relays_table.table(port))
-    relays_table.done()
+def _commands(table: Table) -> CommandsSection:
+    key_file = table.path("operator_key_file", must_exist=True)
+    if key_file is not None and key_file.is_file():
+        try:
+            load_operator_key(key_file)
+        except ValueError as exc:
+            table.problem("operator_key_file", str(exc))
+        except OSError as exc:
+            table.problem("operator_key_file", f"cannot read it: {exc.strerror}")
+    section = CommandsSection(
+        operator_key_file=key_file,
+        max_age_s=table.number("max_age_s", CommandsSection.max_age_s, low=1.0, high=3600.0),
+        per_node_per_minute=table.integer(
+            "per_node_per_minute", CommandsSection.per_node_per_minute, low=1, high=600
+        ),
+    )
     table.done()
-    return HilSection(enabled=enabled, listen=listen, token_file=token_file, relays=relays)
-
-
-def _relay_lines(table: Table) -> dict[str, RelayLine]:
-    lines = {}
-    for name in BENCH_LINES:
-        if name in table.data:
-            line = table.table(name)
-            pin = line.value(
-                "pin",
-                lambda v: is_int(v) or isinstance(v, str),
-                'a GPIO number or name (17, "GPIO17")',
-                required=True,
-            )
-            lines[name] = RelayLine(
-                pin=0 if pin is ABSENT else pin, active_high=line.flag("active_high", True)
-            )
-            line.done()
-    table.done()
-    return lines
+    return section
 
 
 def _derived(table: Table) -> DerivedSection:
     aqi = table.flag("aqi", DerivedSection.aqi)
     traffic = table.flag("traffic", DerivedSection.traffic)
+    pm_correction = table.text("pm_correction", DerivedSection.pm_correction,
+                               choices=PM_CORRECTIONS) or DerivedSection.pm_correction
     pcu_table = table.table("pcu")
     pcu = {}
     for name in pcu_table.data:
@@ -473,4 +458,4 @@ def _derived(table: Table) -> DerivedSection:
             pcu[name] = pcu_table.number(name, PCU_TCVN_4054_2005[name], low=0.0)
     pcu_table.done()  # any other name is reported as an unknown key
     table.done()
-    return DerivedSection(aqi=aqi, traffic=traffic, pcu=pcu)
+    return DerivedSection(aqi=aqi, traffic=traffic, pcu=pcu, pm_correction=pm_correction)

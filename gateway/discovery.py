@@ -49,6 +49,15 @@ SENSORS: dict[str, SensorKind] = {
     "speed_space_mean": SensorKind("Space-mean speed", "km/h", "speed"),
     "occupancy": SensorKind("Occupancy", "%", icon="mdi:road-variant"),
 }
+# A PMS5003's other words (SPEC §5.3.1): PM at CF=1 and the particle counts per 0.1 L.
+SENSORS.update({
+    "pm1_0_cf1": SensorKind("PM1.0 CF=1", "µg/m³", "pm1"),
+    "pm2_5_cf1": SensorKind("PM2.5 CF=1", "µg/m³", "pm25"),
+    "pm10_cf1": SensorKind("PM10 CF=1", "µg/m³", "pm10"),
+    **{f"particles_{size}um": SensorKind(f"Particles >{label} µm", "/0.1 L", icon="mdi:blur")
+       for size, label in (("0_3", "0.3"), ("0_5", "0.5"), ("1_0", "1.0"), ("2_5", "2.5"),
+                           ("5_0", "5"), ("10", "10"))},
+})
 
 
 def _split(reading: str) -> tuple[str, int]:

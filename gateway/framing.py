@@ -3,8 +3,10 @@
 One ``Deframer`` per link (a link that comes back starts clean, so half a frame from before
 costs nothing); every frame is parsed with the registry's key lookup, so frames of unknown or
 disabled nodes and frames with a wrong tag never get further. Whatever fails is counted by
-reason (also in the metrics) and logged once per minute per reason and source: a noisy line
-or a stranger's node cannot flood the log. Nothing rejected is ACKed or published.
+reason (also in the metrics) and logged at most once per minute per reason and source, and
+within an overall budget of lines: a noisy line or a flood of made-up node ids costs
+constant time per frame and bounded memory, and cannot flood the log. Nothing rejected is
+ACKed or published.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 
 from streetsense.protocol import Deframer, Frame, ProtocolError, UnknownNode, parse_frame
 from streetsense.protocol.messages import DOWNLINK_TYPES
 
+from .logbudget import LogBudget
 from .metrics import Metrics
 from .registry import NodeInfo
 from .transports.base import Link
@@ -28,30 +31,44 @@ log = logging.getLogger("streetsense.gateway.framing")
 
 LOG_EVERY_S = 60.0  # a repeated rejection (same reason, same node or link) is logged this often
 LOGGED_MAX = 1024  # rejection sources remembered for that
+LOG_BURST, LOG_PER_MINUTE = 20, 60  # rejection lines overall, whatever their sources
 
 FrameHandler = Callable[[Link, Frame, NodeInfo], None]
 
 
 class Rejections:
-    """Rejected frames: counted by reason, logged once per ``LOG_EVERY_S`` per source."""
+    """Rejected frames: counted by reason, logged once per ``LOG_EVERY_S`` per source and
+    within an overall budget; constant time per frame, bounded memory."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.metrics = metrics
         self.counts: Counter[str] = Counter()
-        self._logged: dict[tuple[str, object], float] = {}
+        self._clock = clock
+        self._logged: OrderedDict[tuple[str, object], float] = OrderedDict()  # oldest first
+        self._budget = LogBudget(log, burst=LOG_BURST, per_minute=LOG_PER_MINUTE, clock=clock)
+
+    @property
+    def sources(self) -> int:
+        """Rejection sources remembered now (at most ``LOGGED_MAX``)."""
+        return len(self._logged)
 
     def __call__(self, reason: str, about: tuple[str, object], text: str) -> None:
         self.counts[reason] += 1
         self.metrics.rejected(reason)
         key = (reason, about)
-        now = time.monotonic()
+        now = self._clock()
         last = self._logged.get(key)
-        if last is None or now - last >= LOG_EVERY_S:
-            if len(self._logged) >= LOGGED_MAX:  # a flood of made-up node ids: forget old ones
-                self._logged = {k: t for k, t in self._logged.items() if now - t < LOG_EVERY_S}
-            self._logged[key] = now
-            log.warning("rejected frame (%s) %s; %d %s frames so far", reason, text,
-                        self.counts[reason], reason)
+        if last is not None and now - last < LOG_EVERY_S:
+            return
+        self._logged[key] = now
+        self._logged.move_to_end(key)
+        # Forget the sources logged longest ago: expired ones, and any beyond LOGGED_MAX (a
+        # flood of made-up node ids). Each entry is removed once: O(1) per frame, amortized.
+        logged = self._logged
+        while len(logged) > LOGGED_MAX or now - next(iter(logged.values())) >= LOG_EVERY_S:
+            logged.popitem(last=False)
+        self._budget.log(logging.WARNING, "rejected frame (%s) %s; %d %s frames so far",
+                         reason, text, self.counts[reason], reason)
 
 
 class Framing:

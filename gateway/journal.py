@@ -5,9 +5,16 @@ transaction together with the node's replay state (SPEC §6.2), before the frame
 ACKed. A message's ``published`` flag is set only on the broker's PUBACK; the publisher
 drains unpublished messages in id order, so each node's messages leave in arrival order.
 
-The journal is bounded (``max_bytes``, enforced with SQLite's ``max_page_count``). When an
-insert does not fit, the configured policy applies (``WHEN_FULL``); a real disk-full
-(ENOSPC) surfaces from SQLite as the same SQLITE_FULL error and takes the same path.
+The journal is bounded: ``max_bytes`` counts the database and its WAL (the WAL gets a fixed
+share, ``wal_bytes``, kept by checkpoints; the database the rest, through SQLite's
+``max_page_count``). The bound also shrinks to what the disk still has, less a reserve for
+the WAL and checkpoints, so a full disk is met as the same clean "full" before a write fails.
+When an insert does not fit, delivered rows are deleted (oldest first, in bounded steps),
+then the configured policy applies (``WHEN_FULL``). A write the disk refuses anyway (ENOSPC
+because something else filled it, EFBIG, EIO) takes the same path: the frames are refused,
+delivered flags stay queued in memory; nothing raises out of the journal, and it recovers by
+itself once there is room. Each full spell is logged once, with its figures, and once more
+when it ends.
 
 All database work runs on one worker thread (``await journal.call(fn, ...)``), so a commit
 (an fsync) never blocks the event loop, and frames that arrive meanwhile form the next group.
@@ -18,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -64,6 +72,9 @@ CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 _DROP_BATCH = 256  # oldest unpublished messages deleted per step under drop-oldest
+_PRUNE_BATCH = 1000  # delivered messages deleted per step (one small transaction each)
+_WAL_MIN, _WAL_MAX = 64 * 1024, 1024 * 1024  # the WAL's share of max_bytes: 1/32, clamped
+_SHM_BYTES = 32 * 1024  # the WAL index (-shm) of a WAL of up to 4096 pages
 
 
 class JournalError(Exception):
@@ -125,6 +136,7 @@ class Journal:
         self.rejected_frames = 0  # frames refused because full (not ACKed)
         self.dropped_messages = 0  # unpublished messages deleted by drop-oldest
         self.pruned_messages = 0  # published messages deleted to make room
+        self.pruned_downlinks = 0  # downlink counters of boots long gone
         self._lock = threading.RLock()
         # PUBACKed ids not yet flagged: written with the next commit or by flush_marks.
         # Their own small lock: the event loop appends without waiting for a commit.
@@ -139,8 +151,23 @@ class Journal:
         # FULL: a commit is on disk (fsync of the WAL) before it returns, so before the ACK.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
-        page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
-        self._db.execute(f"PRAGMA max_page_count={max(16, max_bytes // page_size)}")
+        self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        # The WAL is checkpointed (and truncated back) at half its share: the other half
+        # holds the transaction that crossed that line (group commits and pruning steps are
+        # small) and the frame headers.
+        self.wal_bytes = min(_WAL_MAX, max(_WAL_MIN, max_bytes // 32))
+        self._db.execute(f"PRAGMA wal_autocheckpoint={self.wal_bytes // self._page_size // 2}")
+        self._db.execute(f"PRAGMA journal_size_limit={self.wal_bytes}")
+        self._max_pages = max(16, (max_bytes - self.wal_bytes - _SHM_BYTES) // self._page_size)
+        # Disk space left free for the WAL to grow to its share and a checkpoint to extend
+        # the database by as much: with it, a full disk never wedges the journal.
+        self._reserve = 2 * self.wal_bytes + _SHM_BYTES
+        self._limit = 0  # max_page_count as set now
+        self._disk_free = 0
+        self._full_since: float | None = None  # a full spell: logged at its start and end
+        self._full_counts = (0, 0)
+        self._marks_refused = False
+        self._fit_bound()
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn`` (a method of this journal) on the journal thread."""
@@ -163,6 +190,7 @@ class Journal:
         pairs. Raises ``JournalFull`` when the policy refuses the batch.
         """
         with self._lock:
+            self._fit_bound()
             self._pending_state = {}
             try:
                 derived = derive() if derive else []
@@ -172,41 +200,96 @@ class Journal:
 
     def _insert_with_policy(self, batch: Batch, derived: list[tuple[int, Message]],
                             state: dict[str, str]) -> list[Row]:
-        pruned_delivered = False
+        dropped = False
         while True:
             try:
-                return self._insert(batch, derived, state)
+                rows = self._insert(batch, derived, state)
             except sqlite3.OperationalError as exc:
-                if not _is_full(exc):
+                if not _refused_by_disk(exc):
                     raise
+                error = exc
+            else:
+                if not dropped:
+                    self._full_over()
+                return rows
             self.full_events += 1
-            if not pruned_delivered:
-                pruned_delivered = True
-                removed = self._delete("DELETE FROM messages WHERE published = 1")
-                self.pruned_messages += removed
-                log.warning("journal full (max %d bytes): deleted %d delivered messages",
-                            self.max_bytes, removed)
-                if removed:
-                    continue
+            if self._delete_quietly(self._prune_sql(), "pruned_messages"):
+                continue  # delivered rows made room
             if self.when_full == "drop-delivered-then-drop-oldest":
-                removed = self._delete(
-                    "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
-                    f"WHERE published = 0 ORDER BY id LIMIT {_DROP_BATCH})")
-                if removed:
-                    self.dropped_messages += removed
-                    log.error("journal full (max %d bytes): dropped the %d oldest "
-                              "undelivered messages (policy %s)", self.max_bytes, removed,
-                              self.when_full)
+                self._full_began(error, "dropping the oldest undelivered messages (policy "
+                                 f"{self.when_full}; each one counted)")
+                if self._delete_quietly(
+                        "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
+                        f"WHERE published = 0 ORDER BY id LIMIT {_DROP_BATCH})",
+                        "dropped_messages"):
+                    dropped = True
                     continue
+            self._full_began(error, f"refusing new frames, not ACKed (policy {self.when_full}; "
+                             "nodes keep them and retransmit)")
             self.rejected_frames += len(batch.frames)
-            log.error("journal full (max %d bytes): refused %d frames, not ACKed "
-                      "(policy %s; nodes keep them and retransmit)", self.max_bytes,
-                      len(batch.frames), self.when_full)
             raise JournalFull("journal full", max_bytes=self.max_bytes)
 
-    def _delete(self, sql: str) -> int:
-        cursor = self._db.execute(sql)
-        return cursor.rowcount
+    def _prune_sql(self) -> str:
+        """Delete the oldest delivered messages, one step: every row below the oldest
+        undelivered one is delivered (the drain publishes in id order)."""
+        oldest = self._db.execute(
+            "SELECT min(id) FROM messages WHERE published = 0").fetchone()[0]
+        below = "" if oldest is None else f"WHERE id < {int(oldest)} "
+        return (f"DELETE FROM messages WHERE id IN (SELECT id FROM messages {below}"
+                f"ORDER BY id LIMIT {_PRUNE_BATCH})")
+
+    def _delete_quietly(self, sql: str, counter: str) -> int:
+        """Run one DELETE (its own small transaction), add the rows to ``counter``; 0 if
+        there was nothing to delete or the disk refused even that."""
+        try:
+            removed = self._db.execute(sql).rowcount
+        except sqlite3.OperationalError as exc:
+            if not _refused_by_disk(exc):
+                raise
+            return 0
+        setattr(self, counter, getattr(self, counter) + removed)
+        return removed
+
+    def _fit_bound(self) -> None:
+        """Set SQLite's page limit: the database's share of ``max_bytes``, and no more than
+        the disk can still give beyond the reserve (pages freed inside stay usable)."""
+        pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
+        try:
+            disk = os.statvfs(self.path.parent)
+            self._disk_free = disk.f_bavail * disk.f_frsize
+        except OSError:
+            self._disk_free = self.max_bytes
+        room = max(0, self._disk_free - self._reserve) // self._page_size
+        limit = min(self._max_pages, pages + room)
+        if limit != self._limit:
+            self._limit = int(self._db.execute(f"PRAGMA max_page_count={limit}").fetchone()[0])
+
+    def _figures(self) -> str:
+        database, wal = (_size(self.path), _size(Path(f"{self.path}-wal")))
+        text = (f"{_mib(database + wal)} used (database {_mib(database)} + WAL {_mib(wal)}) "
+                f"of a {_mib(self._limit * self._page_size + self.wal_bytes)} bound "
+                f"(max_bytes {_mib(self.max_bytes)}")
+        if self._limit < self._max_pages:
+            text += (f", cut to what the disk has: {_mib(self._disk_free)} free, "
+                     f"{_mib(self._reserve)} of it kept for the WAL")
+        return text + ")"
+
+    def _full_began(self, error: sqlite3.Error, action: str) -> None:
+        if self._full_since is not None:
+            return
+        self._full_since = time.monotonic()
+        self._full_counts = (self.rejected_frames, self.dropped_messages)
+        log.error("journal full: %s; SQLite: %s; %s", self._figures(), error, action)
+
+    def _full_over(self) -> None:
+        if self._full_since is None:
+            return
+        log.warning("journal takes frames again after %.1f s full: %d frames refused "
+                    "meanwhile (the nodes kept them), %d undelivered messages dropped",
+                    time.monotonic() - self._full_since,
+                    self.rejected_frames - self._full_counts[0],
+                    self.dropped_messages - self._full_counts[1])
+        self._full_since = None
 
     def _insert(self, batch: Batch, derived: list[tuple[int, Message]],
                 state: dict[str, str]) -> list[Row]:
@@ -266,10 +349,10 @@ class Journal:
             top = self._db.execute("SELECT max(id) FROM messages").fetchone()[0]
         return rows, top or 0
 
-    def mark_published(self, ids: Iterable[int]) -> None:
-        """Set the published flag of ``ids`` now (one transaction)."""
+    def mark_published(self, ids: Iterable[int]) -> bool:
+        """Set the published flag of ``ids`` now (one transaction); see ``flush_marks``."""
         self.mark_soon(ids)
-        self.flush_marks()
+        return self.flush_marks()
 
     def mark_soon(self, ids: Iterable[int]) -> None:
         """Flag ``ids`` as published with the next commit or ``flush_marks`` (no waiting:
@@ -277,19 +360,35 @@ class Journal:
         with self._marks_lock:
             self._marks.extend(ids)
 
-    def flush_marks(self) -> None:
-        """Write the published flags queued by ``mark_soon``."""
+    def flush_marks(self) -> bool:
+        """Write the published flags queued by ``mark_soon``. False when the disk refused
+        the write: they stay queued (a restart before they are written publishes those
+        messages again)."""
         with self._lock:
             if not self._marks:
-                return
+                return True
             self._db.execute("BEGIN")
             try:
                 self._write_marks()
                 self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._rollback()
+                if not _refused_by_disk(exc):
+                    raise
+                if not self._marks_refused:
+                    self._marks_refused = True
+                    log.error("journal cannot record deliveries: SQLite: %s; %d flags kept "
+                              "in memory until the disk has room (%s)", exc, len(self._marks),
+                              self._figures())
+                return False
             except BaseException:
                 self._rollback()
                 raise
             self._marks_taken = []
+            if self._marks_refused:
+                self._marks_refused = False
+                log.warning("journal records deliveries again")
+            return True
 
     def _write_marks(self) -> None:
         with self._marks_lock:
@@ -316,9 +415,9 @@ class Journal:
                 "SELECT count(*), min(received_at) FROM messages WHERE published = 0"
             ).fetchone()
             pages = self._db.execute("PRAGMA page_count").fetchone()[0]
-            page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        wal = _size(Path(f"{self.path}-wal"))
         return {"depth": depth, "oldest_received_at": oldest,
-                "size_bytes": pages * page_size, "max_bytes": self.max_bytes,
+                "size_bytes": pages * self._page_size + wal, "max_bytes": self.max_bytes,
                 "when_full": self.when_full, "full_events": self.full_events,
                 "rejected_frames": self.rejected_frames,
                 "dropped_messages": self.dropped_messages,
@@ -333,14 +432,23 @@ class Journal:
         return {node: {int(b): s for b, s in json.loads(boots).items()} for node, boots in rows}
 
     def next_downlink_seq(self, node_id: int, boot: int) -> int:
-        """The next downlink counter of (node, boot), committed before it is returned."""
+        """The next downlink counter of (node, boot), committed before it is returned.
+
+        Raises ``JournalFull`` when the disk refuses to save it (nothing may be sent then).
+        """
         with self._lock:
-            row = self._db.execute(
-                "INSERT INTO downlink(node_id, boot, counter) VALUES (?, ?, 1) "
-                "ON CONFLICT(node_id, boot) DO UPDATE SET counter = counter + 1 "
-                "RETURNING counter", (node_id, boot)).fetchone()
-            self._db.execute("DELETE FROM downlink WHERE node_id = ? AND boot < ?",
-                             (node_id, boot - 16))
+            try:
+                row = self._db.execute(
+                    "INSERT INTO downlink(node_id, boot, counter) VALUES (?, ?, 1) "
+                    "ON CONFLICT(node_id, boot) DO UPDATE SET counter = counter + 1 "
+                    "RETURNING counter", (node_id, boot)).fetchone()
+            except sqlite3.OperationalError as exc:
+                if not _refused_by_disk(exc):
+                    raise
+                raise JournalFull(f"downlink counter not saved: {exc}",
+                                  max_bytes=self.max_bytes) from exc
+            self._delete_quietly(f"DELETE FROM downlink WHERE node_id = {int(node_id)} "
+                                 f"AND boot < {int(boot) - 16}", "pruned_downlinks")
         return int(row[0])
 
     def load_state(self, name: str) -> dict[str, Any] | None:
@@ -363,6 +471,19 @@ class Journal:
                 "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, text))
 
 
-def _is_full(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or \
-        "full" in str(exc)
+def _refused_by_disk(exc: sqlite3.Error) -> bool:
+    """SQLITE_FULL (the bound, or ENOSPC) or an SQLITE_IOERR (EFBIG, EIO): the write did
+    not happen, the transaction is rolled back, and a later one may succeed."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_FULL,
+                                                          sqlite3.SQLITE_IOERR)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1048576:.1f} MiB"

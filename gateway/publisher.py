@@ -41,6 +41,7 @@ BACKOFF_MAX_S = 30.0
 FETCH_ROWS = 500
 LIVE_MAX = 10_000  # rows held in memory for the drain; beyond, it reads the journal
 MARK_DELAY_S = 0.1
+MARK_RETRY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class Publisher:
         self.published = 0
         self.published_delayed = 0
         self.last_error = ""
+        self._stopping = False
 
     @property
     def is_v5(self) -> bool:
@@ -238,6 +240,10 @@ class Publisher:
                 self.connected.clear()
                 self.offline.set()
                 self.metrics.set_broker(False)
+            if self._stopping:
+                # A stop's cancellation that met a broker error inside the TaskGroup
+                # surfaces as that error alone (Python 3.11): no reconnect after goodbye.
+                return
             sleep_s = delay_s * (0.5 + self._rng.random())
             log.warning("MQTT broker %s unreachable (%s); retrying in %.1f s",
                         self.settings.url, self.last_error, sleep_s)
@@ -335,20 +341,26 @@ class Publisher:
     async def _mark_loop(self) -> None:
         # Published flags ride along with the next commit; when none comes within
         # MARK_DELAY_S they are written on their own. A crash in between republishes
-        # at most that long's worth of messages (at-least-once).
+        # at most that long's worth of messages (at-least-once). A full disk holds them
+        # back longer: they are tried again every MARK_RETRY_S.
         while True:
             await self._acked_wake.wait()
             self._acked_wake.clear()
             await asyncio.sleep(MARK_DELAY_S)
-            await self._flush_marks()
+            if not await self._flush_marks():
+                await asyncio.sleep(MARK_RETRY_S)
+                self._acked_wake.set()
 
-    async def _flush_marks(self) -> None:
+    async def _flush_marks(self) -> bool:
         if self._journal.marks_pending:
-            await self._journal.call(self._journal.flush_marks)
+            return await self._journal.call(self._journal.flush_marks)
+        return True
 
     async def goodbye(self, extra: Sequence[tuple[str, bytes]] = (),
-                      timeout_s: float = 3.0) -> None:
-        """On a clean stop: ``extra`` retained messages, then the gateway's state offline."""
+                      timeout_s: float = 2.0) -> None:
+        """On a clean stop: ``extra`` retained messages, then the gateway's state offline;
+        no reconnection after this."""
+        self._stopping = True
         client = self._client
         if client is None:
             return

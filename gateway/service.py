@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from . import payloads
+from .command_auth import CommandAuth, load_operator_key
 from .commands import Commands
 from .config import GatewayConfig
 from .discovery import HomeAssistantDiscovery
@@ -32,7 +33,7 @@ from .transports.base import LinkCallbacks, Transport
 from .transports.serial import PortSpec, SerialTransport
 
 if TYPE_CHECKING:
-    from .hil_server import BenchLinks, HilServer
+    from .bench.server import BenchLinks, HilServer
 
 __all__ = ["Gateway"]
 
@@ -65,17 +66,20 @@ class Gateway:
         self.config = config
         self.topics = Topics(config.mqtt.prefix, config.gateway.site, config.gateway.id)
         self.registry = registry or Registry.load(config.registry_path)
-        if derivers is None:
-            from .derived import build_derivers
+        from .derived import PmCorrection, build_derivers
 
+        if derivers is None:
             derivers = build_derivers(aqi=config.derived.aqi, traffic=config.derived.traffic,
-                                      pcu=config.derived.pcu)
+                                      pcu=config.derived.pcu,
+                                      pm_correction=config.derived.pm_correction)
         self._derivers = list(derivers)
+        # The `data` message carries the corrected PM beside the raw (docs/mqtt.md).
+        self._amenders = [PmCorrection(config.derived.pm_correction)]
         self._extra_transports = list(transports)
         self.hil: HilServer | None = None
         self._bench_links: BenchLinks | None = None
         if config.hil.enabled and link_filter is None:
-            from .hil_server import BenchLinks
+            from .bench.server import BenchLinks
 
             self._bench_links = BenchLinks()  # the bench's taps and fault injection
             link_filter = self._bench_links.wrap
@@ -91,6 +95,7 @@ class Gateway:
         self.started_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self.failed = asyncio.Event()
+        self.stop_step = ""  # the step of stop() under way
 
     # ---- wiring -------------------------------------------------------------------------
 
@@ -116,11 +121,18 @@ class Gateway:
                           states=publisher, on_committed=publisher.offer,
                           match_result=lambda node, request: commands_box[0].match_result(
                               node, request),
-                          derivers=self._derivers, rejections=rejections,
+                          derivers=self._derivers, amenders=self._amenders,
+                          rejections=rejections,
                           announce=HomeAssistantDiscovery.from_config(cfg).on_data
                           if cfg.homeassistant.discovery else None)
         self.session = session
-        commands = Commands(session, publisher, self.topics)
+        key_file = cfg.commands.operator_key_file
+        commands = Commands(
+            session, publisher, self.topics,
+            auth=CommandAuth(None if key_file is None else load_operator_key(key_file),
+                             max_age_s=cfg.commands.max_age_s),
+            lookup_name=self.registry.by_name,
+            per_node_per_minute=cfg.commands.per_node_per_minute)
         commands_box.append(commands)
         self.commands = commands
         self.framing = Framing(lookup=self._lookup, on_frame=session.on_frame,
@@ -178,7 +190,7 @@ class Gateway:
         self._spawn(self._housekeeping(), "housekeeping")
         self._spawn(self._health_loop(), "health")
         if self._bench_links is not None:
-            from .hil_server import bench_server
+            from .bench.server import bench_server
 
             self.hil = bench_server(self.config, self._bench_links, self.registry.lookup)
             await self.hil.start()
@@ -201,11 +213,15 @@ class Gateway:
             self.failed.set()
 
     async def stop(self) -> None:
-        """Report nodes and gateway offline (best effort), stop every task, close the journal."""
+        """Report nodes and gateway offline (best effort), stop every task, close the journal.
+
+        ``stop_step`` names the step under way (for a stop that overruns its deadline)."""
+        self.stop_step = "closing the HIL bench server"
         if self.hil is not None:
             await self.hil.close()
             self.hil = None
         session, publisher = self.session, self.publisher
+        self.stop_step = "reporting offline on MQTT"
         if publisher is not None and session is not None:
             offline = []
             for node in session.nodes.values():
@@ -221,11 +237,14 @@ class Gateway:
             await publisher.goodbye(offline)
         for task in self._tasks:
             task.cancel()
+        self.stop_step = f"ending tasks ({', '.join(t.get_name() for t in self._tasks)})"
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         for closer in (self.commands, session, publisher):
             if closer is not None:
+                self.stop_step = f"closing the {type(closer).__name__.lower()}"
                 await closer.close()
+        self.stop_step = "closing the journal (a commit under way ends first)"
         if self.journal is not None:
             self.journal.close()
         log.info("gateway %s stopped", self.config.gateway.id)

@@ -40,7 +40,8 @@ from .metrics import Metrics
 from .registry import NodeInfo
 from .transports.base import Link
 
-__all__ = ["MAX_BOOTS", "Deriver", "NodeState", "Session", "Topics", "replay_verdict"]
+__all__ = ["MAX_BOOTS", "DataAmender", "Deriver", "NodeState", "Session", "Topics",
+           "replay_verdict"]
 
 log = logging.getLogger("streetsense.gateway.session")
 
@@ -57,6 +58,15 @@ class Deriver(Protocol):
     def on_data(self, node: NodeInfo, message: dict[str, Any],
                 journal: Journal) -> list[tuple[str, dict[str, Any]]]:
         """(subtopic, payload) pairs to publish for one ``data`` message."""
+
+
+class DataAmender(Protocol):
+    """Adds derived fields to a ``data`` message before it is published (the PM correction)."""
+
+    name: str
+
+    def amend_data(self, message: dict[str, Any]) -> None:
+        """Change ``message`` in place."""
 
 
 class RetainedSink(Protocol):
@@ -156,7 +166,8 @@ class Session:
                  on_committed: Callable[[list[Row]], None],
                  match_result: ResultMatcher, derivers: Sequence[Deriver] = (),
                  announce: Announcer | None = None, rejections: Rejections | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 amenders: Sequence[DataAmender] = ()) -> None:
         self._lookup = lookup
         self._journal = journal
         self._topics = topics
@@ -164,6 +175,7 @@ class Session:
         self._on_committed = on_committed
         self._match_result = match_result
         self._derivers = list(derivers)
+        self._amenders = list(amenders)
         self._announce = announce
         self._rejections = rejections or Rejections(Metrics())
         self.metrics = self._rejections.metrics
@@ -276,6 +288,7 @@ class Session:
             assert stamp is not None
             data = payloads.data_payload(origin, boot, seq, body, stamp, now,
                                          delayed=self._held_at_node(node, boot, stamp, now))
+            self._amend(data, info)
             arrival.data = data
             arrival.messages.append(Message(topic(info.name, "data"), payloads.encode(data),
                                             delayable=True))
@@ -376,12 +389,8 @@ class Session:
                                                 lambda: self._before_commit(data, births))
         except JournalFull:
             self._count_journal_losses()
-            for node_id, node in touched.items():
-                node.boots = dict(node.committed)
-                # Frames of this node that arrived during the failed commit are still new.
-                for later in self._inbox:
-                    if later.new and later.node.node_id == node_id:
-                        _advance(node.boots, later.frame.boot, later.frame.seq)
+            self._forget_refused(touched, {(a.frame.node_id, a.frame.boot)
+                                           for a in arrivals if a.new})
             return
         self._count_journal_losses()
         for node_id, replay in batch.replay.items():
@@ -399,6 +408,28 @@ class Session:
                   and arrival.frame.body.get(2) == CLOCK_UPTIME
                   and time.monotonic() - arrival.node.time_sent_at > TIME_RESEND_S):
                 self._spawn(self.send_time(arrival.node))
+
+    def _forget_refused(self, touched: dict[int, NodeState],
+                        refused: set[tuple[int, int]]) -> None:
+        """After a refused commit: the replay state goes back to what is committed, and
+        whatever of the same (node, boot) arrived meanwhile is dropped unACKed too (a
+        retransmission of a refused frame is not a duplicate of anything committed, and a
+        later seq must not be ACKed over it). The nodes send them again, in order."""
+        self._inbox = [a for a in self._inbox
+                       if (a.frame.node_id, a.frame.boot) not in refused]
+        for node_id, node in touched.items():
+            node.boots = dict(node.committed)
+            for later in self._inbox:  # other boots of this node: still new
+                if later.new and later.node.node_id == node_id:
+                    _advance(node.boots, later.frame.boot, later.frame.seq)
+
+    def _amend(self, data: dict[str, Any], info: NodeInfo) -> None:
+        for amender in self._amenders:
+            try:
+                amender.amend_data(data)
+            except Exception:
+                self.stats.derive_errors += 1
+                log.exception("%s failed on a message of %s", amender.name, info.name)
 
     def _count_journal_losses(self) -> None:
         losses = self._journal.rejected_frames + self._journal.dropped_messages
@@ -429,11 +460,14 @@ class Session:
         return extra
 
     async def _ack(self, arrivals: list[_Arrival]) -> None:
-        # One cumulative ACK per (link, node, boot): the highest seq of this commit.
+        # One cumulative ACK per (link, node, boot): the highest seq of this commit, and
+        # only up to what the journal holds (a duplicate of a frame whose commit is pending
+        # or was refused is not ACKed: the node retransmits it).
         highest: dict[tuple[str, int, int], tuple[_Arrival, int]] = {}
         for arrival in arrivals:
             frame = arrival.frame
-            if not frame.ack_requested:
+            if not frame.ack_requested or \
+                    frame.seq > arrival.node.committed.get(frame.boot, -1):
                 continue
             key = (arrival.link.name, frame.node_id, frame.boot)
             if key not in highest or frame.seq > highest[key][1]:
@@ -459,12 +493,21 @@ class Session:
     async def send_downlink(self, node: NodeState, mtype: int, body: dict[int, Any]) -> int:
         """Sign and send TIME/CONFIG/COMMAND with the next (node, boot) downlink counter.
 
-        Returns the seq used. Raises ``ConnectionError`` if the node has no link or boot yet.
+        Returns the seq used. Raises ``ConnectionError`` if the node is removed or disabled
+        in the registry (nothing is signed for it), has no link or boot yet, or the journal
+        cannot save the downlink counter (a full disk).
         """
         link, boot = node.link, node.current_boot
+        info = self._lookup(node.node_id)
+        if info is None or not info.enabled:
+            raise ConnectionError(f"node {node.info.name} is no longer enabled in the registry")
+        node.info = info
         if link is None or boot is None:
             raise ConnectionError(f"node {node.info.name} has not been heard yet")
-        seq = await self._journal.call(self._journal.next_downlink_seq, node.node_id, boot)
+        try:
+            seq = await self._journal.call(self._journal.next_downlink_seq, node.node_id, boot)
+        except JournalFull as exc:
+            raise ConnectionError(str(exc)) from exc
         frame = Frame(mtype, node.node_id, boot, seq, body)
         try:
             await link.send(frame.encode(node.info.key))

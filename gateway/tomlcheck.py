@@ -26,6 +26,7 @@ __all__ = [
     "Table",
     "finish",
     "is_int",
+    "listen_problem",
     "open_toml",
     "parse_toml",
     "type_name",
@@ -253,6 +254,14 @@ class Table:
         for name in self.data:
             if name not in self.used:
                 self.problem(name, "unknown key")
+
+
+def listen_problem(value: str) -> str | None:
+    """Why ``value`` is not "host:port" (IPv6 in brackets), or None when it is."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        return f'"{value}" is not "host:port" (e.g. "127.0.0.1:9180")'
+    return None
 
 
 def is_int(value: Any) -> bool:

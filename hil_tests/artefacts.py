@@ -3,7 +3,9 @@
 Fixtures register *sources* with the test's `Artefacts` as they start (the gateway's log,
 each node's console, the frames seen on each link, the MQTT transcript); when the test
 fails, the plugin asks it to write them all into ``<artefact dir>/<test id>/``. A source
-that fails to write leaves a note instead of hiding the others.
+that fails to write leaves a note instead of hiding the others. Artefacts end up in CI
+logs, so keys registered with `add_secret` (the board's) are cut out of every file and the
+summary: any run of four or more of their bytes, as hex or as a Python bytes literal.
 
 `FrameLog` records the raw bytes crossing a link in both directions and renders them as
 frames: hex, then the decoded header and body (the tag is not checked: no key is needed).
@@ -13,17 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from streetsense.protocol import Deframer, ProtocolError, parse_frame
 
-__all__ = ["Artefacts", "FrameLog", "LinkFrame", "folder_name"]
+__all__ = ["REDACTED", "Artefacts", "FrameLog", "LinkFrame", "folder_name", "redact"]
+
+REDACTED = "<redacted>"
+_RUN = 4  # bytes of a secret in a row that count as showing it
 
 
 def folder_name(nodeid: str) -> str:
@@ -32,11 +38,62 @@ def folder_name(nodeid: str) -> str:
     return name[:150] or "test"
 
 
+def _byte_forms(byte: int) -> list[str]:
+    """How one byte can look inside a Python bytes literal (``'`` is escaped or not,
+    depending on the quotes Python chose for the whole literal)."""
+    forms = {repr(bytes([byte]))[2:-1]}
+    if byte == 0x27:
+        forms.add("\\'")
+    return sorted(forms)
+
+
+def _patterns(secret: bytes) -> list[re.Pattern[str]]:
+    """One pattern per run of `_RUN` bytes of ``secret``: its hex or its bytes-literal form."""
+    patterns = []
+    for start in range(len(secret) - _RUN + 1):
+        run = secret[start:start + _RUN]
+        literal = "".join("(?:" + "|".join(map(re.escape, _byte_forms(b))) + ")" for b in run)
+        patterns.append(re.compile(f"{run.hex()}|{literal}", re.IGNORECASE))
+    return patterns
+
+
+def redact(text: str, secrets: Iterable[bytes]) -> str:
+    """``text`` with every run of four or more bytes of a secret replaced by `REDACTED`."""
+    spans: list[tuple[int, int]] = []
+    for secret in secrets:
+        for pattern in _patterns(secret):
+            spans.extend(match.span() for match in pattern.finditer(text))
+    if not spans:
+        return text
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    pieces, done = [], 0
+    for start, end in merged:
+        pieces += [text[done:start], REDACTED]
+        done = end
+    return "".join([*pieces, text[done:]])
+
+
+def remove_folder(folder: Path) -> None:
+    """Remove a folder an earlier failure left (the test passes now)."""
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 class Artefacts:
     """The sources of one test, written on request as files in one folder."""
 
     def __init__(self) -> None:
         self._sources: list[tuple[str, Callable[[Path], None]]] = []
+        self._secrets: list[bytes] = []
+
+    def add_secret(self, secret: bytes) -> None:
+        """A key that no written file may show (see `redact`)."""
+        if len(secret) >= _RUN and secret not in self._secrets:
+            self._secrets.append(secret)
 
     def add_text(self, name: str, text: Callable[[], str]) -> None:
         """A file ``name`` whose content is ``text()`` at the time of writing."""
@@ -55,11 +112,12 @@ class Artefacts:
         return [name for name, _ in self._sources]
 
     def write(self, folder: Path, summary: str = "") -> list[Path]:
-        """Write every source (and ``summary.txt``) into ``folder``; returns the files."""
+        """Write every source (and ``summary.txt``) into ``folder``, secrets cut out;
+        returns the files."""
         folder.mkdir(parents=True, exist_ok=True)
         written = []
         if summary:
-            (folder / "summary.txt").write_text(summary)
+            (folder / "summary.txt").write_text(redact(summary, self._secrets))
             written.append(folder / "summary.txt")
         for name, write in self._sources:
             path = folder / name
@@ -68,6 +126,9 @@ class Artefacts:
             except Exception:  # one broken source must not hide the others
                 path = path.with_name(path.name + ".error.txt")
                 path.write_text(f"could not write {name}:\n{traceback.format_exc()}")
+            if self._secrets:
+                text = path.read_text(errors="replace")
+                path.write_text(redact(text, self._secrets))
             written.append(path)
         return written
 

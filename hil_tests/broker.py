@@ -24,9 +24,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from streetsense.loopback import LOCALHOST, free_port
+
 __all__ = ["BrokerError", "Mosquitto", "TcpProxy", "find_mosquitto", "free_port"]
 
-LOCALHOST = "127.0.0.1"
 _T = TypeVar("_T")
 
 
@@ -43,14 +44,6 @@ def find_mosquitto() -> str | None:
     if found:
         return found
     return "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOCALHOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _accepts(host: str, port: int) -> bool:

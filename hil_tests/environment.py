@@ -12,6 +12,12 @@ runs a named scenario (hil_tests/street_scenarios.py) and returns its ground tru
 speed at the lane centre, 0.3 s clear between the vehicles of a lane). Presence changes go to
 the GPIO server, which drives each line as the union of what is over its zone. Detectors are
 active low (a pull-up input reads 0 while occupied) on the pins of firmware/ssnode/hw.py.
+
+The sensor models run on one `SensorClock`: `sensor_speedup` > 1 compresses the slow processes
+of the parts (a PM sensor's 30 s warm-up, the 3 minutes an SCD41 must measure before a forced
+recalibration, ASC periods, drift) for tests whose firmware settings are compressed to match
+(`FAST_SENSORS` fits `pm_warmup_s = 1`); protocol timings (frame cadence, restarts, execution
+times, the SCD41's 5 s period) stay real. The default is real time throughout.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from .emulators.base import SensorClock
 from .emulators.bme280 import Bme280
 from .emulators.gpio import AHEAD_S, GpioServer
 from .emulators.i2c_bus import I2CBus
@@ -50,7 +57,22 @@ HANOI_MIX = {"motorbike": 0.80, "car": 0.17, "heavy": 0.03}
 # Vehicles are planned this far ahead of now, beyond what the GPIO server has sent already.
 _LEAD_S = AHEAD_S + 0.2
 
-Fault = Literal["unplugged", "corrupt", "stuck"] | None
+Fault = Literal["unplugged", "corrupt", "stuck", "drift", "fan_stall", "drop_after_wake"] | None
+# Sensor time for tests that run the firmware with pm_warmup_s = 1: the 30 s warm-up of a PM
+# sensor passes in 0.75 s, an SCD41 may be recalibrated after measuring 4.5 s.
+FAST_SENSORS = 40.0
+# The SCD41's offset error under the "drift" fault: beyond its accuracy, ±(40 ppm + 5 % of the
+# reading) from 400 to 5,000 ppm (datasheet SCD4x v1.3, Table 1), as years at a kerbside or
+# stress in assembly leave it (§3.7).
+SCD41_DRIFT_PPM = 80
+# The faults only some sensor models have, by model class.
+_OWN_FAULTS = {
+    "any": {"drift", "fan_stall", "drop_after_wake"},
+    "Pms5003": {"drift", "fan_stall", "drop_after_wake"},
+    "Sds011": {"drift", "fan_stall"},
+    "Scd4x": {"drift"},
+    "Bme280": set(),
+}
 
 
 @dataclass(frozen=True)
@@ -86,6 +108,7 @@ class Environment:
         detector_spacing_cm: int = 200,
         detector_length_cm: int = 50,
         layout: Layout | None = None,
+        sensor_speedup: float = 1.0,
     ) -> None:
         if pm_sensor not in ("pms5003", "sds011"):
             raise ValueError(f"pm_sensor must be 'pms5003' or 'sds011', not {pm_sensor!r}")
@@ -99,8 +122,12 @@ class Environment:
         self.lanes = self.layout.lanes
         self._zones = self.layout.zones()
         self._single_file = SingleFile(self.layout)
-        self.pm: Pms5003 | Sds011 = Pms5003() if pm_sensor == "pms5003" else Sds011()
-        self.scd41 = Scd4x()
+        self.sensor_clock = SensorClock(sensor_speedup)
+        clock = self.sensor_clock
+        self.pm: Pms5003 | Sds011 = (
+            Pms5003(clock=clock) if pm_sensor == "pms5003" else Sds011(clock=clock)
+        )
+        self.scd41 = Scd4x(clock=clock)
         self.bme280 = Bme280()
         self.air: dict[str, float] = {}
         self._stuck: set[str] = set()
@@ -181,8 +208,11 @@ class Environment:
         `sensor`: "pm" (or "pms5003"/"sds011"), "scd41", "bme280", or a detector "lane<n>.a" /
         "lane<n>.b" (n: the zone pair, which is the lane with one pair per lane). Modes:
         "unplugged" (silent / NACK; a detector line floats to its pull-up), "corrupt" (every
-        frame or word fails its checksum; the BME280 has none to fail),
-        "stuck" (keeps reporting what it had; a detector reads occupied).
+        frame or word fails its checksum; the BME280 has none to fail), "stuck" (keeps
+        reporting what it had; a detector reads occupied), "drift" (the PM sensor loses
+        sensitivity by the hour; the SCD41 reads SCD41_DRIFT_PPM high), "fan_stall" (PM
+        sensor: its readings decay to a flat zero), "drop_after_wake" (PMS5003: the first
+        command after each wake is lost). See hil_tests/emulators/.
         """
         if sensor.startswith("lane"):
             self._detector_fault(sensor, mode)
@@ -197,13 +227,22 @@ class Environment:
             raise ValueError(f"unknown sensor {sensor!r}")
         if mode == "corrupt" and isinstance(model, Bme280):
             raise ValueError("the BME280 sends no checksum: it has no corrupt fault")
+        if mode in _OWN_FAULTS["any"] and mode not in _OWN_FAULTS[type(model).__name__]:
+            raise ValueError(f"{sensor} has no {mode} fault")
         model.unplugged = mode == "unplugged"
         if not isinstance(model, Bme280):
             model.corrupt_next = 1 << 30 if mode == "corrupt" else 0
         name = "pm" if model is self.pm else sensor
         if isinstance(model, Pms5003 | Sds011):
             model.stuck = mode == "stuck"
-        elif mode == "stuck":
+            model.drifting = mode == "drift"
+            model.fan_stalled = mode == "fan_stall"
+            if isinstance(model, Pms5003):
+                model.drop_after_wake = mode == "drop_after_wake"
+            return
+        if isinstance(model, Scd4x):
+            model.drift_ppm = SCD41_DRIFT_PPM if mode == "drift" else 0
+        if mode == "stuck":
             self._stuck.add(name)
         else:
             self._stuck.discard(name)

@@ -21,10 +21,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+
+from streetsense.gateway.command_auth import load_operator_key, make_operator_key, sign
 
 __all__ = ["GatewayError", "GatewayProcess", "GatewayTopics", "NodeEntry", "SerialEntry",
            "to_toml"]
@@ -41,7 +43,7 @@ class NodeEntry:
     id: int
     name: str
     kind: str
-    key: bytes
+    key: bytes = field(repr=False)
     link: str = "serial"
     location: str = "HIL bench"
     enabled: bool = True
@@ -120,11 +122,22 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class GatewayTopics:
-    """Where a gateway under test publishes (a local process or a remote bench's gateway)."""
+    """Where a gateway under test publishes (a local process or a remote bench's gateway),
+    and how its commands are signed (``operator_key``: the site's; None when not known)."""
 
     prefix: str
     site: str
     gateway_id: str
+    operator_key: bytes | None = None
+
+    def sign_command(self, node: str, name: str,
+                     request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """(topic, payload) of command ``name`` for ``node``, signed with the operator key."""
+        where = self.topic(node, f"cmd/{name}")
+        if self.operator_key is None:
+            raise GatewayError("no operator key to sign commands with: set "
+                               "STREETSENSE_OPERATOR_KEY_FILE to the bench site's key file")
+        return where, sign(self.operator_key, where, request)
 
     def topic(self, node: str, sub: str) -> str:
         """``<prefix>/<site>/<node>/<sub>``: a node's topic at this gateway."""
@@ -171,6 +184,10 @@ class GatewayProcess(GatewayTopics):
         self.config_path = workdir / "gateway.toml"
         self.registry_path = workdir / "registry.toml"
         self.log_path = workdir / "gateway.log"
+        key_file = workdir / "operator.key"
+        if not key_file.exists():
+            make_operator_key(key_file)
+        self.operator_key = load_operator_key(key_file)
         self.nodes = list(nodes)
         config: dict[str, Any] = {
             "registry_path": str(self.registry_path),
@@ -180,6 +197,7 @@ class GatewayProcess(GatewayTopics):
             "journal": {"path": str(workdir / "data" / "journal.sqlite")},
             "health": {"interval_s": 1},
             "http": {"listen": False},  # tests run many gateways: no fixed port
+            "commands": {"operator_key_file": str(key_file)},
         }
         if serial:
             config["serial"] = [{"path": s.path, "name": s.name, "baud": s.baud} for s in serial]
@@ -270,6 +288,19 @@ class GatewayProcess(GatewayTopics):
                 process.wait()
         self._close_notify()
         return self.returncode
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the running process (no-op if it is not running)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signum)
+
+    def wait(self, timeout_s: float) -> int:
+        """Until the process exits (``subprocess.TimeoutExpired`` after ``timeout_s``);
+        returns its exit status."""
+        assert self._process is not None
+        status = self._process.wait(timeout=timeout_s)
+        self._close_notify()
+        return status
 
     def kill(self) -> None:
         """SIGKILL: the gateway gets no chance to flush or say goodbye."""

@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from streetsense.node_sources import library_files
 
 
 def find_micropython() -> str | None:
@@ -28,9 +28,7 @@ def stage_protocol(dest: Path) -> Path:
 
     ``dest`` is then a directory for MicroPython's sys.path; it is returned.
     """
-    package = dest / "streetsense"
-    (package / "protocol").mkdir(parents=True)
-    shutil.copy(REPO / "streetsense" / "__init__.py", package / "__init__.py")
-    for source in (REPO / "protocol").glob("*.py"):
-        shutil.copy(source, package / "protocol" / source.name)
+    (dest / "streetsense" / "protocol").mkdir(parents=True)
+    for source, target in library_files():
+        shutil.copy(source, dest / target)
     return dest

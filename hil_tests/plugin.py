@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import pytest
 import pytest_asyncio
 
-from .artefacts import Artefacts, folder_name
+from .artefacts import Artefacts, folder_name, remove_folder
 from .broker import Mosquitto, TcpProxy
 from .gateway_proc import GatewayProcess, NodeEntry, SerialEntry
 from .observer import MqttObserver
@@ -57,6 +57,8 @@ __all__ = ["Durations", "HilOptions", "node_key", "short_and_soak"]
 OPTIONS_KEY = pytest.StashKey["HilOptions"]()
 ARTEFACTS_KEY = pytest.StashKey[Artefacts]()
 MARKER_PROBLEM_KEY = pytest.StashKey[str]()
+OUTCOMES_KEY = pytest.StashKey[set[str]]()  # "passed"/"failed"/"skipped" of the call, and
+# "failed" of a setup or teardown: a test that passed leaves no artefact folder
 
 # A fixture that exposes a capability -> that capability (its marker is needs_<capability>).
 FIXTURE_CAPABILITY = {
@@ -299,14 +301,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    options = item.config.stash.get(OPTIONS_KEY, None)
+    if options is None:
+        return report
+    folder = options.artefacts_dir / folder_name(item.nodeid)
     artefacts = item.stash.get(ARTEFACTS_KEY, None)
+    outcomes = item.stash.setdefault(OUTCOMES_KEY, set())
+    outcomes.add(report.outcome if report.when == "call" or report.failed else "")
     if report.failed and artefacts is not None:
-        options = item.config.stash[OPTIONS_KEY]
-        folder = options.artefacts_dir / folder_name(item.nodeid)
         summary = (f"{item.nodeid}\nphase: {report.when}\nrig: {options.describe()}\n"
                    f"seed: {options.seed}\n\n{report.longreprtext}\n")
         artefacts.write(folder, summary)
         report.sections.append(("HIL artefacts", f"{folder}: {', '.join(artefacts.names)}"))
+    elif report.when == "teardown" and outcomes <= {"passed", ""} and "passed" in outcomes:
+        remove_folder(folder)  # what an earlier failure left is stale now
     return report
 
 
@@ -415,8 +423,10 @@ async def hil_board(request: pytest.FixtureRequest, hil_options: HilOptions,
 
 
 @pytest.fixture
-def board(hil_board: Board) -> Board:
-    """The board under test: ``name``, ``node_id``, ``key``, ``kind`` and its drivers."""
+def board(hil_board: Board, artefacts: Artefacts) -> Board:
+    """The board under test: ``name``, ``node_id``, ``key``, ``kind`` and its drivers
+    (its key never shows in the artefacts)."""
+    artefacts.add_secret(hil_board.key)
     return hil_board
 
 

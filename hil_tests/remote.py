@@ -1,6 +1,6 @@
 """The remote bench, client side: drive the boards of a gateway elsewhere (``--hil-gateway``).
 
-The gateway serves its bench when ``[hil] enabled`` (``streetsense.gateway.hil_server``
+The gateway serves its bench when ``[hil] enabled`` (``streetsense.gateway.bench.server``
 documents the protocol: JSON lines on TCP, HMAC challenge on a shared token). Here the
 same driver interfaces as on a local rig are implemented as requests to it, so a scenario
 runs unchanged against a remote bench. The bench's gateway is the gateway under test: it
@@ -13,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from streetsense.gateway.hil_server import MAX_LINE, PROTOCOL, auth_digest
+from streetsense.gateway.bench.wire import MAX_LINE, PROTOCOL, auth_digest
+from streetsense.gateway.command_auth import load_operator_key
 
 from .artefacts import Artefacts, FrameLog
 from .gateway_proc import GatewayTopics
@@ -269,6 +272,8 @@ class RemoteGateway(GatewayTopics):
         info = session.info
         self._session = session
         self.prefix, self.site, self.gateway_id = info["prefix"], info["site"], info["gateway"]
+        key_file = os.environ.get("STREETSENSE_OPERATOR_KEY_FILE")
+        self.operator_key = load_operator_key(Path(key_file)) if key_file else None
 
     def log(self) -> str:
         """The bench gateway's recent log lines (a blocking request of its own)."""

@@ -9,6 +9,16 @@ pressure tide), and motorbike-dominated traffic (~80 % two-wheelers by day; truc
 allowed in the inner city only at night, so the heavy share rises then). The numbers are
 illustrative, not a dataset: seeded noise on smooth curves.
 
+Each street has its own air. What a kerbside sensor breathes is the city's background (the
+same on every street: night-time inversions, afternoon mixing, the whole city's rush hours)
+plus the street's own traffic increment, scaled by its `traffic_exposure` (how busy the road
+is and how little the air is diluted where the sensor hangs: a tree-lined boulevard ~0.5, an
+arterial road with trucks ~1.6): the "Lenschow" split of urban PM into regional, urban and
+kerbside increments (Lenschow et al., Atmos. Environ. 35 Suppl. 1, S23-S33, 2001). The
+kerbside increment is coarser than the background (road dust resuspended by traffic: Amato
+et al., Atmos. Chem. Phys. 11, 2917-2931, 2011), so PM10/PM2.5 rises with exposure; CO2
+rises with traffic too. Busy streets thus differ most at rush hours and little at night.
+
 Scene time can run faster than real time (`speedup`: scene seconds per real second), so a
 day passes in minutes. Vehicles still cross the detectors in real time (the firmware measures
 their speed): the flow is the scene hour's vehicles per hour, in real hours. They drive the
@@ -63,12 +73,17 @@ class StreetScene:
 
     def __init__(
         self, seed: int = 0, *, start_hour: float = 7.0, speedup: float = 60.0,
-        step_s: float = 1.0, scenario: str | None = None,
+        step_s: float = 1.0, traffic_exposure: float | None = None,
+        scenario: str | None = None,
     ) -> None:  # fmt: skip
         if scenario is not None and scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}: one of {', '.join(SCENARIOS)}")
         self.seed = seed
         self.scenario = scenario
+        # The street's share of traffic in its air (see the module docstring); from the seed
+        # unless given, so every seeded street has its own.
+        self.traffic_exposure = (random.Random(f"{seed}:street").uniform(0.4, 1.7)
+                                 if traffic_exposure is None else traffic_exposure)
         self.start_hour = start_hour
         self.speedup = speedup
         self.step_s = step_s
@@ -86,17 +101,21 @@ class StreetScene:
         noise = 1 + rng.uniform(-0.08, 0.08)
         night = max(0.0, _daily(hour, 2.0))  # 0 by day, up to 1 around 2 h
         rush = _peak(hour, 7.5, 1.1) + 1.3 * _peak(hour, 18.5, 1.5)
-        pm2_5 = (30 + 25 * rush + 14 * night - 9 * _peak(hour, 14.5, 2.0)) * noise
+        busy = 0.25 + 0.75 * _peak(hour, 13.0, 5.5) + rush  # the street's traffic, 0.25-2
+        background = 24 + 10 * rush + 14 * night - 7 * _peak(hour, 14.5, 2.0)
+        kerbside = 14 * self.traffic_exposure * busy  # µg/m³ of PM2.5 from this street
+        pm2_5 = (background + kerbside) * noise
         day = 1.0 if 6.5 <= hour < 21.5 else 0.0
         flow = 120 + 1300 * day + 1100 * _peak(hour, 7.6, 1.0) + 1300 * _peak(hour, 17.8, 1.3)
         heavy = 0.08 if hour >= 22 or hour < 6 else 0.03  # inner-city truck ban by day
         cars = 0.17
         return Conditions(
             hour=hour,
-            pm1_0=round(pm2_5 * 0.72, 1),
+            pm1_0=round((0.75 * background + 0.6 * kerbside) * noise, 1),
             pm2_5=round(pm2_5, 1),
-            pm10=round(pm2_5 * (1.55 + 0.2 * min(rush, 1.0)), 1),  # road dust with traffic
-            co2=round(425 + 70 * rush + 35 * night + rng.uniform(-4, 4)),
+            pm10=round((1.35 * background + 2.4 * kerbside) * noise, 1),  # road dust: coarse
+            co2=round(425 + 25 * rush + 35 * night + 30 * self.traffic_exposure * busy
+                      + rng.uniform(-4, 4)),
             temperature=round(27.5 + 4.5 * _daily(hour, 14.5) + rng.uniform(-0.2, 0.2), 2),
             humidity=round(min(98.0, 77 - 15 * _daily(hour, 14.5) + rng.uniform(-1, 1)), 1),
             pressure=round(1010 + 1.2 * math.cos(4 * math.pi * (hour - 10) / 24), 2),

@@ -22,6 +22,7 @@ from .frame import (
     MAX_FRAME,
     Frame,
     parse_frame,
+    peek_node_id,
 )
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "UnknownNode",
     "UnsupportedVersion",
     "parse_frame",
+    "peek_node_id",
 ]

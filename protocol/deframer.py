@@ -2,11 +2,11 @@
 
 Frames are delimited by 0x00. After garbage, an oversize run or a broken COBS
 block the deframer resynchronises at the next 0x00, so one bad frame never costs
-the next one.
+the next one. ``end()`` reports what the end of the stream cut off.
 """
 
 from . import cobs
-from .errors import Oversize, ProtocolError
+from .errors import NeedMoreBytes, Oversize, ProtocolError
 from .frame import MAX_ENCODED
 
 
@@ -47,6 +47,17 @@ class Deframer:
             self._skipping = True
             return
         self._buf += chunk
+
+    def end(self):
+        """The stream ended (the link closed, the input ran out): the bytes since the last
+        0x00 are an incomplete frame, never parsed (SPEC.md §1.2). Returns them as one
+        ``NeedMoreBytes`` (field ``length``), or nothing; the deframer starts afresh."""
+        out = []
+        if self._buf:
+            out.append(NeedMoreBytes("the stream ended inside a frame", "length", len(self._buf)))
+        self._buf = bytearray()
+        self._skipping = False
+        return out
 
     @property
     def pending(self):

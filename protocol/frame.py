@@ -20,7 +20,7 @@ from .errors import (
     UnknownNode,
     UnsupportedVersion,
 )
-from .messages import DOWNLINK_TYPES, type_name, validate
+from .messages import DOWNLINK_TYPES, SCHEMAS, type_name, validate
 
 VERSION_MAJOR = const(1)
 VERSION_MINOR = const(0)
@@ -92,13 +92,19 @@ class Frame:
     def _build(self, key):
         # The whole decoded frame in one bytearray: header packed in place, body appended
         # to it, tag and CRC appended. Returned as the bytearray (to_bytes copies it once).
-        flags = self.flags & ~FLAG_SIGNED
+        # A v1 sender sets only the flags SPEC.md §2 gives it: reserved bits 0, ACK_REQ on
+        # uplinks only, DOWNLINK exactly on the downlink types (an unknown type keeps the
+        # caller's ACK_REQ and DOWNLINK), SIGNED exactly when signing.
+        if self.type in DOWNLINK_TYPES:
+            flags = FLAG_DOWNLINK
+        elif self.type in SCHEMAS:
+            flags = self.flags & FLAG_ACK_REQ
+        else:
+            flags = self.flags & (FLAG_ACK_REQ | FLAG_DOWNLINK)
         if key is not None:
             _check_key(key)
             flags |= FLAG_SIGNED
-        if self.type in DOWNLINK_TYPES:
-            flags |= FLAG_DOWNLINK
-        validate(self.type, self.body)
+        validate(self.type, self.body, self.boot)
         raw = bytearray(HEADER_LEN)
         struct.pack_into(HEADER_FORMAT, raw, 0, self.version, self.type, flags,
                          self.node_id, self.boot, self.seq)
@@ -121,7 +127,8 @@ class Frame:
 
         ``key`` is the node's key, or a function of the node id returning it (or None
         for an unknown node). With a key the frame must be signed and its tag right;
-        without one the tag is kept but not checked. Checks, in order: length, CRC,
+        without one the tag is kept but not checked; a key outside 16..64 bytes is no
+        key (``UnknownNode``). Checks, in order: length, CRC,
         version, tag, body. Raises a ``ProtocolError`` subclass on the first failure.
         """
         size = len(raw)
@@ -150,6 +157,9 @@ class Frame:
             if key is None:
                 raise UnknownNode("no key for node %d" % node_id, "node_id", node_id)
         if key is not None:
+            if not KEY_MIN <= len(key) <= KEY_MAX:  # not a node key: as if there were none
+                raise UnknownNode("the key of node %d is %d bytes, not 16 to 64"
+                                  % (node_id, len(key)), "node_id", node_id)
             if tag is None:
                 raise BadTag("frame is not signed", "flags", flags)
             if not digest_equal(sign(key, raw[:end]), tag):
@@ -159,7 +169,7 @@ class Frame:
             frame.body = unpackb(raw[HEADER_LEN:end])
         except MemoryError:
             raise MalformedBody("body too large to decode", "body", None) from None
-        validate(mtype, frame.body)
+        validate(mtype, frame.body, boot)
         return frame
 
     def __repr__(self):
@@ -170,3 +180,16 @@ class Frame:
 def parse_frame(raw, key=None):
     """Parse one decoded frame; see ``Frame.from_bytes``."""
     return Frame.from_bytes(raw, key)
+
+
+def peek_node_id(raw):
+    """The node id a decoded frame's header claims, before it is parsed (to find its key, or
+    to say whom a broken frame came from); None when the bytes cannot be a v1 frame (shorter
+    than 20 bytes, or another major version: its header may be laid out otherwise).
+
+    Neither the CRC nor the tag is checked: the id is only a claim until ``parse_frame``
+    has verified the frame with the key found for it.
+    """
+    if len(raw) < MIN_FRAME or raw[0] >> 4 != VERSION_MAJOR:
+        return None
+    return struct.unpack_from(">I", raw, 3)[0]

@@ -125,6 +125,20 @@ QUANTITIES = {
     23: ("speed_space_mean", "km/h"),  # harmonic mean; speed_mean is the time-mean
 }
 
+# Air quality, the PMS5003's other words (SPEC.md §5.3.1): PM at CF=1 beside the atmospheric
+# pm1_0/pm2_5/pm10 above, and the particles beyond each size in 0.1 L of air.
+QUANTITIES.update({
+    8: ("pm1_0_cf1", "ug/m3"),
+    9: ("pm2_5_cf1", "ug/m3"),
+    10: ("pm10_cf1", "ug/m3"),
+    32: ("particles_0_3um", "#/0.1L"),
+    33: ("particles_0_5um", "#/0.1L"),
+    34: ("particles_1_0um", "#/0.1L"),
+    35: ("particles_2_5um", "#/0.1L"),
+    36: ("particles_5_0um", "#/0.1L"),
+    37: ("particles_10um", "#/0.1L"),
+})
+
 
 def channel(quantity, instance=0):
     """The channel number of ``quantity`` at ``instance`` (a lane, a sensor index)."""
@@ -152,14 +166,120 @@ def _check_reading(reading, index):
     for item in reading:
         if not _kind_ok(item, "i"):
             raise MalformedBody("reading items are integers", "readings", index)
+    if not 0 <= reading[0] <= 0xFFFFFFFF:
+        raise MalformedBody("reading channel out of range 0..2**32-1", "readings", index)
     if not -9 <= reading[1] <= 9:
         raise MalformedBody("reading exponent out of range -9..9", "readings", index)
+    if len(reading) == 6 and reading[5] < 0:
+        raise MalformedBody("reading count is negative", "readings", index)
 
 
-def validate(mtype, body):
+# What a known key's value must be beyond its kind (SPEC.md §5): each rule returns None when
+# the value is fine, else what is wrong with it. `boot` is the frame header's boot.
+def _u32(value, body, boot):
+    return None if 0 <= value <= 0xFFFFFFFF else "out of range 0..2**32-1"
+
+
+def _not_negative(value, body, boot):
+    return None if value >= 0 else "negative"
+
+
+def _clock(value, body, boot):
+    return None if value == CLOCK_UTC or value == CLOCK_UPTIME else "neither 0 (UTC) nor 1 (uptime)"
+
+
+def _level(value, body, boot):
+    return None if 0 <= value <= 7 else "not a syslog severity 0..7"
+
+
+def _utc_ms(value, body, boot):
+    return None if 0 <= value <= 0x7FFFFFFFFFFFFFFF else "out of range 0..2**63-1"
+
+
+def _kind_name(value, body, boot):
+    # Empty only for a factory-state node never provisioned (SPEC.md §5.2, §6.6).
+    if value:
+        return None
+    capabilities = body.get(7)
+    if isinstance(capabilities, list) and "factory" in capabilities:
+        return None
+    return "empty outside a factory-state HELLO"
+
+
+def _protocol(value, body, boot):
+    if len(value) != 2:
+        return "not [major, minor]"
+    for part in value:
+        if not _kind_ok(part, "i") or not 0 <= part <= 15:
+            return "major and minor are integers 0..15"
+    return None
+
+
+def _strs(value, body, boot):
+    for item in value:  # an array's items, a map's keys
+        if not isinstance(item, str):
+            return "holds a non-string" if isinstance(value, list) else "has a non-string key"
+    return None
+
+
+def _hello_boot(value, body, boot):
+    if boot is not None and value != boot:
+        return "differs from the header boot"
+    return None
+
+
+def _str_to(kind):
+    def rule(value, body, boot):
+        for key in value:
+            if not isinstance(key, str) or not _kind_ok(value[key], kind):
+                return "must map strings to %s" % ("strings" if kind == "s" else "integers")
+        return None
+    return rule
+
+
+def _event_args(value, body, boot):
+    wrong = _strs(value, body, boot)
+    if wrong is None and body[3] == EVENT_VEHICLE:
+        for name in VEHICLE_ARGS:
+            if name in value and not _kind_ok(value[name], "i"):
+                return "vehicle %s must be an integer" % name
+    return wrong
+
+
+def _readings(value, body, boot):
+    for index in range(len(value)):
+        _check_reading(value[index], index)
+    return None
+
+
+# The vehicle EVENT's args (SPEC.md §5.4), all integers when present.
+VEHICLE_ARGS = ("lane", "dir", "speed_dkmh", "length_cm", "class")
+
+# (type, key) -> rule, checked right after the key's kind.
+RULES = {
+    (HELLO, 1): _kind_name, (HELLO, 3): _protocol, (HELLO, 4): _strs,
+    (HELLO, 6): _hello_boot, (HELLO, 7): _strs,
+    (DATA, 1): _not_negative, (DATA, 2): _clock, (DATA, 4): _readings,
+    (EVENT, 1): _not_negative, (EVENT, 2): _clock, (EVENT, 4): _event_args,
+    (STATUS, 3): _str_to("i"), (STATUS, 4): _str_to("s"),
+    (STATUS, 5): _not_negative, (STATUS, 6): _clock,
+    (STATUS, 7): _str_to("i"),  # a kind app's counters (issue 14: traffic)
+    (LOG, 1): _level, (LOG, 3): _not_negative, (LOG, 4): _clock,
+    (RESULT, 4): _strs,
+    (ACK, 1): _u32, (ACK, 2): _u32,
+    (TIME, 1): _utc_ms,
+    (CONFIG, 2): _strs,
+    (COMMAND, 3): _strs,
+}  # fmt: skip
+
+
+def validate(mtype, body, boot=None):
     """Check ``body`` against the schema of ``mtype``; unknown keys are allowed and kept.
 
-    Unknown message types are not checked (receivers ignore them, see SPEC.md).
+    ``boot`` is the header's boot (HELLO repeats it). Keys are checked in ascending order,
+    each for presence, kind, then its rule: the first failure is raised, the same one on
+    both interpreters (their dict orders differ). Unknown message types are not checked
+    (receivers ignore them, see SPEC.md).
     """
     schema = SCHEMAS.get(mtype)
     if schema is None:
@@ -167,18 +287,19 @@ def validate(mtype, body):
     if not isinstance(body, dict):
         raise MalformedBody("body of %s must be a map" % schema[0], "body", body)
     fields = schema[1]
-    # Keys in ascending order: dict order differs between the interpreters, and both
-    # must report the same first problem.
     for key in sorted(fields):
         name, kind, required = fields[key]
         if key not in body:
             if required:
                 raise MalformedBody("%s body lacks %s" % (schema[0], name), name, None)
-        elif not _kind_ok(body[key], kind):
-            raise MalformedBody("%s.%s has the wrong type" % (schema[0], name), name, body[key])
-    if mtype == DATA:
-        for index, reading in enumerate(body[4]):
-            _check_reading(reading, index)
+            continue
+        value = body[key]
+        if not _kind_ok(value, kind):
+            raise MalformedBody("%s.%s has the wrong type" % (schema[0], name), name, value)
+        rule = RULES.get((mtype, key))
+        wrong = rule(value, body, boot) if rule is not None else None
+        if wrong is not None:
+            raise MalformedBody("%s.%s %s" % (schema[0], name, wrong), name, value)
 
 
 def type_name(mtype):

@@ -52,3 +52,53 @@ def test_decode_rejects_non_hex_with_usage_error() -> None:
     result = CliRunner().invoke(main, ["decode", "not-hex-zz"])
     assert result.exit_code == 2
     assert "neither a file nor hex" in result.output
+
+
+def _long_wire() -> bytes:
+    """An air-quality HELLO as a live node sends it: well over 127 bytes on the wire."""
+    body = {1: "air-quality", 2: "0.1.0", 3: [1, 0], 4: ["pms5003", "scd41", "bme280"], 5: 1,
+            6: 3, 7: ["spool", "time", "config", "reboot", "identify", "factory_reset"],
+            8: 1234}
+    wire = Frame(m.HELLO, 42, 3, 0, body, FLAG_ACK_REQ).encode(KEY)
+    assert len(wire.hex()) > 255
+    return wire
+
+
+def test_decode_hex_of_any_length() -> None:
+    """A hex argument longer than a file name may be (255 chars) decodes, no OSError."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "streetsense.tools.cli", "decode", _long_wire().hex()],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = json.loads(proc.stdout)
+    assert (line["type"], line["body"]["kind"]) == ("hello", "air-quality")
+
+
+def test_decode_stdin() -> None:
+    """'-' reads raw wire bytes from stdin."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "streetsense.tools.cli", "decode", "-"],
+        input=_long_wire() + _wire(), capture_output=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(x)["type"] for x in proc.stdout.splitlines()] == ["hello", "data"]
+
+
+def test_decode_hex_without_final_delimiter() -> None:
+    """Hex is whole frames: the last 0x00 may be left out."""
+    result = CliRunner().invoke(main, ["decode", _wire()[:-1].hex()])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["type"] == "data"
+
+
+def test_decode_file_cut_mid_frame(tmp_path: Path) -> None:
+    """A capture that ends inside a frame: the tail is a cut-off frame (NeedMoreBytes), exit 1."""
+    capture = tmp_path / "capture.bin"
+    capture.write_bytes(_wire() + _wire()[:-1])
+    result = CliRunner().invoke(main, ["decode", str(capture)])
+    assert result.exit_code == 1
+    first, second = (json.loads(x) for x in result.output.splitlines())
+    assert first["type"] == "data"
+    assert (second["error"], second["reason"], second["field"]) == (
+        "NeedMoreBytes", "truncated", "length")

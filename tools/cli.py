@@ -1,26 +1,38 @@
 """The ``streetsense`` command: one click group, one module per topic.
 
 Topic modules are imported only when their command runs, so ``streetsense decode`` does not
-pay for loading the gateway's MQTT and BLE stacks.
+pay for loading the gateway's MQTT and BLE stacks, and runs on the core install; a command
+whose install extra is missing says which one to install (`extras`).
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
 
-# command name -> (module under streetsense.tools, attribute, one-line help for the listing)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "decode": ("decode", "decode", "Decode wire bytes to JSON lines."),
-    "demo": ("demo", "demo", "Emulated nodes -> gateway -> MQTT broker, live readings on screen."),
-    "emulate": ("emulate", "emulate",
+from .extras import missing_extra, needs_extra
+
+# command name -> (module under streetsense.tools, attribute, the install extra it needs,
+# one-line help for the listing)
+COMMANDS: dict[str, tuple[str, str, str | None, str]] = {
+    "command": ("command", "command", "gateway",
+                "Sign and send one command to a node, print its result."),
+    "conformance": ("conformance", "conformance", None,
+                    "Run the protocol's golden vectors through another implementation."),
+    "decode": ("decode", "decode", None, "Decode wire bytes to JSON lines."),
+    "demo": ("demo", "demo", "emulator",
+             "Emulated nodes -> gateway -> MQTT broker, live readings on screen."),
+    "emulate": ("emulate", "emulate", "emulator",
                 "Run one emulated node (real firmware) on a PTY in an emulated street."),
-    "flash": ("flash", "flash", "Flash MicroPython and the node firmware onto an ESP32."),
-    "gateway": ("gateway", "gateway",
+    "flash": ("flash", "flash", "technician",
+              "Flash MicroPython and the node firmware onto an ESP32."),
+    "gateway": ("gateway", "gateway", "gateway",
                 "Run the gateway (serial/BLE nodes in, MQTT out) or check its config."),
-    "monitor": ("monitor", "monitor", "Live decoded frames from a serial port, tags checked."),
-    "provision": ("provision", "provision",
+    "monitor": ("monitor", "monitor", "technician",
+                "Live decoded frames from a serial port, tags checked."),
+    "provision": ("provision", "provision", "technician",
                   "Give a factory-state node its id, key and kind; register it."),
 }
 
@@ -34,13 +46,26 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
             return None
-        module, attr, _ = COMMANDS[cmd_name]
-        command = getattr(importlib.import_module(f"streetsense.tools.{module}"), attr)
+        module, attr, extra, _ = COMMANDS[cmd_name]
+        with needs_extra(cmd_name, extra):
+            command = getattr(importlib.import_module(f"streetsense.tools.{module}"), attr)
         assert isinstance(command, click.Command)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a module of its extra that it imports late and is missing ends in
+        the sentence that names the extra."""
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            name = ctx.invoked_subcommand or ""
+            problem = missing_extra(exc, name, COMMANDS[name][2]) if name in COMMANDS else None
+            if problem is None:
+                raise
+            raise problem from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        rows = [(name, COMMANDS[name][3]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

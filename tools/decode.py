@@ -23,27 +23,38 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def _is_file(source: str) -> bool:
+    """Whether ``source`` names a file; hex longer than a file name may be is not one."""
+    try:
+        return Path(source).is_file()
+    except OSError:  # ENAMETOOLONG: over NAME_MAX (255) bytes, so no file has that name
+        return False
+
+
 @click.command()
 @click.argument("source")
 def decode(source: str) -> None:
     """Decode wire bytes to JSON lines: SOURCE is hex, or a file of raw bytes ('-' for stdin).
 
     The bytes may hold several COBS frames delimited by 0x00; a frame that fails to
-    decode is printed with its error, and the command then exits with status 1.
+    decode is printed with its error, and the command then exits with status 1. Hex
+    holds whole frames (the last 0x00 may be left out); a file or stdin is a captured
+    stream, whose bytes after the last 0x00 are a cut-off frame (NeedMoreBytes).
     """
     if source == "-":
         data = sys.stdin.buffer.read()
-    elif Path(source).is_file():
+    elif _is_file(source):
         data = Path(source).read_bytes()
     else:
         try:
             data = bytes.fromhex(source.replace(" ", ""))
         except ValueError:
             raise click.UsageError(f"{source!r} is neither a file nor hex bytes") from None
-    if not data.endswith(b"\x00"):
-        data += b"\x00"
+        if not data.endswith(b"\x00"):
+            data += b"\x00"
     failed = False
-    for item in Deframer().feed(data):
+    deframer = Deframer()
+    for item in deframer.feed(data) + deframer.end():
         if isinstance(item, ProtocolError):
             failed = True
             click.echo(json.dumps({"error": type(item).__name__, "reason": item.reason,

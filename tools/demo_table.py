@@ -1,9 +1,10 @@
 """The demo's live table: one row per node, built from the gateway's MQTT messages.
 
 `LiveTable.update()` takes each message as published (topic, JSON payload); `render()` gives
-the table as text. Air-quality rows show the VN_AQI category: the gateway's hourly index from
-the node's ``aqi`` topic once an hour is complete, until then an indicative one computed here
-from the last interval's PM2.5 and PM10 with the same tables (marked "now").
+the table as text and `legend()` the lines that explain it. Air-quality rows show the VN_AQI
+category: the gateway's hourly index from the node's ``aqi`` topic once an hour is complete,
+until then an indicative one computed here from the last interval's PM2.5 and PM10 with the
+same tables (marked "now").
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streetsense.gateway.derived.index import combine
-from streetsense.gateway.derived.tables import VN_AQI_CATEGORIES
+from streetsense.gateway.derived.tables import PCU_TCVN_4054_2005, VN_AQI_CATEGORIES
 from streetsense.gateway.derived.vn_aqi import VN_AQI
 
 HEADERS = ("node", "kind", "last readings", "age", "link", "VN_AQI")
@@ -39,6 +40,7 @@ class Row:
     link_counters: dict[str, int] = field(default_factory=dict)
     aqi: dict[str, Any] | None = None
     traffic: dict[str, Any] | None = None
+    corrected_pm2_5: float | None = None  # the data message's pm_correction, if any
 
 
 class LiveTable:
@@ -65,6 +67,8 @@ class LiveTable:
         row.kind = str(payload.get("kind", row.kind))
         if sub == "data":
             row.readings = payload["readings"]
+            corrected = (payload.get("pm_correction") or {}).get("pm2_5")
+            row.corrected_pm2_5 = corrected.get("value") if isinstance(corrected, dict) else None
             row.interval_s = payload.get("interval_s")
             row.seen_at = self._clock()
         elif sub == "state":
@@ -94,6 +98,21 @@ class LiveTable:
             "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
             for line in lines
         )
+
+
+def legend() -> str:
+    """What the columns mean, for the lines under the table."""
+    bands = ", ".join(f"{c.lo}-{c.hi} {c.name_en}" for c in VN_AQI_CATEGORIES)
+    pcu = ", ".join(f"{name.replace('_', ' ')} {factor:g}"
+                    for name, factor in PCU_TCVN_4054_2005.items())
+    return "\n".join((
+        "age: time since the node's last reading.  link: the gateway port it is on, and the "
+        "share of its sends that were retries; offline once the gateway says so.",
+        f"VN_AQI (Vietnam, Decision 1459/QĐ-TCMT): {bands}. \"~N (now)\": indicative, from "
+        "the last interval's PM; \"(hourly)\": the gateway's index of the last full hour.",
+        "traffic: vehicles counted in the last interval and their mean speed = the flow per "
+        f"hour, in vehicles and in PCU (passenger-car units, TCVN 4054:2005: {pcu}).",
+    ))
 
 
 def _number(value: Any) -> bool:
@@ -169,6 +188,8 @@ def _aqi(row: Row) -> str:
     if row.aqi and row.aqi.get("value") is not None:
         return f"{row.aqi['value']} {row.aqi['name_en']} (hourly)"
     pm = {p: row.readings[p]["value"] for p in VN_AQI.pollutants if p in row.readings}
+    if row.corrected_pm2_5 is not None and "pm2_5" in pm:  # as the gateway's index does
+        pm["pm2_5"] = row.corrected_pm2_5
     if not pm:
         return "-"
     result = combine({p: VN_AQI.sub_index(p, c) for p, c in pm.items()},

@@ -17,7 +17,11 @@ __all__ = ["fingerprint", "frame_summary", "reading_text", "readings_text"]
 
 _LABELS = {"pm1_0": "PM1.0", "pm2_5": "PM2.5", "pm10": "PM10", "co2": "CO2",
            "speed_mean": "mean speed", "heavy_vehicles": "heavy vehicles"}
-_UNITS = {"ug/m3": "µg/m³", "degC": "°C"}
+_LABELS.update({"pm1_0_cf1": "PM1.0 CF=1", "pm2_5_cf1": "PM2.5 CF=1", "pm10_cf1": "PM10 CF=1",
+                "particles_0_3um": "particles >0.3 µm", "particles_0_5um": "particles >0.5 µm",
+                "particles_1_0um": "particles >1.0 µm", "particles_2_5um": "particles >2.5 µm",
+                "particles_5_0um": "particles >5 µm", "particles_10um": "particles >10 µm"})
+_UNITS = {"ug/m3": "µg/m³", "degC": "°C", "#/0.1L": "per 0.1 L"}
 _TRAFFIC = (16, 17, 18, 19, 20)  # quantities counted per lane
 _RESULT_CODES = {m.RESULT_OK: "OK", m.RESULT_UNKNOWN_COMMAND: "UNKNOWN_COMMAND",
                  m.RESULT_BAD_ARGS: "BAD_ARGS", m.RESULT_FAILED: "FAILED"}
@@ -91,7 +95,7 @@ def frame_summary(mtype: int, body: Any) -> str:
         return f"type 0x{mtype:02x}, not known to protocol v1"
     if mtype == m.HELLO:
         major, minor = (body[3] + [0, 0])[:2]
-        text = (f"{body[1]} firmware {body[2]}, protocol {major}.{minor}, "
+        text = (f"{body[1] or '(no kind yet)'} firmware {body[2]}, protocol {major}.{minor}, "
                 f"sensors {', '.join(map(str, body[4])) or 'none'}, reset cause {body[5]}")
         if "factory" in body.get(7, []):
             text += ", factory state (not provisioned)"

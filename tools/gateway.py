@@ -1,4 +1,5 @@
-"""The ``gateway`` command: ``streetsense gateway run --config FILE`` and ``check-config``."""
+"""The ``gateway`` command: ``streetsense gateway run --config FILE``, ``check-config`` and
+``operator-key FILE`` (the site's key that commands are signed with)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,27 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import click
 
 from streetsense.gateway.config import ConfigError, GatewayConfig, check_config, load_config
 from streetsense.gateway.registry import RegistryError
 
+if TYPE_CHECKING:
+    from streetsense.gateway.service import Gateway
+
 __all__ = ["gateway"]
 
 log = logging.getLogger("streetsense.gateway")
+
+# A stop that takes longer than this ends with an immediate exit, as does a second signal:
+# systemd's stop (and an operator's Ctrl-C) must never hang. Committed rows are on disk
+# (WAL, synchronous=FULL), so they stay for the next start either way.
+STOP_DEADLINE_S = 4.5
 
 _CONFIG = click.option("--config", "config_path", required=True,
                        envvar="STREETSENSE_GATEWAY_CONFIG",
@@ -56,7 +66,7 @@ def _setup_logging(level: str) -> None:
 
 @click.group()
 def gateway() -> None:
-    """Run the gateway, or check its config."""
+    """Run the gateway, check its config, or make the operators' key."""
 
 
 @gateway.command()
@@ -88,10 +98,10 @@ async def _serve(config: GatewayConfig) -> int:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     notifier = Notifier()
     gw = Gateway(config)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _on_signal, signum, stop, gw)
     async with gw.running():
         notifier.ready(f"gateway {config.gateway.id} serving {len(config.serial)} serial ports")
         waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(gw.wait()),
@@ -105,6 +115,52 @@ async def _serve(config: GatewayConfig) -> int:
         log.error("gateway stopped after a task crashed (see above)")
         return 1
     return 0
+
+
+def _on_signal(signum: int, stop: asyncio.Event, gw: Gateway) -> None:
+    name = signal.Signals(signum).name
+    if stop.is_set():
+        log.error("%s again while %s: exiting now; committed rows stay in the journal",
+                  name, gw.stop_step or "stopping")
+        _exit_now(128 + signum)
+    log.warning("%s received: stopping (at most %.1f s; committed rows stay in the journal)",
+                name, STOP_DEADLINE_S)
+    stop.set()
+    deadline = threading.Timer(STOP_DEADLINE_S, _stop_overdue, (gw,))
+    deadline.daemon = True
+    deadline.start()
+
+
+def _stop_overdue(gw: Gateway) -> None:
+    log.error("stop took more than %.1f s (still %s): exiting now; committed rows stay in the "
+              "journal", STOP_DEADLINE_S, gw.stop_step or "stopping")
+    _exit_now(1)
+
+
+def _exit_now(status: int) -> None:
+    """Exit at once, from any thread, whatever the event loop and its threads are doing."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(status)
+
+
+@gateway.command("operator-key")
+@click.argument("key_file", type=click.Path(dir_okay=False, path_type=Path))
+def operator_key(key_file: Path) -> None:
+    """Make the site's operator key in KEY_FILE (commands are signed with it)."""
+    from streetsense.gateway.command_auth import make_operator_key
+
+    try:
+        make_operator_key(key_file)
+    except FileExistsError:
+        raise click.ClickException(f"{key_file} exists: a new key would lock out every "
+                                   f"operator who has the old one; remove it first if that "
+                                   f"is what you want") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {key_file}: {exc.strerror}") from None
+    click.echo(f"operator key written to {key_file} (mode 0640). Set [commands] "
+               f"operator_key_file to it, and give a copy to each operator over a safe "
+               f"channel (their 'streetsense command --key-file' signs with it).")
 
 
 @gateway.command("check-config")

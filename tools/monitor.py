@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from streetsense.gateway.registry import Registry, RegistryError
-from streetsense.protocol import ProtocolError, parse_frame
+from streetsense.protocol import ProtocolError, parse_frame, peek_node_id
 from streetsense.protocol import messages as m
 
 from .describe import fingerprint, frame_summary
@@ -55,10 +55,6 @@ def _hex(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _node_id(raw: bytes) -> int | None:
-    return int.from_bytes(raw[3:7], "big") if len(raw) >= 7 else None
-
-
 def _redacted(mtype: int, body: Any) -> Any:
     """A CONFIG body with its ``key`` setting replaced by the key's fingerprint."""
     if mtype != m.CONFIG or not isinstance(body.get(2), dict) or "key" not in body[2]:
@@ -84,7 +80,7 @@ class Monitor:
     def line(self, item: bytes | ProtocolError, link: FrameLink | None = None) -> str:
         """The output line for ``item``; with ``link``, verified frames are acked on it."""
         now = datetime.now()
-        node_id = None if isinstance(item, ProtocolError) else _node_id(item)
+        node_id = None if isinstance(item, ProtocolError) else peek_node_id(item)
         try:
             if isinstance(item, ProtocolError):
                 raise item

@@ -1,9 +1,14 @@
 """The ``provision`` command: give a factory-state node its id, key and kind (SPEC §6.6).
 
-The exchange, as the tool sees it on the node's link port:
+Before the node is touched, the registry file is checked (`provision_registry`): its folder
+exists, you may write it, the id and name are free. The key then goes into that file and
+never onto the screen. The exchange, as the tool sees it on the node's link port:
 
-1. wait for the node's HELLO; a factory node sends it unsigned, as node 0, with the
-   capability ``factory``; ACK it (unsigned, to node 0);
+1. wait for the node's first frame. A factory node says HELLO unsigned, as node 0, with
+   the capability ``factory`` and the kind it was built as (if any: a kind other than
+   ``--kind`` is refused); ACK it (unsigned, to node 0). A provisioned node (any frame
+   signed, or not from node 0) is refused at once, unless ``--factory-reset`` is given and
+   the registry holds its key: then a signed COMMAND ``factory_reset`` wipes it first;
 2. generate a 32-byte key and send an unsigned CONFIG (node 0, the node's boot, downlink
    seq 1, 2, ... on resends) with ``node_id``, ``key``, ``kind``, ``link``;
 3. the node answers RESULT OK signed with the new key and with its new id in the header:
@@ -13,38 +18,30 @@ The exchange, as the tool sees it on the node's link port:
 5. wait for the first DATA and print it in plain words; it is not acked, so the node keeps
    it until its gateway has it.
 
-A node that is already provisioned is refused, unless ``--factory-reset`` is given and
-the registry holds its key: then a signed COMMAND ``factory_reset`` wipes it first.
+Ctrl-C says how far it got: what state the node and the registry are in.
 """
 
 from __future__ import annotations
 
 import secrets
-import shutil
-import tempfile
+import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from streetsense.gateway.registry import (
-    KINDS,
-    LINKS,
-    NodeInfo,
-    Registry,
-    RegistryError,
-    append_node,
-)
-from streetsense.gateway.registry import _entry as toml_entry
-from streetsense.protocol import Frame, ProtocolError, parse_frame
+from streetsense.gateway.registry import KINDS, LINKS, NodeInfo, Registry
+from streetsense.protocol import Frame, ProtocolError, parse_frame, peek_node_id
 from streetsense.protocol import messages as m
 
 from .describe import fingerprint, frame_summary, readings_text
+from .provision_registry import NOTHING_SENT, check_entry, check_registry_path, register
 from .serialport import DEFAULT_BAUD, FrameLink, open_port
 
-__all__ = ["NodeSession", "ProvisionError", "provision"]
+__all__ = ["NodeSession", "ProvisionError", "Provisioning", "provision"]
 
 KEY_BYTES = 32  # SPEC §2: provisioning generates 32 random bytes
 RESEND_S = 3.0  # a CONFIG/COMMAND without an answer is sent again (new seq) this often
@@ -73,7 +70,8 @@ class NodeSession:
             if not isinstance(item, bytes):
                 continue
             try:
-                return parse_frame(item, self.keys.get(int.from_bytes(item[3:7], "big")))
+                node_id = peek_node_id(item)
+                return parse_frame(item, None if node_id is None else self.keys.get(node_id))
             except ProtocolError:
                 continue
         return None
@@ -101,6 +99,8 @@ class NodeSession:
             frame = self.next_frame(min(deadline, next_resend) if resend else deadline)
             if frame is None:
                 continue
+            if frame.verified and frame.node_id == self.node_id and frame.boot > self.boot:
+                self.target(frame.node_id, frame.boot)  # a later boot: downlinks follow it
             found = match(frame)
             if ack_match or not found:
                 self.ack(frame)
@@ -134,73 +134,185 @@ def _answer(session: NodeSession, mtype: int, body: dict[int, Any],
                           resend=lambda: session.send(mtype, body))
 
 
-def _no_hello(port: str, timeout_s: float, after: str = "") -> ProvisionError:
+def _no_frame(port: str, timeout_s: float, after: str = "") -> ProvisionError:
     return ProvisionError(
-        f"the node never said HELLO on {port}{after} within {timeout_s:g} s: check that {port} "
+        f"nothing came from a node on {port}{after} within {timeout_s:g} s: check that {port} "
         f"is the node's link (the serial adapter on its TX 17/RX 16, or the gateway's cable), "
         f"that the node is powered and was flashed (streetsense flash). Pressing its EN button "
         f"restarts it, and it says HELLO at once.")
 
 
-def load_registry(path: Path | None) -> Registry | None:
-    """The registry at ``path`` (None without one, or while the file does not exist yet)."""
-    if path is None or not path.exists():
-        return None
-    try:
-        return Registry.load(path)
-    except RegistryError as exc:
-        raise ProvisionError(f"{exc}\nFix the registry first; nothing was sent to the node.") \
-            from None
+def _from_a_node(frame: Frame) -> bool:
+    """An uplink that says what is on the port: a factory HELLO, or any provisioned node's."""
+    return frame.type not in m.DOWNLINK_TYPES and (
+        frame.type == m.HELLO or frame.node_id != 0 or frame.signed)
 
 
-def check_entry(path: Path | None, node: NodeInfo) -> None:
-    """Refuse, before the node is touched, an entry the registry would refuse after it."""
-    with tempfile.TemporaryDirectory(prefix="streetsense-provision-") as scratch:
-        trial = Path(scratch) / "nodes.toml"
-        if path is not None and path.exists():
-            shutil.copyfile(path, trial)
+def _kind_refusal(port: str, claimed: str, kind: str, how: str) -> ProvisionError:
+    return ProvisionError(
+        f"the node on {port} is a {claimed} node ({how}), not {kind}: check that it is the "
+        f"board you meant and give --kind {claimed}. (A board rewired for another kind is "
+        f"flashed again first: flashing erases what it was.) {NOTHING_SENT.capitalize()}.")
+
+
+class Stopped(click.ClickException):
+    """Ctrl-C: what state the node and the registry were left in."""
+
+    exit_code = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
+
+@dataclass
+class Provisioning:
+    """One run of the exchange; ``stage`` says how far it got (for Ctrl-C)."""
+
+    port: str
+    registry: Path
+    node: NodeInfo  # the entry to register (its key is set once generated)
+    stage: str = "waiting"  # waiting | factory-reset | sent | registered
+    old_id: int = 0  # the node's id before a factory reset
+
+    def stopped(self) -> Stopped:
+        """The Ctrl-C message for the stage reached."""
+        node, registry = self.node, self.registry
+        text = {
+            "waiting": f"stopped before anything was sent to the node: the node and {registry} "
+                       f"are unchanged.",
+            "factory-reset": f"stopped while factory-resetting node {self.old_id}: it may be "
+                             f"wiped or still be node {self.old_id}; {registry} is unchanged. "
+                             f"Run provision again (with --factory-reset if it still answers "
+                             f"as node {self.old_id}).",
+            "sent": f"stopped after the node was sent its new identity (node {node.id}) but "
+                    f"before it confirmed it: {registry} is unchanged, and the node may now "
+                    f"hold a key nobody has. Factory-reset it (hold BOOT while powering it "
+                    f"up), then run provision again.",
+            "registered": f"stopped after node {node.id} ({node.name}) was provisioned and "
+                          f"registered in {registry}: nothing to redo. Check it with "
+                          f"`streetsense monitor {self.port} --registry {registry}`.",
+        }[self.stage]
+        return Stopped(text)
+
+    def run(self, session: NodeSession, known: Registry | None, *, factory_reset: bool,
+            hello_timeout: float, data_timeout: float) -> None:
+        """The exchange, from the node's first frame to its first reading."""
+        node = self.node
+        click.echo(f"waiting for the node on {self.port} (up to {hello_timeout:g} s)")
+        first = session.expect(_from_a_node, hello_timeout, ack_match=False)
+        if first is None:
+            raise _no_frame(self.port, hello_timeout)
+        if first.node_id != 0 or first.signed:
+            self._factory_reset(session, first, known, factory_reset)
+            hello = session.expect(lambda f: f.type == m.HELLO and f.node_id == 0,
+                                   RESTART_TIMEOUT_S)
+            if hello is None:
+                raise _no_frame(self.port, RESTART_TIMEOUT_S, " after its factory reset")
+        else:
+            hello = first
+            session.ack(hello)
+            claimed = hello.body[1]
+            if claimed in KINDS and claimed != node.kind:
+                raise _kind_refusal(self.port, claimed, node.kind, "its HELLO says so")
+        click.echo(f"factory-state node: {frame_summary(m.HELLO, hello.body)}")
+
+        key = secrets.token_bytes(KEY_BYTES)
+        self.node = node = replace(node, key=key)
+        session.keys[node.id] = key
+        session.target(0, hello.boot)
+        request = secrets.randbelow(1 << 30) + 1
+        settings = {"node_id": node.id, "key": key.hex(), "kind": node.kind, "link": node.link}
+        click.echo(f"sending its identity: node {node.id}, {node.kind}, {node.link} link")
+        self.stage = "sent"
+        result = _answer(session, m.CONFIG, {1: request, 2: settings}, node.id)
+        if result is None:
+            raise ProvisionError(f"the node did not answer the provisioning CONFIG within "
+                                 f"{ANSWER_TIMEOUT_S:g} s, so it may or may not hold its new "
+                                 f"key; {self.registry} is unchanged. Restart it (EN button) "
+                                 f"and run provision again; if it then says it is already "
+                                 f"provisioned, factory-reset it by hand (hold BOOT while "
+                                 f"powering it up) first.")
+        if result.body[2] != m.RESULT_OK:
+            self.stage = "waiting"  # it refused: still in factory state, nothing stored
+            raise ProvisionError(f"the node refused the settings: {result.body.get(3, '')}")
+        if not result.verified:
+            raise ProvisionError("the node answered OK without signing with its new key: its "
+                                 "firmware does not follow SPEC §6.6; flash it again.")
+        click.echo(f"the node is now node {node.id}: its answer is signed with the new key")
+        # Ctrl-C waits until the key is on disk: the stage then says so.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            append_node(trial, node)
-        except RegistryError as exc:
-            problems = "; ".join(str(p) for p in exc.problems)
-            raise ProvisionError(f"the registry entry would be refused ({problems}): "
-                                 f"choose another --node-id/--name; nothing was sent to "
-                                 f"the node.") from None
+            register(self.registry, node)
+            self.stage = "registered"
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        registered = f"registered in {self.registry}"
+        click.echo(f"LABEL  {node.name}  id {node.id}  {node.kind}  "
+                   f"key fingerprint {fingerprint(key)}")
+        if node.link == "ble":  # after its reset the node talks over Bluetooth, not this port
+            click.echo(f"node {node.name} provisioned for a BLE link: after its reset it talks "
+                       f"to its gateway over Bluetooth, where its readings show up; "
+                       f"{registered}")
+            return
+
+        rebooted = session.expect(lambda f: (f.type == m.HELLO and f.node_id == node.id
+                                             and f.verified and f.boot != result.boot),
+                                  RESTART_TIMEOUT_S)
+        if rebooted is None:
+            raise _no_frame(self.port, RESTART_TIMEOUT_S, f" as node {node.id} after its reset")
+        session.target(node.id, rebooted.boot)
+        session.send(m.TIME, {1: time.time_ns() // 1_000_000})
+        click.echo(f"node {node.id} restarted (boot {rebooted.boot}) and proved its key; "
+                   f"clock set. Waiting up to {data_timeout:g} s for its first reading")
+        # The reading stays unacked: the node keeps it until its gateway has it.
+        data = session.expect(lambda f: (f.type == m.DATA and f.node_id == node.id
+                                         and f.verified), data_timeout, ack_match=False)
+        if data is None:
+            raise ProvisionError(f"node {node.name} is provisioned ({registered}) but sent no "
+                                 f"reading within {data_timeout:g} s: check its sensors with "
+                                 f"`streetsense monitor {self.port}`.")
+        click.echo(f"node {node.name} provisioned; first reading "
+                   f"{readings_text(data.body[4], brief=True)}; {registered}")
+
+    def _factory_reset(self, session: NodeSession, first: Frame, registry: Registry | None,
+                       allowed: bool) -> None:
+        """Wipe a provisioned node whose key the registry holds, with a signed COMMAND;
+        anything else is refused with what to do."""
+        known = registry.lookup(first.node_id) if registry is not None else None
+        if known is None:
+            raise ProvisionError(
+                f"the node on {self.port} is already provisioned as node {first.node_id}, and "
+                f"its key is not in {self.registry}. Factory-reset it first: hold its BOOT "
+                f"button while powering it up; then run provision again. (With the registry "
+                f"that holds its key, --registry FILE --factory-reset does this with a signed "
+                f"command.)")
+        if not allowed:
+            raise ProvisionError(
+                f"the node on {self.port} is already provisioned: node {first.node_id} "
+                f"({known.name} in {self.registry}). To provision it anew, run again with "
+                f"--factory-reset (its key and id are wiped with a signed command).")
+        if known.kind != self.node.kind:
+            raise _kind_refusal(self.port, known.kind, self.node.kind, f"{known.name} in "
+                                f"{self.registry}")
+        session.keys[first.node_id] = known.key
+        if not first.verified:  # checked with the registry's keys (--factory-reset)
+            raise ProvisionError(
+                f"node {first.node_id} on {self.port} signs with a key that is not its key in "
+                f"{self.registry}: it is not the node registered there. Factory-reset it by "
+                f"hand (hold BOOT while powering it up); {NOTHING_SENT}.")
+        self.stage, self.old_id = "factory-reset", first.node_id
+        session.target(first.node_id, first.boot)
+        request = secrets.randbelow(1 << 30) + 1
+        click.echo(f"factory-resetting node {first.node_id} ({known.name}) with a signed "
+                   f"command")
+        result = _answer(session, m.COMMAND, {1: request, 2: "factory_reset"}, first.node_id)
+        if result is None or result.body[2] != m.RESULT_OK:
+            raise ProvisionError(f"node {first.node_id} did not accept factory_reset: hold its "
+                                 f"BOOT button while powering it up to factory-reset it by "
+                                 f"hand.")
+        self.stage = "waiting"
 
 
-def _factory_reset(session: NodeSession, hello: Frame, known: NodeInfo) -> None:
-    """Wipe a provisioned node whose key the registry holds, with a signed COMMAND."""
-    session.keys[hello.node_id] = known.key
-    session.target(hello.node_id, hello.boot)
-    request = secrets.randbelow(1 << 30) + 1
-    click.echo(f"factory-resetting node {hello.node_id} ({known.name}) with a signed command")
-    result = _answer(session, m.COMMAND, {1: request, 2: "factory_reset"}, hello.node_id)
-    if result is None or result.body[2] != m.RESULT_OK:
-        raise ProvisionError(f"node {hello.node_id} did not accept factory_reset: hold its BOOT "
-                             f"button while powering it up to factory-reset it by hand.")
-
-
-def _registered(hello: Frame, registry: Registry | None, factory_reset: bool) -> NodeInfo:
-    """The registry entry of an already provisioned node, if it may be factory-reset."""
-    known = registry.lookup(hello.node_id) if registry is not None else None
-    if registry is None or known is None:
-        unknown = (f"its key is not in {registry.path}" if registry is not None
-                   else "no --registry with its key was given")
-        raise ProvisionError(
-            f"the node on this port is already provisioned as node {hello.node_id}, and "
-            f"{unknown}. Factory-reset it first: hold its BOOT button while powering it up; "
-            f"then run provision again. (With the gateway's registry that holds its key, "
-            f"--registry FILE --factory-reset does this with a signed command.)")
-    if not factory_reset:
-        raise ProvisionError(
-            f"the node on this port is already provisioned: node {hello.node_id} ({known.name} in "
-            f"{registry.path}). To provision it anew, run again with --factory-reset (its key "
-            f"and id are wiped with a signed command).")
-    if not hello.verified:
-        raise ProvisionError(f"node {hello.node_id} says HELLO with a tag that does not match "
-                             f"its key in {registry.path}: it is not the node registered there. "
-                             f"Factory-reset it by hand (hold BOOT while powering it up).")
-    return known
+NEED_REGISTRY = ("--registry FILE is needed: the gateway's registry (nodes.toml), or a file of "
+                 "your own to copy into it later. The node's key is written there and never "
+                 "shown.")
 
 
 @click.command()
@@ -211,7 +323,8 @@ def _registered(hello: Frame, registry: Registry | None, factory_reset: bool) ->
 @click.option("--link", default="serial", show_default=True, type=click.Choice(LINKS),
               help="How the node reaches its gateway after provisioning.")
 @click.option("--registry", type=click.Path(dir_okay=False, path_type=Path),
-              help="The gateway's registry file (nodes.toml) to add the node to.")
+              help="The registry file (nodes.toml) the node and its key go into: the "
+              "gateway's, or one of your own to copy into it. Required.")
 @click.option("--name", help="Name on MQTT and the label. Default: node-<id, 4 digits>.")
 @click.option("--location", default="", help="Where the node is mounted (for the registry).")
 @click.option("--factory-reset", is_flag=True,
@@ -219,84 +332,26 @@ def _registered(hello: Frame, registry: Registry | None, factory_reset: bool) ->
               "with a signed command first.")
 @click.option("--baud", default=DEFAULT_BAUD, show_default=True, help="Link baud rate.")
 @click.option("--hello-timeout", default=45.0, show_default=True,
-              help="Seconds to wait for the node's first HELLO.")
+              help="Seconds to wait for the node's first frame (its HELLO, when it starts).")
 @click.option("--data-timeout", default=120.0, show_default=True,
               help="Seconds to wait for the first reading (sensors warm up first).")
 def provision(port: str, node_id: int, kind: str, link: str, registry: Path | None,
               name: str | None, location: str, factory_reset: bool, baud: int,
               hello_timeout: float, data_timeout: float) -> None:
     """Provision the factory-state node on PORT: id, key, kind; register it; label line."""
-    registry_now = load_registry(registry)
-    name = name or f"node-{node_id:04d}"
-    check_entry(registry, NodeInfo(node_id, name, kind, bytes(KEY_BYTES), link, location))
-    with open_port(port, baud=baud) as serial_port:
-        session = NodeSession(FrameLink(serial_port))
-        if factory_reset and registry_now is not None:
-            session.keys = {node.id: node.key for node in registry_now.nodes}
-        click.echo(f"waiting for the node's HELLO on {port} (up to {hello_timeout:g} s)")
-        hello = session.expect(lambda f: f.type == m.HELLO, hello_timeout)
-        if hello is None:
-            raise _no_hello(port, hello_timeout)
-        if hello.node_id != 0 or hello.signed:
-            _factory_reset(session, hello, _registered(hello, registry_now, factory_reset))
-            hello = session.expect(lambda f: f.type == m.HELLO and f.node_id == 0,
-                                   RESTART_TIMEOUT_S)
-            if hello is None:
-                raise _no_hello(port, RESTART_TIMEOUT_S, " after its factory reset")
-        click.echo(f"factory-state node: {frame_summary(m.HELLO, hello.body)}")
-
-        key = secrets.token_bytes(KEY_BYTES)
-        session.keys[node_id] = key
-        session.target(0, hello.boot)
-        request = secrets.randbelow(1 << 30) + 1
-        settings = {"node_id": node_id, "key": key.hex(), "kind": kind, "link": link}
-        click.echo(f"sending its identity: node {node_id}, {kind}, {link} link")
-        result = _answer(session, m.CONFIG, {1: request, 2: settings}, node_id)
-        if result is None:
-            raise ProvisionError(f"the node did not answer the provisioning CONFIG within "
-                                 f"{ANSWER_TIMEOUT_S:g} s: restart it (EN button) and run "
-                                 f"provision again.")
-        if result.body[2] != m.RESULT_OK:
-            raise ProvisionError(f"the node refused the settings: {result.body.get(3, '')}")
-        if not result.verified:
-            raise ProvisionError("the node answered OK without signing with its new key: its "
-                                 "firmware does not follow SPEC §6.6; flash it again.")
-        click.echo(f"the node is now node {node_id}: its answer is signed with the new key")
-        registered = _register(registry, NodeInfo(node_id, name, kind, key, link, location))
-        click.echo(f"LABEL  {name}  id {node_id}  {kind}  key fingerprint {fingerprint(key)}")
-        if link == "ble":  # after its reset the node talks over Bluetooth, not this port
-            click.echo(f"node {name} provisioned for a BLE link: after its reset it talks to "
-                       f"its gateway over Bluetooth, where its readings show up; {registered}")
-            return
-
-        rebooted = session.expect(lambda f: (f.type == m.HELLO and f.node_id == node_id
-                                             and f.verified and f.boot != result.boot),
-                                  RESTART_TIMEOUT_S)
-        if rebooted is None:
-            raise _no_hello(port, RESTART_TIMEOUT_S, f" as node {node_id} after its reset")
-        session.target(node_id, rebooted.boot)
-        session.send(m.TIME, {1: time.time_ns() // 1_000_000})
-        click.echo(f"node {node_id} restarted (boot {rebooted.boot}) and proved its key; "
-                   f"clock set. Waiting up to {data_timeout:g} s for its first reading")
-        # The reading stays unacked: the node keeps it until its gateway has it.
-        data = session.expect(lambda f: (f.type == m.DATA and f.node_id == node_id
-                                         and f.verified), data_timeout, ack_match=False)
-        if data is None:
-            raise ProvisionError(f"node {name} is provisioned ({registered}) but sent no "
-                                 f"reading within {data_timeout:g} s: check its sensors with "
-                                 f"`streetsense monitor {port}`.")
-    click.echo(f"node {name} provisioned; first reading "
-               f"{readings_text(data.body[4], brief=True)}; {registered}")
-
-
-def _register(registry: Path | None, node: NodeInfo) -> str:
-    """Add the node to the registry (or print the entry to add); says where it went."""
-    if registry is not None:
-        try:
-            append_node(registry, node)
-            return f"registered in {registry}"
-        except (RegistryError, OSError) as exc:
-            click.echo(f"could not add the node to {registry}: {exc}", err=True)
-    click.echo("add this entry to the gateway's registry file (nodes.toml):\n"
-               + toml_entry(node))
-    return "not registered: add the entry printed above to the gateway's registry"
+    if registry is None:
+        raise click.UsageError(NEED_REGISTRY)
+    known = check_registry_path(registry)
+    entry = NodeInfo(node_id, name or f"node-{node_id:04d}", kind, bytes(KEY_BYTES), link,
+                     location)
+    check_entry(registry, entry)
+    run = Provisioning(port, registry, entry)
+    try:
+        with open_port(port, baud=baud) as serial_port:
+            session = NodeSession(FrameLink(serial_port))
+            if factory_reset and known is not None:
+                session.keys = {node.id: node.key for node in known.nodes}
+            run.run(session, known, factory_reset=factory_reset, hello_timeout=hello_timeout,
+                    data_timeout=data_timeout)
+    except KeyboardInterrupt:
+        raise run.stopped() from None

@@ -14,7 +14,10 @@ Faults: a sensor failing _FAULT_AFTER samples in a row, or sending the very same
 `stuck_after_s`, gets a `node.faults` entry (sent in STATUS) and a warning; it is retried
 every sample and the entry goes when it answers (with changing values) again.
 The other sensors go on. Calibration: `calibration` maps a quantity name to an offset in its
-unit, added to every sample; the `calibrate` command sets offsets from reference values.
+unit, added to every sample; the `calibrate` command sets offsets from reference values, except
+for CO2: there it runs the SCD41's forced recalibration against the reference (datasheet
+§3.7.1), so the sensor itself reads right again. The SCD41's automatic self-calibration is off
+unless `co2_asc` is true.
 """
 
 import asyncio
@@ -32,6 +35,10 @@ from .stats import Stats, div_round
 _FAULT_AFTER = const(3)
 _PM_WINDOW_SAMPLES = const(6)
 _PM_KINDS = ("pms5003", "sds011")
+# A forced recalibration target the SCD41 can be held at: its specified range, 400-5,000 ppm
+# (datasheet SCD4x, Table 1).
+_CO2_REFERENCE_MIN = const(400)
+_CO2_REFERENCE_MAX = const(5000)
 
 
 def _number(value):
@@ -43,7 +50,7 @@ class App:
         self.node = node
         self._board = board
         self._wake = asyncio.Event()
-        self._sensors = make_sensors(node.config, board)
+        self._sensors = make_sensors(node.config, board, node.log)
         self._layout()
         self.reconfigure()
 
@@ -65,6 +72,8 @@ class App:
     def setting_error(self, name, value):
         if name == "pm_sensor":
             return None if value in _PM_KINDS else "pms5003 or sds011"
+        if name == "co2_asc":
+            return None if isinstance(value, bool) else "true or false"
         if name in ("pm_warmup_s", "stuck_after_s"):
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
             return None if ok else "integer >= 0"
@@ -83,8 +92,11 @@ class App:
         pm = self._sensors[0]
         if config["pm_sensor"] != pm.name:  # another PM sensor fitted: a new channel table
             self.node.faults.pop(pm.name, None)
-            self._sensors[0] = PmSensor(config["pm_sensor"], self._board)
+            self._sensors[0] = PmSensor(config["pm_sensor"], self._board, self.node.log)
             self._layout()
+        co2 = self._sensors[1]
+        if co2.started and co2.asc != bool(config.get("co2_asc", False)):
+            co2.started = False  # set up again, with the new ASC state
         calibration = config.get("calibration") or {}
         for i, (_, ch, exponent) in enumerate(self._table):
             offset = calibration.get(m.QUANTITIES[ch & 0xFF][0], 0)
@@ -95,24 +107,59 @@ class App:
         return {m.QUANTITIES[ch & 0xFF][0]: i for i, (_, ch, _) in enumerate(self._table)}
 
     def command(self, name, args):
+        """`calibrate`: offsets from reference values; for co2 a forced recalibration of the
+        SCD41, which takes about a second, so the answer then comes from a coroutine."""
         if name != "calibrate":
             return None
         names = self._names()
         if not args or any(q not in names or not _number(v) for q, v in args.items()):
             listed = ", ".join(sorted(names))
             return (m.RESULT_BAD_ARGS, f"reference values (e.g. co2: 415) for: {listed}", None)
-        calibration = dict(self.node.config.get("calibration") or {})
-        for q, reference in args.items():
-            i = names[q]
-            if self._last[i] is None:
+        co2 = args.get("co2")
+        if co2 is not None and not _CO2_REFERENCE_MIN <= co2 <= _CO2_REFERENCE_MAX:
+            return (m.RESULT_BAD_ARGS,
+                    f"co2: a reference of {_CO2_REFERENCE_MIN} to {_CO2_REFERENCE_MAX} ppm", None)
+        for q in args:
+            if q != "co2" and self._last[names[q]] is None:
                 return (m.RESULT_FAILED, f"no {q} sample yet to calibrate against", None)
+        if co2 is None:
+            return self._set_offsets(args, {})
+        return self._recalibrate_co2(round(co2), args)
+
+    async def _recalibrate_co2(self, target_ppm, args):
+        sensor = self._sensors[1]
+        if not sensor.started or sensor.name in self.node.faults:
+            return (m.RESULT_FAILED, "the scd41 is not measuring", None)
+        try:
+            correction, measured_s = await sensor.recalibrate(target_ppm)
+        except Exception as exc:  # SensorError, or OSError from the bus
+            self._failed(sensor, exc)
+            return (m.RESULT_FAILED, f"scd41: {exc}", None)
+        if correction is None:
+            return (m.RESULT_FAILED, "the scd41 refused the forced recalibration (0xFFFF): let "
+                    f"it measure over 3 minutes in the reference air first (it had {measured_s} s)",
+                    None)
+        self.node.log(m.LOG_INFO, f"scd41 recalibrated to {target_ppm} ppm: {correction:+d} ppm")
+        frc = {"reference_ppm": target_ppm, "correction_ppm": correction}
+        return self._set_offsets({q: v for q, v in args.items() if q != "co2"},
+                                 {"co2_frc": frc}, drop="co2")
+
+    def _set_offsets(self, references, extra, drop=None):
+        """Offsets from reference values and the last samples, saved; `drop`: a quantity whose
+        offset goes (its sensor has just been recalibrated itself)."""
+        names = self._names()
+        calibration = dict(self.node.config.get("calibration") or {})
+        calibration.pop(drop, None)
+        for q, reference in references.items():
+            i = names[q]
             exponent = self._table[i][2]
             offset = round(reference * 10**-exponent) - self._last[i]  # in the channel's unit
             calibration[q] = offset if exponent >= 0 else round(offset * 10**exponent, -exponent)
         self.node.config["calibration"] = calibration
         config_file.save(self.node.config)
         self.reconfigure()
-        return (m.RESULT_OK, None, {"calibration": calibration})
+        extra["calibration"] = calibration
+        return (m.RESULT_OK, None, extra)
 
     # -- the loop ------------------------------------------------------------------------------
     async def run(self):
@@ -126,7 +173,7 @@ class App:
             if next_report is not None:
                 # From the interval's start: a new report_interval_s takes effect at once.
                 next_report = time.ticks_add(self._interval_start, report_ms)
-                self._duty(next_report, sample_ms, report_ms, warmup_ms)
+                await self._duty(next_report, sample_ms, report_ms, warmup_ms)
             if time.ticks_diff(time.ticks_ms(), next_sample) >= 0:
                 await self._sample_all(warmup_ms)
                 next_sample = time.ticks_add(next_sample, sample_ms)
@@ -137,7 +184,7 @@ class App:
             if due:
                 self._report(now)
                 next_report = time.ticks_add(now, report_ms)
-                self._duty(next_report, sample_ms, report_ms, warmup_ms)
+                await self._duty(next_report, sample_ms, report_ms, warmup_ms)
             wait_ms = time.ticks_diff(next_sample, now)
             if next_report is not None:
                 wait_ms = min(wait_ms, time.ticks_diff(next_report, now))
@@ -160,16 +207,19 @@ class App:
             return None  # sleeping would save less than a warm-up: keep the laser on
         return time.ticks_add(next_report, -(window_ms + warmup_ms))
 
-    def _duty(self, next_report, sample_ms, report_ms, warmup_ms):
+    async def _duty(self, next_report, sample_ms, report_ms, warmup_ms):
         pm = self._sensors[0]
         if not pm.started or pm.name in self.node.faults:
             return
         wake_at = self._pm_wake_at(next_report, sample_ms, report_ms, warmup_ms)
-        if wake_at is None or time.ticks_diff(time.ticks_ms(), wake_at) >= 0:
-            if not pm.awake:
-                pm.wake()
-        elif pm.awake:
-            pm.sleep()
+        try:
+            if wake_at is None or time.ticks_diff(time.ticks_ms(), wake_at) >= 0:
+                if not pm.awake:
+                    await pm.wake()
+            elif pm.awake:
+                await pm.sleep()
+        except Exception as exc:  # SensorError, or OSError from the UART
+            self._failed(pm, exc)
 
     async def _sample_all(self, warmup_ms):
         for s in self._sensors:

@@ -11,11 +11,13 @@ import os
 CONFIG_FILE = "config.json"
 BOOTCOUNT_FILE = "bootcount"
 
-# `node_id` 0 with an empty `key` is the factory state (SPEC.md §6.6).
+# `node_id` 0 with an empty `key` is the factory state (SPEC.md §6.6). `kind` is set by
+# provisioning and kept by a factory reset; a freshly flashed node has none, so its factory
+# HELLO claims no kind it was never given (provision refuses a kind the board contradicts).
 DEFAULTS = {
     "node_id": 0,
     "key": "",
-    "kind": "air-quality",
+    "kind": "",
     "link": "serial",
     "report_interval_s": 60,
     "sample_interval_s": 5,
@@ -26,6 +28,7 @@ DEFAULTS = {
     "pm_warmup_s": 30,
     "stuck_after_s": 1800,  # the same PM/CO2/T/RH values this long: a stuck sensor (0: never)
     "calibration": {},
+    "co2_asc": False,  # the SCD41's automatic self-calibration: wrong next to a road
     "lanes": 2,
     "sublanes": 1,  # zone pairs side by side per lane (1: one pair across the lane)
     "detector_spacing_cm": 200,

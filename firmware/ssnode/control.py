@@ -2,13 +2,15 @@
 
 Every request gets one RESULT. The core knows the interval settings and the commands
 `reboot`, `identify` and `factory_reset`; everything else goes to the kind app
-(`setting_error`, `reconfigure`, `command`).
+(`setting_error`, `reconfigure`, `command`). Values beyond `protocol.limits` (the gateway
+checks the same table) are refused with BAD_ARGS before anything else sees them.
 """
 
 import asyncio
 
 from micropython import const
 
+from streetsense.protocol import limits
 from streetsense.protocol import messages as m
 
 from . import config as config_file
@@ -35,15 +37,18 @@ def _key_error(value):
 class Control:
     def __init__(self, node):
         self.node = node
-        self._action = None  # the task of the last reboot/identify/reset, kept referenced
+        self._action = None  # the last reboot/identify/reset/app-command task, kept referenced
 
     def _start(self, coro):
         self._action = asyncio.create_task(coro)
 
     def setting_error(self, name, value):
         """Why `value` is not acceptable for `name`, or None."""
+        beyond = limits.setting_error(name, value)
+        if beyond:
+            return beyond
         if name in INTERVALS:
-            return None if _positive_int(value) else "positive integer"
+            return None  # within its limits
         if name == "link":
             return None if value in LINKS else "serial or ble"
         if name in ("node_id", "key", "kind"):
@@ -105,19 +110,14 @@ class Control:
 
     def command(self, request, name, args):
         node = self.node
-        if name == "reboot":
-            delay_s = args.get("delay_s", 0)
-            if not isinstance(delay_s, int) or delay_s < 0:
-                node.result(request, m.RESULT_BAD_ARGS, "delay_s: integer >= 0")
-                return
+        beyond = limits.argument_error(name, args)
+        if beyond:
+            node.result(request, m.RESULT_BAD_ARGS, beyond)
+        elif name == "reboot":
             seq = node.result(request, m.RESULT_OK)
-            self._start(self._reboot(seq, delay_s))
+            self._start(self._reboot(seq, args.get("delay_s", 0)))
         elif name == "identify":
-            seconds = args.get("seconds", _IDENTIFY_S)
-            if not _positive_int(seconds):
-                node.result(request, m.RESULT_BAD_ARGS, "seconds: positive integer")
-                return
-            self._start(self._blink(seconds))
+            self._start(self._blink(args.get("seconds", _IDENTIFY_S)))
             node.result(request, m.RESULT_OK)
         elif name == "factory_reset":
             node.config["node_id"] = 0
@@ -133,8 +133,14 @@ class Control:
         answer = None if node.app is None else node.app.command(name, args)
         if answer is None:
             node.result(request, m.RESULT_UNKNOWN_COMMAND, "unknown command " + name)
-        else:
+        elif isinstance(answer, tuple):
             node.result(request, answer[0], answer[1], answer[2])
+        else:  # a command that takes time answers from a coroutine: the link goes on meanwhile
+            self._start(self._answer_later(request, answer))
+
+    async def _answer_later(self, request, pending):
+        code, message, data = await pending
+        self.node.result(request, code, message, data)
 
     async def _reboot(self, seq, delay_s):
         await asyncio.sleep(delay_s)

@@ -12,21 +12,23 @@ at once after a link is lost. Per node: RSSI of the last advertisement and count
 ``stats()``.
 
 The bleak backend is injected (``scanner_backend``/``client_backend``, bleak's ``backend=``),
-so tests run this same code on a bumble virtual radio; ``from_config`` picks it from the
-``[ble]`` section.
+so tests run this same code on a virtual radio. ``from_config`` takes bleak's own backend
+unless ``[ble] backend`` names a `BleakBackends` provider as "package.module:Name"; this
+module knows bleak only, and the test rig supplies its provider that way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import random
 import struct
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.client import BaseBleakClient
@@ -46,7 +48,9 @@ __all__ = [
     "NUS_TX",
     "BleLink",
     "BleTransport",
+    "BleakBackends",
     "NodeAdvert",
+    "load_backends",
     "parse_advert",
 ]
 
@@ -67,6 +71,26 @@ SCAN_WINDOW_S = 5.0  # each scan lasts this long (nodes advertise every 100 ms)
 WRITE_TIMEOUT_S = 5.0
 
 LookupNode = Callable[[int], "NodeInfo | None"]
+
+
+class BleakBackends(Protocol):
+    """What a ``[ble] backend`` provider gives: bleak ``backend=`` classes for the scanner and
+    the clients, on one radio, and ``close()``, awaited when the transport stops."""
+
+    scanner: type[BaseBleakScanner]
+    client: type[BaseBleakClient]
+
+    async def close(self) -> None: ...
+
+
+def load_backends(spec: str, options: Mapping[str, str]) -> BleakBackends:
+    """Call the provider that ``spec`` ("package.module:Name") names with ``options``."""
+    module_name, _, name = spec.partition(":")
+    provider = getattr(importlib.import_module(module_name), name, None)
+    if not callable(provider):
+        raise ValueError(f"[ble] backend {spec!r}: {module_name} has no provider {name!r}")
+    backends: BleakBackends = provider(**options)
+    return backends
 
 
 @dataclass(frozen=True)
@@ -184,17 +208,15 @@ class BleTransport(Transport):
     def from_config(
         cls, section: BleSection, callbacks: LinkCallbacks, lookup: LookupNode
     ) -> BleTransport:
-        """The transport the ``[ble]`` section describes (backend "bumble": a virtual radio)."""
-        if section.backend != "bumble":
-            return cls(callbacks, lookup, max_connections=section.max_connections,
-                       scan_interval_s=section.scan_interval_s, adapter=section.adapter)
-        from streetsense.hil.ble.bleak_backend import BumbleAdapter, bumble_backends
-
-        bumble = BumbleAdapter(transport=section.bumble_transport)
-        scanner_backend, client_backend = bumble_backends(bumble)
+        """The transport the ``[ble]`` section describes."""
+        backends = None
+        if section.backend != "default":
+            backends = load_backends(section.backend, section.backend_options)
         return cls(callbacks, lookup, max_connections=section.max_connections,
-                   scan_interval_s=section.scan_interval_s, scanner_backend=scanner_backend,
-                   client_backend=client_backend, on_close=bumble.close)  # fmt: skip
+                   scan_interval_s=section.scan_interval_s, adapter=section.adapter,
+                   scanner_backend=backends.scanner if backends else None,
+                   client_backend=backends.client if backends else None,
+                   on_close=backends.close if backends else None)  # fmt: skip
 
     def _platform_args(self) -> dict[str, Any]:
         return {"bluez": {"adapter": self.adapter}} if self.adapter else {}

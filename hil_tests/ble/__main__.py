@@ -5,8 +5,8 @@ Prints one JSON line, then serves until interrupted (SIGINT or SIGTERM)::
     {"board": "127.0.0.1:40125", "centrals": ["tcp-client:127.0.0.1:40127"]}
 
 ``board`` is the ``"ble"`` entry for emulated boards' board files (give each its own
-``"unique_id"``); each of ``centrals`` is the ``bumble_transport`` of one gateway with
-``[ble] backend = "bumble"``.
+``"unique_id"``); each of ``centrals`` is the ``[ble] backend_options.transport`` of one
+gateway whose ``backend`` names the rig's provider (``bleak_backend.gateway_settings``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ TCP (``tcp-client:127.0.0.1:PORT`` from ``VirtualRadio.serve_hci`` or
 
 ``mtu`` is what the central asks for in the ATT MTU exchange right after connecting
 (BlueZ asks for 517; 23 means "no exchange", the BLE default).
+
+A gateway is put on the virtual radio through its config: `gateway_settings` gives the
+``[ble]`` entries that name `BumbleBackends` as its bleak backend provider.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from bumble.gatt_client import CharacteristicProxy
 from bumble.transport import open_transport
 from bumble.transport.common import Transport
 
-__all__ = ["BumbleAdapter", "BumbleClient", "BumbleScanner", "bumble_backends", "parse_ad"]
+__all__ = ["BumbleAdapter", "BumbleBackends", "BumbleClient", "BumbleScanner", "bumble_backends",
+           "gateway_settings", "parse_ad"]
 
 ATT_DEFAULT_MTU = 23
 _AD_UUID_LISTS = {0x02: 2, 0x03: 2, 0x04: 4, 0x05: 4, 0x06: 16, 0x07: 16}  # UUID list: width
@@ -398,3 +402,21 @@ def bumble_backends(
     Scanner.adapter = adapter
     Client.adapter = adapter
     return Scanner, Client
+
+
+class BumbleBackends:
+    """The gateway's bleak backends on a bumble host reached at ``transport`` (a bumble
+    transport spec): the provider that ``[ble] backend`` names (see `gateway_settings`)."""
+
+    def __init__(self, *, transport: str) -> None:
+        self.adapter = BumbleAdapter(transport=transport)
+        self.scanner, self.client = bumble_backends(self.adapter)
+
+    async def close(self) -> None:
+        await self.adapter.close()
+
+
+def gateway_settings(transport: str) -> dict[str, Any]:
+    """The gateway config's ``[ble]`` entries that put it on the radio at ``transport``."""
+    return {"backend": f"{__name__}:{BumbleBackends.__name__}",
+            "backend_options": {"transport": transport}}

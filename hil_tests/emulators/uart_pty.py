@@ -1,9 +1,9 @@
 """A UART sensor model on a PTY: the emulated board opens `slave_path` as its machine.UART.
 
 The master end is raw and non-blocking; bytes from the board go to `model.feed()` and its
-replies go straight back; every `model.interval_s` the model's `tick()` output (a frame, when
-the sensor is awake and streaming) is written. A write the PTY cannot take is dropped and
-counted, as a UART with a full receive buffer would lose it.
+replies go straight back; the model's `tick()` output (a frame, when the sensor is awake and
+streaming) is written every `model.tick_delay_s()` (its cadence on its own clock). A write the
+PTY cannot take is dropped and counted, as a UART with a full receive buffer would lose it.
 
 Closing a PTY master discards what the slave has not read yet: close only once the board has
 finished reading.
@@ -19,7 +19,9 @@ from typing import Protocol, Self
 
 
 class UartModel(Protocol):
-    interval_s: float
+    def tick_delay_s(self) -> float:
+        """Real seconds until the next tick() is due."""
+        ...
 
     def feed(self, data: bytes) -> bytes:
         """Bytes from the host; returns the immediate reply."""
@@ -70,7 +72,7 @@ class UartPty:
 
     async def _tick(self) -> None:
         while True:
-            await asyncio.sleep(self.model.interval_s)  # the sensor's own cadence
+            await asyncio.sleep(self.model.tick_delay_s())  # the sensor's own cadence
             frame = self.model.tick()
             if frame:
                 self.send(frame)

@@ -106,7 +106,7 @@ class Board:
 
     name: str
     node_id: int
-    key: bytes
+    key: bytes = field(repr=False)
     kind: str
     port: str | None
     capabilities: frozenset[str]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artefacts import Artefacts, FrameLog
-from ..environment import Environment, expected_counts
+from ..environment import FAST_SENSORS, Environment, expected_counts
 from ..node import EmulatedNode, LinkRelay
 from ..street import layout_for
 from ..street_scenarios import scenario_truth
@@ -126,8 +126,10 @@ def emulated_board(resource: EmulatedBoard, *, node_id: int, key: bytes,
                    settings: dict[str, Any], seed: int, workdir: Path,
                    artefacts: Artefacts) -> Iterator[Board]:
     """A provisioned emulated node with its environment, started; stopped on exit."""
+    # The sensors' time runs as fast as the rig's short PM warm-up needs (FAST_AIR_SETTINGS).
     with Environment(resource.kind, layout=layout_for(settings),
-                     pm_sensor=str(settings.get("pm_sensor", "pms5003"))) as environment:
+                     pm_sensor=str(settings.get("pm_sensor", "pms5003")),
+                     sensor_speedup=FAST_SENSORS) as environment:
         node = EmulatedNode(resource.kind, flash_dir=workdir / "flash", environment=environment,
                             node_id=node_id, key=key, seed=seed,
                             extra_config=settings)

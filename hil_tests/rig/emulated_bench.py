@@ -23,14 +23,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from streetsense.gateway.bench.server import BenchBoard, BenchLinks, HilServer
 from streetsense.gateway.config import load_config
-from streetsense.gateway.hil_server import BenchBoard, BenchLinks, HilServer
 from streetsense.gateway.notify import Notifier
 from streetsense.gateway.service import Gateway
 from streetsense.protocol.messages import HELLO
 
 from ..artefacts import FrameLog
-from ..environment import Environment, expected_counts
+from ..environment import FAST_SENSORS, Environment, expected_counts
 from ..gateway_proc import NodeEntry, to_toml
 from ..node import EmulatedNode
 from ..plugin import FAST_AIR_SETTINGS, node_key
@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
         for spec in args.board:
             kind, _, number = spec.partition(":")
             node_id = int(number)
-            environment = stack.enter_context(Environment(kind))
+            # Sensor time as fast as FAST_AIR_SETTINGS' short PM warm-up needs.
+            environment = stack.enter_context(Environment(kind, sensor_speedup=FAST_SENSORS))
             node = stack.enter_context(EmulatedNode(
                 kind, flash_dir=workdir / f"flash-{node_id}", environment=environment,
                 node_id=node_id, key=node_key(args.seed, node_id), seed=args.seed,

@@ -28,7 +28,7 @@ class ScriptedNode:
     """A node played by the test: id, key, boot counter; ``seq`` is the next sequence number."""
 
     node_id: int
-    key: bytes
+    key: bytes = field(repr=False)
     boot: int = 1
     seq: int = 0
     sent: list[bytes] = field(default_factory=list)

@@ -9,7 +9,7 @@ and tests that need it are skipped with a reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "CAPABILITIES",
@@ -64,7 +64,7 @@ class SerialBoard:
     port: str
     kind: str = "air-quality"
     node_id: int = 0
-    key_hex: str = ""
+    key_hex: str = field(default="", repr=False)
     baud: int = 115200
     console_port: str | None = None
     power_pin: int | None = None

@@ -25,9 +25,9 @@ from typing import Any
 
 import serial
 
-from streetsense.gateway.bench_relays import BenchPower
-from streetsense.gateway.config import RelayLine
-from streetsense.gateway.hil_server import LinkFaults
+from streetsense.gateway.bench.config import RelayLine
+from streetsense.gateway.bench.relays import BenchPower
+from streetsense.gateway.bench.server import LinkFaults
 
 from ..artefacts import Artefacts, FrameLog
 from .drivers import Board

@@ -14,7 +14,7 @@ cheap when the node is already online.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from streetsense.protocol.messages import HELLO
 
@@ -31,10 +31,15 @@ class StrategyError(RuntimeError):
 
 
 class GatewayTopics(Protocol):
-    """What the strategy needs to know of the gateway: where a node's messages appear."""
+    """What the strategy needs to know of the gateway: where a node's messages appear, and
+    how to sign a command for it."""
 
     def topic(self, node: str, sub: str) -> str:
         """``<prefix>/<site>/<node>/<sub>``."""
+
+    def sign_command(self, node: str, name: str,
+                     request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """(topic, signed payload) of command ``name`` for ``node``."""
 
 
 def is_online(message: Observed) -> bool:
@@ -95,9 +100,11 @@ class BoardStrategy:
         the gateway, and wait for the node's OK."""
         if not self.board.settings:
             return
-        topic = self.gateway.topic(self.board.name, "cmd/config")
         request = f"hil-settings-{self.observer.mark()}"
-        await self.observer.publish(topic, {"id": request, "settings": self.board.settings})
+        topic, payload = self.gateway.sign_command(self.board.name, "config",
+                                                   {"id": request,
+                                                    "settings": self.board.settings})
+        await self.observer.publish(topic, payload)
         result = await self.observer.expect(f"{topic}/result",
                                             lambda m: m.json().get("id") == request,
                                             timeout=self.boot_timeout_s)

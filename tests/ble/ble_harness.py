@@ -22,7 +22,8 @@ from streetsense.hil.ble.bleak_backend import (
 from streetsense.hil.ble.nus import NUS_DEFINITION, node_advert
 from streetsense.hil.ble.peripheral import IRQ_GATTS_WRITE, Peripheral
 from streetsense.hil.ble.radio import VirtualRadio, static_address
-from streetsense.hil.micropython import REPO, find_micropython, stage_protocol
+from streetsense.hil.micropython import find_micropython, stage_protocol
+from streetsense.hil.node import BOARD_SHIM, FIRMWARE
 
 MP_NODE = Path(__file__).with_name("mp_ble_node.py")
 ADV_INTERVAL_US = 20_000  # fast advertising keeps reconnects quick in tests
@@ -114,8 +115,8 @@ class MpNode:
             stage_protocol(lib)
         env = dict(os.environ, STREETSENSE_BOARD=str(board))
         self.proc = await asyncio.create_subprocess_exec(
-            find_micropython() or "micropython", str(MP_NODE), str(REPO / "hil_tests" / "board"),
-            str(REPO / "firmware"), str(lib), str(self.node_id), str(self.mtu),
+            find_micropython() or "micropython", str(MP_NODE), str(BOARD_SHIM),
+            str(FIRMWARE), str(lib), str(self.node_id), str(self.mtu),
             stdout=asyncio.subprocess.PIPE, env=env,
         )  # fmt: skip
         assert await self.line() == "ready"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from streetsense.hil.micropython import REPO
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.micropython
 

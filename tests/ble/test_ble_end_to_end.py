@@ -24,11 +24,12 @@ from streetsense.gateway.config import (
 from streetsense.gateway.service import Gateway
 from streetsense.gateway.transports.ble import BleTransport
 from streetsense.hil.artefacts import FrameLog
+from streetsense.hil.ble.bleak_backend import gateway_settings
 from streetsense.hil.ble.peripheral import IRQ_GATTS_WRITE
 from streetsense.hil.ble.radio import VirtualRadio, static_address
 from streetsense.hil.ble.rig import BleLinkDriver, BleRig, board_address
 from streetsense.hil.broker import Mosquitto
-from streetsense.hil.environment import Environment
+from streetsense.hil.environment import FAST_SENSORS, Environment
 from streetsense.hil.node import EmulatedNode
 from streetsense.hil.observer import MqttObserver
 from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame
@@ -64,7 +65,7 @@ def gateway_config(tmp_path: Path, broker_url: str, hci: str) -> GatewayConfig:
         journal=JournalSection(path=tmp_path / "data" / "journal.sqlite"),
         # A short scan interval: after a loss the gateway scans one window (5 s); a node back
         # only after that window (a loaded machine stretches the outage) waits for the next.
-        ble=BleSection(enabled=True, backend="bumble", bumble_transport=hci, max_connections=2,
+        ble=BleSection(enabled=True, **gateway_settings(hci), max_connections=2,
                        scan_interval_s=6.0),
         http=HttpSection(listen=None),
     )
@@ -87,7 +88,8 @@ async def test_ble_node_readings_reach_mqtt_and_an_outage_loses_nothing(
     link = BleLinkDriver(rig, UNIQUE_ID)
     frames = link.frames
     stranger = await mp_node(77)  # advertises NUS, not in the registry
-    with Mosquitto() as broker, Environment("air-quality") as environment:
+    with Mosquitto() as broker, \
+            Environment("air-quality", sensor_speedup=FAST_SENSORS) as environment:
         environment.set_air(pm1_0=20.0, pm2_5=31.2, pm10=48.0, co2=650, temperature=29.5,
                             humidity=70.0, pressure=1008.0)  # fmt: skip
         node = EmulatedNode("air-quality", environment=BleBoard(environment, rig), node_id=42,

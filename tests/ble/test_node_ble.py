@@ -21,7 +21,8 @@ from streetsense.gateway.transports.ble import NUS_RX, NUS_SERVICE, NUS_TX, Node
 from streetsense.hil.ble.bleak_backend import BumbleAdapter, bumble_backends
 from streetsense.hil.ble.nus import node_advert
 from streetsense.hil.ble.rig import BleRig, board_address
-from streetsense.hil.micropython import REPO, find_micropython
+from streetsense.hil.micropython import find_micropython
+from streetsense.hil.node import BOARD_SHIM
 from streetsense.protocol import cobs
 
 pytestmark = pytest.mark.micropython
@@ -152,7 +153,7 @@ async def test_shim_follows_micropython_buffer_and_error_rules(rig: BleRig, tmp_
     board.write_text(json.dumps(rig.board_entries(unique_id)))
     proc = await asyncio.create_subprocess_exec(
         find_micropython() or "micropython", str(Path(__file__).with_name("mp_ble_shim.py")),
-        str(REPO / "hil_tests" / "board"), stdout=asyncio.subprocess.PIPE,
+        str(BOARD_SHIM), stdout=asyncio.subprocess.PIPE,
         env=dict(os.environ, STREETSENSE_BOARD=str(board)),
     )  # fmt: skip
     assert proc.stdout is not None

@@ -14,8 +14,8 @@ from ble_harness import NusNode
 from streetsense.gateway.config import BleSection
 from streetsense.gateway.registry import NodeInfo
 from streetsense.gateway.transports.base import Link
-from streetsense.gateway.transports.ble import START_STREAM, BleTransport
-from streetsense.hil.ble.bleak_backend import BumbleAdapter, bumble_backends
+from streetsense.gateway.transports.ble import START_STREAM, BleTransport, load_backends
+from streetsense.hil.ble.bleak_backend import BumbleAdapter, bumble_backends, gateway_settings
 from streetsense.hil.ble.radio import VirtualRadio, static_address
 
 KEY = bytes(range(32))
@@ -146,14 +146,20 @@ async def test_lost_node_is_reconnected(radio: VirtualRadio) -> None:
 
 
 async def test_from_config_runs_on_a_bumble_transport(radio: VirtualRadio, tmp_path: Path) -> None:
-    """`[ble] backend = "bumble"` with an HCI-over-TCP controller is the same code path."""
+    """`[ble] backend` naming the rig's provider, on an HCI-over-TCP controller: same code."""
     await NusNode(radio, 42).start()
     hci = await radio.serve_hci(static_address(b"\xc0\0\0\0\0\3"))
-    section = BleSection(enabled=True, backend="bumble", bumble_transport=hci, max_connections=1)
+    section = BleSection(enabled=True, **gateway_settings(hci), max_connections=1)
     recorder = Recorder()
     transport = BleTransport.from_config(section, recorder, registry(node_info(42)))
     async with transport_running(transport):
         await recorder.until(lambda: "ble:HN-0042" in recorder.up)
+
+
+def test_a_missing_backend_provider_is_named() -> None:
+    """`[ble] backend` naming a module without that provider says so (no AttributeError)."""
+    with pytest.raises(ValueError, match="bleak_backend has no provider 'Radio'"):
+        load_backends("streetsense.hil.ble.bleak_backend:Radio", {})
 
 
 async def test_scanning_rests_between_windows_and_resumes_on_a_loss(radio: VirtualRadio) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streetsense.tools.demo import decode_payload
-from streetsense.tools.demo_table import LiveTable
+from streetsense.tools.demo_table import LiveTable, legend
 
 AIR = {"kind": "air-quality", "interval_s": 5, "readings": {
     "pm2_5": {"value": 31.2, "unit": "ug/m3"}, "pm10": {"value": 48.0, "unit": "ug/m3"},
@@ -38,6 +38,16 @@ def test_air_quality_row_shows_readings_units_and_indicative_vn_aqi() -> None:
     # 50 + (100-50)/(50-25) * (31.2-25) = 62.4 -> 62, Moderate; PM10 48 is 48.
     assert row.endswith("~62 Moderate (now)")
     assert table.has_readings("air-quality") and not table.has_readings("traffic")
+
+
+def test_indicative_vn_aqi_uses_the_corrected_pm2_5() -> None:
+    """With the gateway's pm_correction in the data, the indicative index is of the corrected
+    PM2.5 (22.0: 50/25 x 22 = 44), as the hourly one is; PM10 48 gives 48."""
+    table = LiveTable()
+    corrected = {**AIR, "pm_correction": {"method": "epa-2021",
+                                          "pm2_5": {"value": 22.0, "unit": "ug/m3"}}}
+    table.update("streetsense/hanoi/HN-0001/data", corrected)
+    assert _row(table, "HN-0001").endswith("~48 Good (now)")
 
 
 def test_hourly_aqi_replaces_the_indicative_one() -> None:
@@ -85,3 +95,11 @@ def test_gateway_topics_other_nodes_and_bad_shapes_are_counted_not_shown() -> No
 def test_non_json_payloads_reach_the_table_as_text() -> None:
     assert decode_payload(b"online") == "online" and decode_payload(b'{"a": 1}') == {"a": 1}
     assert decode_payload(b"\xff") == "\ufffd"
+
+
+def test_legend_explains_the_columns_with_the_tables_in_use() -> None:
+    """The legend names each column and spells out the VN_AQI bands and the PCU factors."""
+    text = legend()
+    assert "age:" in text and "link:" in text and "traffic:" in text
+    assert "0-50 Good" in text and "301-500 Hazardous" in text and "(hourly)" in text
+    assert "motorbikes 0.3" in text

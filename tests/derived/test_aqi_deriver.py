@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from derived_support import T0, MemoryStore, data_message
 
-from streetsense.gateway.derived import AqiDeriver
+from streetsense.gateway.derived import AqiDeriver, PmCorrection
 
 HOUR = 3600
 
@@ -47,7 +47,9 @@ def test_steady_day_gives_hand_computed_indices(store: MemoryStore) -> None:
     assert first["vn_aqi"]["insufficient"] and first["epa_aqi"]["insufficient"]
     assert first["pollutants"]["pm2_5"] == {
         "hourly_mean": 31.2, "coverage": 1.0, "nowcast": None, "hours_used": 1,
+        "corrected_share": 0.0, "rh_above_95_share": None,  # no pm_correction block: raw
     }
+    assert first["basis"] == {"pm2_5": "raw", "pm10": "raw"} and first["indicative"] is True
     # VN: PM2.5 50/25 * (31.2 - 25) + 50 = 62.4 -> 62; PM10 50/100 * (60 - 50) + 50 = 55.
     assert second["vn_aqi"]["value"] == 62 and second["vn_aqi"]["dominant"] == "pm2_5"
     assert second["vn_aqi"]["sub_indices"] == {"pm2_5": 62, "pm10": 55}
@@ -255,3 +257,50 @@ def test_state_in_the_gateway_journal(tmp_path: Path) -> None:
     journal.close()
     reference = run(AqiDeriver(), MemoryStore(), iter(messages))
     assert published == reference[1:]  # hour 0 was published before the restart
+
+
+def pms_messages(hours: int, rh: float, *, start: int = T0,
+                 method: str = "epa-2021") -> Iterator[dict[str, Any]]:
+    """Five-minute DATA of a PMS5003 node (atmospheric PM2.5 70, CF=1 100, PM10 90) with the
+    gateway's pm_correction block, as the session hands them to the deriver."""
+    for i in range(1, hours * 12 + 1):
+        end = start + 300 * i
+        message = data_message("air-quality", end, {"pm2_5": 70.0, "pm2_5_cf1": 100.0,
+                                                     "pm10": 90.0, "humidity": rh}, seq=i)
+        PmCorrection(method).amend_data(message)
+        yield message
+
+
+def test_indices_come_from_the_corrected_pm2_5(store: MemoryStore) -> None:
+    """CF=1 100 at RH 60 is corrected to 0.524 x 100 - 0.0862 x 60 + 5.75 = 52.98 -> 53.0:
+    VN_AQI 50/30 x 3 + 100 = 105, EPA 49/19.9 x (53.0 - 35.5) + 101 = 144.1 -> 144, not the
+    raw 70's 133 and 161. The payload names its basis and says it is indicative."""
+    published = run(AqiDeriver(), store, pms_messages(3, 60.0))
+    last = published[-1]
+    assert last["pollutants"]["pm2_5"]["hourly_mean"] == 53.0
+    assert last["vn_aqi"]["sub_indices"]["pm2_5"] == 105
+    assert last["epa_aqi"]["sub_indices"]["pm2_5"] == 144
+    assert last["basis"] == {"pm2_5": "epa-2021", "pm10": "raw"}
+    assert last["pollutants"]["pm2_5"]["corrected_share"] == 1.0
+    assert last["pollutants"]["pm2_5"]["rh_above_95_share"] == 0.0
+    assert last["indicative"] is True and "1459" in last["note"] and "§2.1a" in last["note"]
+    raw = run(AqiDeriver(pm_correction="none"), MemoryStore(), pms_messages(3, 60.0,
+                                                                             method="none"))
+    assert raw[-1]["vn_aqi"]["sub_indices"]["pm2_5"] == 133 and raw[-1]["basis"]["pm2_5"] == "raw"
+
+
+def test_mixed_hours_and_humid_air_are_told(store: MemoryStore) -> None:
+    """An hour half corrected (the RH reading lost for 30 minutes) is "mixed"; the share of
+    the hour measured above 95 % RH is given."""
+    messages = list(pms_messages(1, 97.0))
+    for m in messages[6:]:
+        m["readings"]["humidity"]["value"] = 80.0
+    for m in messages[:6]:
+        del m["readings"]["humidity"]
+        PmCorrection().amend_data(m)
+    published = run(AqiDeriver(), store, iter([*messages, *pms_messages(1, 80.0,
+                                                                       start=T0 + HOUR)]))
+    first = published[0]
+    assert first["basis"]["pm2_5"] == "mixed"
+    assert first["pollutants"]["pm2_5"]["corrected_share"] == 0.5
+    assert first["pollutants"]["pm2_5"]["rh_above_95_share"] is None  # RH for half only

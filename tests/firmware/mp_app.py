@@ -83,7 +83,10 @@ async def control(node, app):
             return
         msg = json.loads(line)
         if "command" in msg:
-            emit({"result": app.command(msg["command"], msg.get("args") or {})})
+            answer = app.command(msg["command"], msg.get("args") or {})
+            if answer is not None and not isinstance(answer, tuple):
+                answer = await answer  # a command that takes time (calibrate co2)
+            emit({"result": answer})
         elif "config" in msg:
             errors = {k: app.setting_error(k, v) for k, v in msg["config"].items()}
             errors = {k: e for k, e in errors.items() if e}

@@ -1,9 +1,9 @@
 """MicroPython side of the driver tests: one driver, driven line by line from stdin.
 
 Usage: micropython mp_driver.py BOARD_DIR FIRMWARE_DIR
-Each input line is `open NAME` (build the driver on the emulated board's bus) or
-`METHOD [INT ...]` (call it on the driver); each output line is JSON: {"ok": result} or
-{"err": exception class name, "msg": text}.
+Each input line is `open NAME` (build the driver on the emulated board's bus),
+`METHOD [INT ...]` (call it on the driver) or `ATTRIBUTE` (its value); each output line is
+JSON: {"ok": result} or {"err": exception class name, "msg": text}.
 """
 
 import sys
@@ -48,7 +48,9 @@ def main():
                 driver = open_driver(words[1])
                 result = None
             else:
-                result = getattr(driver, words[0])(*[int(w) for w in words[1:]])
+                result = getattr(driver, words[0])
+                if callable(result):
+                    result = result(*[int(w) for w in words[1:]])
             print(json.dumps({"ok": result}))
         except Exception as e:  # every failure goes back to the test
             print(json.dumps({"err": type(e).__name__, "msg": str(e)}))

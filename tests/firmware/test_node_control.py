@@ -128,3 +128,25 @@ def test_factory_provisioning_round_trip(tmp_path: Path) -> None:
     assert provisioned.verified and "factory" not in provisioned.body[7]
     assert again.tag is None and again.body[7] == ["factory"]
     assert not any(f.type == m.RESULT and f.body[1] == 9 for f in gw.accepted)
+
+
+def test_settings_and_arguments_beyond_the_limits_get_bad_args(tmp_path: Path) -> None:
+    """A report interval of 2**40 s, a 999,520 ppm CO2 offset, a 10**6 s reboot delay: each
+    refused with BAD_ARGS naming the limit (protocol.limits), nothing saved, no reboot."""
+    with make_node(tmp_path, node_id=NODE_ID, key=KEY) as node, \
+            MiniGateway(node.port, {NODE_ID: KEY}) as gw:  # fmt: skip
+        gw.wait(hello(1))
+        gw.send(m.CONFIG, {1: 1, 2: {"report_interval_s": 2**40}})
+        interval = gw.result(1)
+        gw.send(m.CONFIG, {1: 2, 2: {"calibration": {"co2": 999_520}}})
+        offset = gw.result(2)
+        gw.send(m.COMMAND, {1: 3, 2: "reboot", 3: {"delay_s": 10**6}})
+        reboot = gw.result(3)
+        gw.send(m.COMMAND, {1: 4, 2: "identify", 3: {"seconds": 1}})
+        gw.result(4)  # still running the same boot
+        saved = node.config
+    assert interval.body[2] == m.RESULT_BAD_ARGS and "1 to 86400" in interval.body[3]
+    assert offset.body[2] == m.RESULT_BAD_ARGS and "co2: offset -1000 to 1000" in offset.body[3]
+    assert reboot.body[2] == m.RESULT_BAD_ARGS and "delay_s" in reboot.body[3]
+    assert saved.get("report_interval_s") != 2**40 and not saved.get("calibration")
+    assert node.boot_count == 1

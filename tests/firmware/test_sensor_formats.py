@@ -8,7 +8,10 @@ import subprocess
 from sensor_harness import FIRMWARE_DIR, MICROPYTHON
 
 from streetsense.hil.emulators import bme280, pms5003, scd4x, sds011
+from streetsense.hil.emulators.base import ManualClock
 from streetsense.hil.emulators.i2c_bus import I2CBus
+
+WARM_S = 3600.0  # the UART models start warm: an hour of uptime
 
 
 def test_sds011_example_frame() -> None:
@@ -18,13 +21,13 @@ def test_sds011_example_frame() -> None:
 
 def test_sds011_model_frame_rounds_to_tenths() -> None:
     """The SDS011 model reports its environment in 0.1 µg/m³ with its id."""
-    model = sds011.Sds011(pm2_5=12.3, pm10=45.6, device_id=0xA1B2)
+    model = sds011.Sds011(pm2_5=12.3, pm10=45.6, device_id=0xA1B2, uptime_s=WARM_S)
     assert model.tick() == bytes.fromhex("AAC07B00C801B2A197AB")
 
 
 def test_sds011_query_mode_and_sleep() -> None:
     """Query mode stops the stream; a query answers; asleep it is silent until work."""
-    model = sds011.Sds011(pm2_5=1.0, pm10=2.0)
+    model = sds011.Sds011(pm2_5=1.0, pm10=2.0, uptime_s=WARM_S)
     reply = model.feed(sds011.command(sds011.CMD_MODE, 1, 1))
     assert reply[:5] == bytes.fromhex("AAC5020101") and model.tick() == b""
     assert model.feed(sds011.command(sds011.CMD_QUERY))[:2] == b"\xaa\xc0"
@@ -57,23 +60,28 @@ def test_pms5003_wake_command() -> None:
 
 
 def test_pms5003_frame_layout() -> None:
-    """A data frame is 32 bytes, length 28, atmospheric PM at 10/12/14, 16-bit sum at 30."""
-    frame = pms5003.data_frame(7, 12, 30)
+    """A data frame is 32 bytes, length 28, CF=1 PM at 4/6/8, atmospheric at 10/12/14, counts
+    at 16..26, reserved 0 at 28, 16-bit sum at 30."""
+    frame = pms5003.data_frame(pms5003.words_for(7, 12, 60))
     assert len(frame) == 32 and frame[:4] == bytes.fromhex("424D001C")
-    assert (frame[10:12], frame[12:14], frame[14:16]) == (b"\x00\x07", b"\x00\x0c", b"\x00\x1e")
+    assert (frame[4:6], frame[6:8], frame[8:10]) == (b"\x00\x07", b"\x00\x0c", b"\x00\x5a")
+    assert (frame[10:12], frame[12:14], frame[14:16]) == (b"\x00\x07", b"\x00\x0c", b"\x00\x3c")
+    assert int.from_bytes(frame[16:18], "big") == 12 * 60 + 60 * 10 and frame[28:30] == bytes(2)
     assert int.from_bytes(frame[30:], "big") == sum(frame[:30])
 
 
 def test_pms5003_model_modes_and_faults() -> None:
     """Passive reads answer, sleep silences, corrupt_next breaks one checksum, stuck freezes."""
-    model = pms5003.Pms5003(pm1_0=1, pm2_5=2, pm10=3)
-    assert model.feed(pms5003.command(pms5003.CMD_MODE, 0)) == b"" and model.tick() == b""
+    model = pms5003.Pms5003(pm1_0=1, pm2_5=2, pm10=3, uptime_s=WARM_S)
+    assert model.feed(pms5003.command(pms5003.CMD_MODE, 0)) == pms5003.reply(pms5003.CMD_MODE, 0)
+    assert model.tick() == b""
     model.corrupt_next = 1
     bad = model.feed(pms5003.command(pms5003.CMD_READ, 0))
     assert int.from_bytes(bad[30:], "big") != sum(bad[:30])
     model.stuck = True
     model.pm2_5 = 99
-    assert model.feed(pms5003.command(pms5003.CMD_READ, 0)) == pms5003.data_frame(1, 2, 3)
+    frozen = pms5003.data_frame(pms5003.words_for(1, 2, 3))
+    assert model.feed(pms5003.command(pms5003.CMD_READ, 0)) == frozen
     model.feed(pms5003.command(pms5003.CMD_SLEEP, 0))
     assert model.feed(pms5003.command(pms5003.CMD_READ, 0)) == b""
     model.unplugged = True
@@ -82,8 +90,10 @@ def test_pms5003_model_modes_and_faults() -> None:
 
 def test_scd4x_words_and_not_ready() -> None:
     """Replies carry a CRC per word; data ready is 0 in the low 11 bits before a measurement."""
-    model = scd4x.Scd4x(interval_s=1000.0)
+    clock = ManualClock()
+    model = scd4x.Scd4x(clock=clock)
     assert model.write(scd4x.DATA_READY.to_bytes(2, "big"))
+    clock.advance(0.001)  # its execution time
     reply = model.read(3)
     assert reply == scd4x.words(0x8000) and reply[2] == scd4x.crc8(reply[:2])
     assert model.write(scd4x.START_PERIODIC.to_bytes(2, "big"))

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
+import logging
 import os
 import tty
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -17,8 +19,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from streetsense.gateway.command_auth import load_operator_key, make_operator_key
 from streetsense.gateway.config import (
     AvailabilitySection,
+    CommandsSection,
     GatewayConfig,
     GatewaySection,
     HealthSection,
@@ -27,9 +31,11 @@ from streetsense.gateway.config import (
     MqttSection,
     SerialPort,
 )
+from streetsense.gateway.journal import Batch, Journal, JournalFull, Message
 from streetsense.gateway.publisher import Publisher
 from streetsense.gateway.registry import NodeInfo
 from streetsense.gateway.service import Gateway
+from streetsense.gateway.session import Deriver
 from streetsense.hil.observer import MqttObserver
 from streetsense.protocol import Deframer, Frame, ProtocolError, parse_frame
 from streetsense.protocol.messages import ACK, DATA, HELLO
@@ -61,8 +67,11 @@ def write_registry(path: Path, nodes: Sequence[NodeInfo]) -> Path:
 
 def make_config(tmp_path: Path, broker_url: str, ports: Sequence[Path],
                 nodes: Sequence[NodeInfo], **sections: Any) -> GatewayConfig:
-    """A gateway config for a test: its journal and registry in ``tmp_path``."""
+    """A gateway config for a test: its journal, registry and operator key in ``tmp_path``."""
     data = tmp_path / "data"
+    key_file = tmp_path / "operator.key"
+    if not key_file.exists():
+        make_operator_key(key_file)
     config = GatewayConfig(
         gateway=GatewaySection(id=GATEWAY_ID, site=SITE, data_dir=data),
         mqtt=MqttSection(url=broker_url, client_id=f"streetsense-{GATEWAY_ID}", keepalive_s=2),
@@ -72,12 +81,56 @@ def make_config(tmp_path: Path, broker_url: str, ports: Sequence[Path],
         availability=AvailabilitySection(offline_after_s=60.0),
         health=HealthSection(interval_s=60.0),
         http=HttpSection(listen=None),
+        commands=CommandsSection(operator_key_file=key_file),
     )
     return replace(config, **sections)
 
 
+def operator_key(config: GatewayConfig) -> bytes:
+    """The operator key a test's gateway checks commands with."""
+    assert config.commands.operator_key_file is not None
+    return load_operator_key(config.commands.operator_key_file)
+
+
 def topic(node: str, sub: str) -> str:
     return f"{PREFIX}/{SITE}/{node}/{sub}"
+
+
+FILLER = topic("filler", "data")
+
+
+def fill_journal(journal: Journal) -> list[int]:
+    """Commit undelivered rows (of node 7, on ``FILLER``) until ``journal`` refuses more;
+    returns their ids."""
+    ids: list[int] = []
+    for size in (20, 1):  # big batches first, then single rows into the last gaps
+        while True:
+            batch = Batch()
+            for seq in range(len(ids), len(ids) + size):
+                payload = json.dumps({"seq": seq, "pad": "x" * 400}).encode()
+                batch.frames.append((7, 1, seq, 1000.0, [Message(FILLER, payload)]))
+            batch.replay[7] = {1: len(ids) + size - 1}
+            try:
+                ids += [row.id for row in journal.commit(batch)]
+            except JournalFull:
+                break
+    return ids
+
+
+def fill_disk(path: Path) -> int:
+    """Write ``path`` until the disk it is on refuses (ENOSPC); returns its size."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for chunk in (65536, 4096, 512):
+            try:
+                while True:
+                    os.write(fd, bytes(chunk))
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
 
 
 class PtyPort:
@@ -265,8 +318,9 @@ class GatewayRig:
 async def gateway_with_node(tmp_path: Path, broker_url: str, *, observer_url: str | None = None,
                             observe: bool = True, boot: int = 1, port_name: str = "tty0",
                             nodes: Sequence[NodeInfo] | None = None,
+                            derivers: Sequence[Deriver] = (),
                             **sections: Any) -> AsyncIterator[GatewayRig]:
-    """A running gateway (``make_config`` with ``sections``, no derivers) publishing to
+    """A running gateway (``make_config`` with ``sections``, ``derivers``) publishing to
     ``broker_url``, its link to the PTY ``port_name`` up and node 42 (``boot``) attached there.
 
     An ``MqttObserver`` on ``streetsense/#`` at ``observer_url`` (default: ``broker_url``) is
@@ -285,13 +339,42 @@ async def gateway_with_node(tmp_path: Path, broker_url: str, *, observer_url: st
             if observe:
                 observer = await stack.enter_async_context(
                     MqttObserver(observer_url or broker_url, topics=["streetsense/#"]))
-            gateway = await stack.enter_async_context(Gateway(config, derivers=[]).running())
+            gateway = await stack.enter_async_context(Gateway(config, derivers=derivers).running())
             await links_up(gateway, port)
             node.attach()
             yield GatewayRig(port, node, gateway, observer)
     finally:
         node.detach()
         port.close()
+
+
+class LogWaiter(logging.Handler):
+    """``async with LogWaiter(text) as seen: await seen.wait()``: until a record holding
+    ``text`` is logged, from any thread."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.text = text
+        self.records: list[str] = []
+        self._event = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if self.text in message:
+            self.records.append(message)
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    async def wait(self, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            await self._event.wait()
+
+    async def __aenter__(self) -> LogWaiter:
+        logging.getLogger("streetsense").addHandler(self)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        logging.getLogger("streetsense").removeHandler(self)
 
 
 class PersistentSubscriber:

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from streetsense.gateway.bench_relays import BenchError, BenchPower
-from streetsense.gateway.config import RelayLine
+from streetsense.gateway.bench.config import RelayLine
+from streetsense.gateway.bench.relays import BenchError, BenchPower
 
 # Relay boards of the common kind switch on a low input: power and boot; reset is active high.
 LINES = {

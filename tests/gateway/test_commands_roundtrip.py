@@ -2,61 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from pipeline_helpers import gateway_with_node, node_info, topic
+from command_client import v5_client
+from pipeline_helpers import gateway_with_node, node_info, operator_key, topic
 
 from streetsense.hil.broker import Mosquitto
-from streetsense.hil.observer import parse_mqtt_url
 from streetsense.protocol.messages import COMMAND, CONFIG, RESULT, TIME
-
-
-class V5Client:
-    """An MQTT 5 application: sends requests with correlation data, reads results."""
-
-    def __init__(self, client: aiomqtt.Client) -> None:
-        self.client = client
-        self.results: asyncio.Queue[tuple[str, dict[str, Any], bytes | None]] = asyncio.Queue()
-
-    async def request(self, node: str, name: str, payload: dict[str, Any],
-                      correlation: bytes | None = None) -> None:
-        properties = None
-        if correlation is not None:
-            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            properties.CorrelationData = correlation
-        await self.client.publish(topic(node, f"cmd/{name}"), json.dumps(payload), qos=1,
-                                  properties=properties)
-
-    async def result(self, timeout: float = 10.0) -> tuple[str, dict[str, Any], bytes | None]:
-        return await asyncio.wait_for(self.results.get(), timeout)
-
-    async def _listen(self) -> None:
-        async for message in self.client.messages:
-            assert isinstance(message.payload, bytes)
-            correlation = getattr(message.properties, "CorrelationData", None)
-            await self.results.put((message.topic.value, json.loads(message.payload),
-                                    None if correlation is None else bytes(correlation)))
-
-
-@asynccontextmanager
-async def v5_client(url: str) -> AsyncIterator[V5Client]:
-    host, port = parse_mqtt_url(url)
-    async with aiomqtt.Client(host, port, protocol=aiomqtt.ProtocolVersion.V5) as client:
-        app = V5Client(client)
-        await client.subscribe(topic("+", "cmd/+/result"), qos=1)
-        listener = asyncio.create_task(app._listen())
-        try:
-            yield app
-        finally:
-            listener.cancel()
 
 
 async def test_commands_config_round_trip_with_correlation_and_resend(
@@ -67,6 +19,7 @@ async def test_commands_config_round_trip_with_correlation_and_resend(
             gateway_with_node(tmp_path, mosquitto.url, boot=5, observe=False) as rig:
         gateway, node = rig.gateway, rig.node
         assert gateway.commands is not None
+        app.key = operator_key(gateway.config)
         gateway.commands.resend_after_s = 0.3
         await node.send(node.hello())
         await node.wait_for(lambda f: f.type == TIME)
@@ -97,6 +50,7 @@ async def test_commands_reboot_timeout_and_unknown_node(tmp_path: Path,
                               nodes=[node_info(42), node_info(43)]) as rig:
         gateway, node = rig.gateway, rig.node
         assert gateway.commands is not None
+        app.key = operator_key(gateway.config)
         gateway.commands.resend_after_s = 0.2
         await node.send(node.hello())
         await rig.publisher.connected.wait()

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from streetsense.gateway.bench.config import RelayLine
 from streetsense.gateway.config import (
     WHEN_FULL,
+    BleSection,
     ConfigError,
     GatewayConfig,
-    RelayLine,
     check_config,
     load_config,
 )
+from streetsense.hil.ble.bleak_backend import gateway_settings
 from streetsense.hil.gateway_proc import to_toml
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "gateway" / "example.toml"
@@ -278,7 +280,7 @@ reset = { pin = "GPIO27" }
             "is required when enabled: remote bench access is authenticated with this shared token",
         )
     }
-    (tmp_path / "token").write_text("t")
+    (tmp_path / "token").write_text("0123456789abcdef")
     config = load_config(
         write(tmp_path, text.replace("enabled = true", 'enabled = true\ntoken_file = "token"'))
     )
@@ -293,6 +295,32 @@ def test_pcu_overrides_known_classes_only(tmp_path: Path) -> None:
     assert problems_by_key(write(tmp_path, text)) == {"derived.pcu.bicycles": (9, "unknown key")}
     config = load_config(write(tmp_path, MINIMAL + "[derived.pcu]\nmotorbikes = 0.25\n"))
     assert config.derived.pcu == {"motorbikes": 0.25}
+
+
+def test_pm_correction_is_epa_2021_none_or_a_problem(tmp_path: Path) -> None:
+    """derived.pm_correction defaults to "epa-2021", takes "none", and names the choices
+    for anything else."""
+    assert load_config(write(tmp_path, MINIMAL)).derived.pm_correction == "epa-2021"
+    text = MINIMAL + '[derived]\npm_correction = "none"\n'
+    assert load_config(write(tmp_path, text)).derived.pm_correction == "none"
+    problems = problems_by_key(write(tmp_path, MINIMAL + '[derived]\npm_correction = "lrapa"\n'))
+    assert problems == {"derived.pm_correction": (8, '"lrapa" is not one of "epa-2021", "none"')}
+
+
+def test_ble_backend_is_default_or_an_installed_provider(tmp_path: Path) -> None:
+    """[ble] backend is "default" or "package.module:Name" of an installed module: the old
+    "bumble" and a module that is not there are problems; the rig's provider loads."""
+    refused = {"bumble": '"bumble" is not "default" nor "package.module:Name"',
+               "no_such_package.radio:Backends": "module no_such_package.radio is not installed",
+               "streetsense.no_such_module:Backends": "module streetsense.no_such_module is not "
+                                                      "installed"}  # fmt: skip
+    for backend, message in refused.items():
+        text = MINIMAL + f'[ble]\nenabled = true\nbackend = "{backend}"\n'
+        assert problems_by_key(write(tmp_path, text)) == {"ble.backend": (9, message)}
+    settings = gateway_settings("tcp-client:127.0.0.1:1234")
+    path = tmp_path / "gateway.toml"
+    path.write_text(MINIMAL + to_toml({"ble": {"enabled": True, **settings}}))
+    assert load_config(path).ble == BleSection(enabled=True, **settings)
 
 
 def test_hil_harness_config_loads(tmp_path: Path) -> None:
@@ -324,8 +352,10 @@ def example_keys() -> set[str]:
 
     def walk(prefix: str, value: object) -> None:
         parts = prefix.split(".")
-        if parts[:2] in (["hil", "relays"], ["derived", "pcu"]) and len(parts) > 2:
-            parts[2] = "<port>" if parts[1] == "relays" else "<class>"
+        placeholders = {"relays": "<port>", "pcu": "<class>", "backend_options": "<option>"}
+        if parts[:2] in (["hil", "relays"], ["derived", "pcu"], ["ble", "backend_options"]) \
+                and len(parts) > 2:
+            parts[2] = placeholders[parts[1]]
         relay_line = parts[:2] == ["hil", "relays"] and len(parts) == 4
         if isinstance(value, dict) and not relay_line:
             for key, item in value.items():

@@ -87,6 +87,15 @@ def test_announced_once_and_new_readings_later() -> None:
     )
 
 
+def test_pms5003_cf1_and_counts_have_labels_and_units() -> None:
+    """CF=1 PM and the particle counts (SPEC §5.3.1) are announced with their own labels."""
+    found = configs(discovery().on_data(AQ, {"readings": {"pm2_5_cf1": {}, "particles_0_3um": {}}}))
+    by_name = {c["name"]: c for c in found.values()}
+    assert by_name["PM2.5 CF=1"]["unit_of_measurement"] == "µg/m³"
+    assert by_name["PM2.5 CF=1"]["device_class"] == "pm25"
+    assert by_name["Particles >0.3 µm"]["unit_of_measurement"] == "/0.1 L"
+
+
 def test_unknown_quantity_has_no_unit() -> None:
     """A reading of a quantity the gateway does not know is announced plainly by its key."""
     (config,) = configs(discovery().on_data(AQ, {"readings": {"q99": {"value": 1}}})).values()

@@ -121,3 +121,19 @@ async def test_journal_call_runs_on_its_thread(tmp_path: Path) -> None:
     assert name.startswith("journal") and name != threading.current_thread().name
     await asyncio.sleep(0)
     journal.close()
+
+
+def test_journal_bound_counts_the_wal(tmp_path: Path) -> None:
+    """max_bytes bounds the database, its WAL and the WAL index together, at every commit
+    of a fill up to the bound (the WAL alone used to add up to 4 MiB)."""
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path, max_bytes=1 << 20)
+    on_disk = []
+    seq = 0
+    with pytest.raises(JournalFull):
+        while True:
+            journal.commit(_batch(1, 1, range(seq, seq + 10), size=400))
+            seq += 10
+            on_disk.append(sum(p.stat().st_size for p in tmp_path.glob("j.sqlite*")))
+    journal.close()
+    assert seq > 1000 and max(on_disk) <= 1 << 20, max(on_disk)

@@ -45,3 +45,21 @@ def test_pipeline_cli_run_refuses_a_broken_registry(tmp_path: Path) -> None:
     result = CliRunner().invoke(gateway, ["run", "--config", str(config)])
     assert result.exit_code == 1, result.output
     assert "nodes.toml" in result.output and "registry" in result.output
+
+
+def test_pipeline_cli_hil_bench_with_an_empty_or_short_token_is_refused(tmp_path: Path) -> None:
+    """[hil] enabled with an empty or short token: check-config names the problem (never the
+    token) and run refuses to start; a 32-character token passes."""
+    token = tmp_path / "hil.token"
+    hil = f'\n[hil]\nenabled = true\ntoken_file = "{token}"\n'
+    runner = CliRunner()
+    for text, problem in (("\n", "the token is empty"), ("s3cret\n", "the token has only 6")):
+        token.write_text(text)
+        checked = runner.invoke(gateway, ["check-config", "--config", str(_config(tmp_path, hil))])
+        started = runner.invoke(gateway, ["run", "--config", str(_config(tmp_path, hil))])
+        assert checked.exit_code == 1 and f"hil.token_file: {problem}" in checked.output
+        assert started.exit_code == 1 and problem in started.output
+        assert "s3cret" not in checked.output + started.output
+    token.write_text("0123456789abcdef0123456789abcdef\n")
+    assert runner.invoke(gateway, ["check-config", "--config",
+                                   str(_config(tmp_path, hil))]).exit_code == 0

@@ -9,7 +9,7 @@ from pipeline_helpers import make_config, node_info, node_key, topic
 
 from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto
-from streetsense.hil.environment import Environment
+from streetsense.hil.environment import FAST_SENSORS, Environment
 from streetsense.hil.node import EmulatedNode
 from streetsense.hil.observer import MqttObserver
 
@@ -20,7 +20,7 @@ async def test_pipeline_emulated_air_quality_node_readings_on_mqtt(
         tmp_path: Path, mosquitto: Mosquitto) -> None:
     """An EmulatedNode's HELLO becomes its birth and its readings, the environment's values
     within sensor resolution, appear on `data` with units and UTC time (after the TIME)."""
-    with Environment() as env:
+    with Environment(sensor_speedup=FAST_SENSORS) as env:
         env.set_air(pm1_0=20, pm2_5=31.2, pm10=45.4, co2=612, temperature=29.37,
                     humidity=71.5, pressure=1008.25)
         node = EmulatedNode("air-quality", flash_dir=tmp_path / "flash", environment=env,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pipeline_helpers import node_info, node_key
 
-from streetsense.gateway.framing import Framing, Rejections
+from streetsense.gateway.framing import LOG_BURST, LOGGED_MAX, Framing, Rejections
 from streetsense.gateway.journal import Journal
 from streetsense.gateway.metrics import Metrics
 from streetsense.gateway.payloads import iso_utc
@@ -183,3 +183,24 @@ async def test_session_maps_uptime_timestamps_to_utc(tmp_path: Path) -> None:
     assert unknown["delayed"] is True  # a frame of an older boot was held at the node
     task.cancel()
     journal.close()
+
+
+def test_session_a_flood_of_strangers_costs_bounded_memory_and_log_lines(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """5,000 frames of ever new unknown node ids: each counted; at most LOGGED_MAX sources
+    remembered and LOG_BURST lines logged; a minute on, one line says how many were not."""
+    now = [1000.0]
+    rejections = Rejections(Metrics(), clock=lambda: now[0])
+    framing = Framing(lookup=lambda node_id: None, on_frame=lambda *frame: None,
+                      rejections=rejections)
+    link = RecordingLink()
+    for node_id in range(1000, 6000):
+        framing.on_bytes(link, Frame(DATA, node_id, 1, 0, {1: 1, 2: 0, 4: []}, 0x01).encode(
+            node_key(node_id)))
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("framing")]
+    assert rejections.counts["unknown_node"] == 5000
+    assert rejections.sources <= LOGGED_MAX and len(lines) == LOG_BURST
+    now[0] += 60.0
+    framing.on_bytes(link, Frame(DATA, 7, 1, 0, {1: 1, 2: 0, 4: []}, 0x01).encode(node_key(7)))
+    last = [r.getMessage() for r in caplog.records if r.name.endswith("framing")][-1]
+    assert "node 7 on rec0" in last and f"({5000 - LOG_BURST} more like it not logged)" in last

@@ -12,6 +12,17 @@ from streetsense.protocol.messages import DATA, QUANTITIES
 QUANTITY_NAMES = {name for name, _ in QUANTITIES.values()}
 
 
+async def command(observer: MqttObserver, gateway: Any, board: Board, name: str,
+                  request: dict[str, Any]) -> dict[str, Any]:
+    """Send ``cmd/<name>``, signed, and return the node's result (matched by the request id)."""
+    topic, payload = gateway.sign_command(board.name, name, request)
+    await observer.publish(topic, payload)
+    result = await observer.expect(f"{topic}/result",
+                                   lambda m: m.json().get("id") == request["id"], timeout=20)
+    answer: dict[str, Any] = result.json()
+    return answer
+
+
 def quantity(key: str) -> str:
     """The quantity of a reading key: ``temperature_1`` → ``temperature``, ``pm2_5`` stays."""
     if key in QUANTITY_NAMES:

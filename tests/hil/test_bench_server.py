@@ -3,21 +3,26 @@ GPIO (gpiozero's mock pins here), nodes learnt from their links, one token."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import secrets
+import socket
 from pathlib import Path
 
 import pytest
 from gpiozero import Device
 
+from streetsense.gateway.bench.server import MAX_UNAUTHENTICATED
 from streetsense.gateway.config import load_config
 from streetsense.gateway.service import Gateway
-from streetsense.hil.broker import Mosquitto
+from streetsense.hil.broker import Mosquitto, free_port
 from streetsense.hil.environment import Environment
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry, SerialEntry
 from streetsense.hil.node import EmulatedNode
 from streetsense.hil.plugin import FAST_SETTINGS, node_key
 from streetsense.hil.remote import RemoteLink, RemoteSession
 
-TOKEN = "a-bench-token"
+TOKEN = "a-bench-token-of-32-characters."
 
 
 async def test_real_bench_serves_ports_relays_and_learnt_nodes(
@@ -62,3 +67,64 @@ async def test_real_bench_serves_ports_relays_and_learnt_nodes(
     assert gateway.hil is None  # closed with the gateway
     Device.pin_factory.close()
     Device.pin_factory = None
+
+
+def _memory_mb(pid: int, field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (the peak so far) of process ``pid``, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def _strangers(port: int, count: int, push: int) -> int:
+    """``count`` connections that never authenticate: all opened, each read until the
+    server's hello or its close; then all push ``push`` bytes without a newline at once,
+    and each is read to its end. Returns how many got a hello."""
+    sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+    hellos = 0
+    try:
+        for sock in sockets:  # accepted ones wait AUTH_TIMEOUT_S for their answer
+            sock.settimeout(20)
+            with contextlib.suppress(ConnectionError):
+                hellos += sock.recv(1).startswith(b"{")
+        for sock in sockets:
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):  # as much as the kernel takes, or refused
+                sock.send(b"x" * push)
+        for sock in sockets:
+            sock.settimeout(20)
+            with contextlib.suppress(ConnectionError):
+                while sock.recv(65536):
+                    pass
+    finally:
+        for sock in sockets:
+            sock.close()
+    return hellos
+
+
+async def test_bench_server_bounds_strangers_and_their_memory(tmp_path: Path) -> None:
+    """150 connections that never authenticate, then all pushing 256 KiB without a newline:
+    at most MAX_UNAUTHENTICATED get a hello, the rest are closed at once; the gateway's peak
+    memory grows by less than 10 MB, it is back where it was once they are gone, and a
+    tester with the token still gets in."""
+    token = secrets.token_hex(16)
+    (tmp_path / "token").write_text(token)
+    port = free_port()
+    with Mosquitto() as broker, GatewayProcess(
+            workdir=tmp_path / "gw", mqtt_url=broker.url,
+            settings={"hil": {"enabled": True, "listen": f"127.0.0.1:{port}",
+                              "token_file": str(tmp_path / "token")}}) as gateway:
+        assert gateway.pid is not None
+        rss0, peak0 = (_memory_mb(gateway.pid, field) for field in ("VmRSS", "VmHWM"))
+        hellos = await asyncio.to_thread(_strangers, port, 150, 256 * 1024)
+        rss1, peak1 = (_memory_mb(gateway.pid, field) for field in ("VmRSS", "VmHWM"))
+        session = RemoteSession(f"hil://127.0.0.1:{port}", token)
+        try:
+            await session.connect()
+            info = await session.call("bench.info")
+        finally:
+            await session.close()
+    assert hellos <= MAX_UNAUTHENTICATED
+    assert peak1 - peak0 < 10 and rss1 - rss0 < 10, (rss0, rss1, peak0, peak1)
+    assert info["gateway"] == "gw-hil"

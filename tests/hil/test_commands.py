@@ -5,21 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import command as _command
 
 from streetsense.hil.observer import MqttObserver
 from streetsense.hil.rig.drivers import Board, ConsoleDriver
 from streetsense.hil.rig.strategy import BoardStrategy
-
-
-async def _command(observer: MqttObserver, gateway: Any, board: Board, name: str,
-                   request: dict[str, Any]) -> dict[str, Any]:
-    """Send ``cmd/<name>`` and return the node's result (matched by the request id)."""
-    topic = gateway.topic(board.name, f"cmd/{name}")
-    await observer.publish(topic, request)
-    result = await observer.expect(f"{topic}/result",
-                                   lambda m: m.json().get("id") == request["id"], timeout=20)
-    payload: dict[str, Any] = result.json()
-    return payload
 
 
 @pytest.mark.board(kind="traffic")

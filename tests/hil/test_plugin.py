@@ -8,6 +8,8 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from streetsense.hil.plugin import node_key
+
 TESTS = '''
 import pytest
 
@@ -41,9 +43,39 @@ LOAD = [] if any(e.name == "streetsense_hil" for e in entry_points(group="pytest
     else ["-p", "streetsense.hil.plugin"]
 
 
-def _run(tmp_path: Path, *args: str, env: dict[str, str] | None = None
-         ) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "test_sample.py").write_text(TESTS)
+ARTEFACT_TESTS = '''
+import os
+
+import pytest
+
+from streetsense.hil.plugin import node_key
+
+
+def test_fails_while_asked(artefacts):
+    """fails while SAMPLE_FAIL is set"""
+    artefacts.add_text("console.txt", lambda: "boot 7\\n")
+    assert not os.environ.get("SAMPLE_FAIL")
+
+
+def test_fails_showing_a_key(artefacts):
+    """a registered key in the failure and in a file"""
+    key = node_key(1, 42)
+    artefacts.add_secret(key)
+    artefacts.add_text("console.txt", lambda: f"key {key.hex()} {key!r}\\n")
+    assert key == bytes(32)
+
+
+@pytest.mark.board(kind="air-quality")
+async def test_board_fails_showing_its_key(board, gateway, observer, strategy):
+    """the board fixture's key in the failure"""
+    await strategy.transition("provisioned")
+    assert (board, board.key) == (None, bytes(32))
+'''
+
+
+def _run(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+         tests: str = TESTS) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_sample.py").write_text(tests)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STREETSENSE_HIL")}
     return subprocess.run(
         [sys.executable, "-m", "pytest", *LOAD, "-p", "no:cacheprovider",
@@ -93,3 +125,35 @@ def test_bad_board_option_is_a_usage_error(tmp_path: Path) -> None:
     result = _run(tmp_path, "--hil-board", "usb:whatever")
     assert result.returncode == 4
     assert "--hil-board must be 'emulated' or 'serial:/dev/PORT[,...]'" in result.stderr
+
+
+def _shows_key_bytes(text: str, key: bytes) -> list[int]:
+    """Offsets of the runs of 4 key bytes that ``text`` shows, as hex or as a bytes literal."""
+    return [start for start in range(len(key) - 3)
+            if key[start:start + 4].hex() in text.lower()
+            or repr(key[start:start + 4])[2:-1] in text]
+
+
+def test_failed_test_artefacts_never_show_key_bytes(tmp_path: Path) -> None:
+    """The summary and every file of a failed test are free of the board's key (a bytes
+    repr in pytest's explanation showed most of it) and of keys a test registers."""
+    result = _run(tmp_path, "-o", "asyncio_mode=auto", "-k", "key", tests=ARTEFACT_TESTS)
+    assert "2 failed" in result.stdout, result.stdout
+    key = node_key(1, 42)
+    folders = sorted((tmp_path / "art").iterdir())
+    assert [f.name.rsplit("__", 1)[1] for f in folders] == [
+        "test_board_fails_showing_its_key", "test_fails_showing_a_key"]
+    for folder in folders:
+        summary = (folder / "summary.txt").read_text()
+        assert "<redacted>" in summary and "assert" in summary
+        for path in folder.iterdir():
+            assert not _shows_key_bytes(path.read_text(errors="replace"), key), path
+
+
+def test_artefacts_of_an_earlier_failure_go_when_the_test_passes(tmp_path: Path) -> None:
+    """A test that failed, then passes: its old artefact folder is removed."""
+    folder = tmp_path / "art" / "test_sample.py__test_fails_while_asked"
+    _run(tmp_path, "-k", "asked", env={"SAMPLE_FAIL": "1"}, tests=ARTEFACT_TESTS)
+    assert (folder / "console.txt").exists()
+    result = _run(tmp_path, "-k", "asked", tests=ARTEFACT_TESTS)
+    assert "1 passed" in result.stdout and not folder.exists()

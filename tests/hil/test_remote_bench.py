@@ -27,7 +27,8 @@ REMOTE_SUBSET = "power_cycle or config_change or unplugged_sensor"
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A gateway serving an air-quality and a traffic board; yields its hil:// URL."""
+    """A gateway serving an air-quality and a traffic board; yields its hil:// URL (its
+    operator key file is in ``STREETSENSE_OPERATOR_KEY_FILE`` for the remote suites)."""
     tmp_path = tmp_path_factory.mktemp("bench")
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
@@ -39,7 +40,8 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                               "token_file": str(token_file)}},
             command=[sys.executable, "-m", "streetsense.hil.rig.emulated_bench",
                      "--board", "air-quality:42", "--board", "traffic:43"])
-        with process:
+        with process, pytest.MonkeyPatch.context() as patch:
+            patch.setenv("STREETSENSE_OPERATOR_KEY_FILE", str(process.workdir / "operator.key"))
             yield f"hil://127.0.0.1:{port}"
 
 

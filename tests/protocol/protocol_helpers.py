@@ -1,7 +1,11 @@
 """CPython helpers shared by the protocol tests: tagged JSON bodies and strict equality."""
 
-import math
+import struct
 from typing import Any
+
+from streetsense.tools.conformance import same
+
+__all__ = ["from_tagged", "same", "to_tagged"]
 
 
 def to_tagged(value: Any) -> Any:
@@ -12,6 +16,8 @@ def to_tagged(value: Any) -> Any:
         return {"map": [[to_tagged(k), to_tagged(v)] for k, v in value.items()]}
     if isinstance(value, (bytes, bytearray)):
         return {"bin": bytes(value).hex()}
+    if isinstance(value, float):
+        return {"float": struct.pack(">d", value).hex()}
     return value
 
 
@@ -25,23 +31,12 @@ def from_tagged(value: Any, strict: bool = False) -> Any:
         return [from_tagged(item, strict) for item in value]
     if isinstance(value, dict):
         if strict:
-            assert len(value) == 1 and set(value) <= {"bin", "map"}, value
+            assert len(value) == 1 and set(value) <= {"bin", "float", "map"}, value
         if "bin" in value:
             return bytes.fromhex(value["bin"])
+        if "float" in value:
+            return struct.unpack(">d", bytes.fromhex(value["float"]))[0]
         return {from_tagged(k, strict): from_tagged(v, strict) for k, v in value["map"]}
     if strict:
         assert value is None or isinstance(value, (bool, int, str)), value
     return value
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equality that tells bool from int and bytes from str all the way down, NaN == NaN."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    return bool(a == b)

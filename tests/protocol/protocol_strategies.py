@@ -33,8 +33,11 @@ def values(max_leaves: int = 8) -> st.SearchStrategy[Any]:
     )
 
 
-SMALL_MAPS = st.dictionaries(KEYS, values(4), max_size=3)
+NAMED_MAPS = st.dictionaries(st.text(max_size=8), values(4), max_size=3)  # settings, args, data
 STR_INT_MAPS = st.dictionaries(st.text(min_size=1, max_size=8), INTS, max_size=3)
+STR_STR_MAPS = st.dictionaries(st.text(min_size=1, max_size=8), TEXT, max_size=3)
+TS = st.one_of(st.integers(0, 2**64 - 1), st.integers(0, 2**32))
+CLOCK = st.sampled_from([m.CLOCK_UTC, m.CLOCK_UPTIME])
 READING = st.one_of(
     st.tuples(U32, st.integers(-9, 9), INTS).map(list),
     st.tuples(U32, st.integers(-9, 9), INTS, INTS, INTS, U32).map(list),
@@ -55,25 +58,22 @@ def _body(required: dict[int, Any], optional: dict[int, Any]) -> st.SearchStrate
 
 
 BODIES: dict[int, st.SearchStrategy[Any]] = {
-    m.HELLO: _body(
-        {1: TEXT, 2: TEXT, 3: st.lists(INTS, max_size=3), 4: st.lists(TEXT, max_size=3),
+    m.HELLO: _body(  # key 6 (boot) is set to the header's boot by frames()
+        {1: st.text(min_size=1, max_size=24), 2: TEXT,
+         3: st.lists(st.integers(0, 15), min_size=2, max_size=2), 4: st.lists(TEXT, max_size=3),
          5: INTS, 6: U32},
         {7: st.lists(TEXT, max_size=3), 8: INTS},
     ),
-    m.DATA: _body(
-        {1: INTS, 2: st.sampled_from([m.CLOCK_UTC, m.CLOCK_UPTIME]),
-         4: st.lists(READING, max_size=5)},
-        {3: INTS},
-    ),
-    m.EVENT: _body({1: INTS, 2: INTS, 3: st.just(m.EVENT_VEHICLE)}, {4: STR_INT_MAPS}),
+    m.DATA: _body({1: TS, 2: CLOCK, 4: st.lists(READING, max_size=5)}, {3: INTS}),
+    m.EVENT: _body({1: TS, 2: CLOCK, 3: st.just(m.EVENT_VEHICLE)}, {4: STR_INT_MAPS}),
     m.STATUS: _body({1: INTS, 2: INTS, 3: STR_INT_MAPS},
-                    {4: SMALL_MAPS, 5: INTS, 6: INTS}),
-    m.LOG: _body({1: st.integers(0, 7), 2: st.text(max_size=120)}, {3: INTS, 4: INTS}),
-    m.RESULT: _body({1: INTS, 2: INTS}, {3: TEXT, 4: SMALL_MAPS}),
+                    {4: STR_STR_MAPS, 5: TS, 6: CLOCK}),
+    m.LOG: _body({1: st.integers(0, 7), 2: st.text(max_size=120)}, {3: TS, 4: CLOCK}),
+    m.RESULT: _body({1: INTS, 2: INTS}, {3: TEXT, 4: NAMED_MAPS}),
     m.ACK: _body({1: U32, 2: U32}, {}),
-    m.TIME: _body({1: INTS}, {}),
-    m.CONFIG: _body({1: INTS, 2: SMALL_MAPS}, {}),
-    m.COMMAND: _body({1: INTS, 2: TEXT}, {3: SMALL_MAPS}),
+    m.TIME: _body({1: st.integers(0, 2**63 - 1)}, {}),
+    m.CONFIG: _body({1: INTS, 2: NAMED_MAPS}, {}),
+    m.COMMAND: _body({1: INTS, 2: TEXT}, {3: NAMED_MAPS}),
 }
 UNKNOWN_TYPES = st.integers(0, 255).filter(lambda t: t not in m.SCHEMAS)
 
@@ -83,9 +83,12 @@ def frames(draw: st.DrawFn) -> Frame:
     """A valid Frame of any message type (known or not), version 0x10..0x1F, any header."""
     mtype = draw(st.one_of(st.sampled_from(sorted(m.SCHEMAS)), UNKNOWN_TYPES))
     body = draw(BODIES[mtype]) if mtype in BODIES else draw(values())
-    flags = draw(st.sampled_from([0, FLAG_ACK_REQ]))
+    flags = 0 if mtype in m.DOWNLINK_TYPES else draw(st.sampled_from([0, FLAG_ACK_REQ]))
     version = draw(st.one_of(st.just(0x10), st.integers(0x10, 0x1F)))
-    return Frame(mtype, draw(U32), draw(U32), draw(U32), body, flags, version)
+    boot = draw(U32)
+    if mtype == m.HELLO:
+        body[6] = boot
+    return Frame(mtype, draw(U32), boot, draw(U32), body, flags, version)
 
 
 KEYS_OR_NONE = st.one_of(st.none(), st.just(bytes(range(32))),

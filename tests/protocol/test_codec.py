@@ -9,7 +9,15 @@ from hypothesis import strategies as st
 from protocol_helpers import same
 from protocol_strategies import values
 
-from streetsense.protocol import MalformedBody, MalformedFrame, cobs, mpack
+from streetsense.protocol import (
+    Frame,
+    MalformedBody,
+    MalformedFrame,
+    UnknownNode,
+    cobs,
+    mpack,
+    parse_frame,
+)
 from streetsense.protocol import body as cpython_body
 
 RUN_254 = bytes(range(1, 255))  # 254 non-zero bytes: exactly one full 0xFF block
@@ -170,12 +178,11 @@ def test_container_map_key_field_agrees(data: bytes) -> None:
     ({None: 1}, "key"), ([[[[[[[[[[0]]]]]]]]]], "depth"),
 ])
 def test_mpack_pack_errors(obj: Any, field: str) -> None:
-    """mpack.packb refuses floats, odd types, >64-bit ints, bad keys and deep nesting."""
-    with pytest.raises(MalformedBody) as info:
-        mpack.packb(obj)
-    assert info.value.field == field
-    with pytest.raises(MalformedBody):
-        cpython_body.packb(obj)
+    """Both encoders refuse floats, odd types, >64-bit ints, bad keys and deep nesting alike."""
+    for pack in (mpack.packb, cpython_body.packb):
+        with pytest.raises(MalformedBody) as info:
+            pack(obj)
+        assert info.value.field == field, pack
 
 
 @pytest.mark.parametrize(("data", "field"), [
@@ -213,3 +220,31 @@ def test_ext_types_rejected_by_both_codecs(data: bytes) -> None:
     for decode in (mpack.unpackb, cpython_body.unpackb):
         with pytest.raises(MalformedBody):
             decode(data)
+
+
+@pytest.mark.parametrize("data", [
+    b"\x83\x01\x01\x02\x05\xc3\x09",  # ACK {1: 1, 2: 5, true: 9}: true == 1 in CPython
+    b"\x83\x01\x01\x02\x05\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00\x09",  # 1.0 after key 1
+    b"\x83\x00\x01\x02\x05\xc2\x09",  # false after key 0
+    b"\x82\xca\x40\x00\x00\x00\x01\x02\x05",  # float32 2.0 before key 2
+    b"\x81\x04\x81\xc3\x00",  # a bool key in a nested map
+])
+def test_bool_and_float_keys_rejected_even_when_colliding(data: bytes) -> None:
+    """A bool or float map key is MalformedBody (key) on both codecs, even equal to an int key."""
+    for decode in (mpack.unpackb, cpython_body.unpackb):
+        with pytest.raises(MalformedBody) as info:
+            decode(data)
+        assert info.value.field == "key", decode
+
+
+@pytest.mark.parametrize("size", [0, 15, 65])
+def test_keys_outside_16_to_64_bytes_are_no_keys(size: int) -> None:
+    """The encoder refuses such a key (ValueError); the parser treats it as none (UnknownNode)."""
+    frame = Frame(0x05, 7, 1, 1, {1: 6, 2: "x"})
+    with pytest.raises(ValueError, match="16 to 64 bytes"):
+        frame.encode(bytes(size))
+    raw = frame.to_bytes(bytes(16))
+    for key in (bytes(size), lambda node_id: bytes(size)):
+        with pytest.raises(UnknownNode) as info:
+            parse_frame(raw, key)
+        assert (info.value.field, info.value.value) == ("node_id", 7)

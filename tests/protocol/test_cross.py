@@ -23,9 +23,9 @@ from streetsense.protocol import (
     cobs,
     parse_frame,
 )
-from streetsense.protocol.body import packb
 
 HERE = Path(__file__).resolve().parent
+ADAPTER = HERE.parents[1] / "protocol" / "vectors" / "adapter.py"
 pytestmark = pytest.mark.micropython
 
 KEY = bytes(range(32))
@@ -33,26 +33,36 @@ CROSS = settings(max_examples=150, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow])
 
 
-class Echo:
-    """One long-lived mp_echo.py process; ``ask`` sends a request line, returns the answer."""
+class Device:
+    """The device codec under MicroPython: one long-lived conformance adapter process
+    (protocol/vectors/adapter.py); ``ask`` sends a request, returns the answer."""
 
     def __init__(self, interpreter: str, mp_path: Path) -> None:
         self.proc = subprocess.Popen(
-            [interpreter, str(HERE / "mp_echo.py"), str(mp_path)],
+            [interpreter, str(ADAPTER), str(mp_path)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
 
-    def ask(self, line: str) -> dict[str, Any]:
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(line.encode("utf-8") + b"\n")
+        self.proc.stdin.write(json.dumps(request, ensure_ascii=False).encode() + b"\n")
         self.proc.stdin.flush()
         answer = self.proc.stdout.readline()
         if not answer:
             assert self.proc.stderr is not None
-            raise RuntimeError(f"mp_echo died: {self.proc.stderr.read().decode()}")
+            raise RuntimeError(f"the adapter died: {self.proc.stderr.read().decode()}")
         result: dict[str, Any] = json.loads(answer)
-        assert not result.get("crash"), result
+        assert "crash" not in result, result
         return result
+
+    def decode(self, wire: bytes, key: bytes | None) -> dict[str, Any]:
+        """The one item of ``wire``: {"frame": ...} or {"error": ...}."""
+        answer = self.ask({"op": "decode", "wire": wire.hex(), "key": key.hex() if key else None})
+        (item,) = answer["items"]
+        return item  # type: ignore[no-any-return]
+
+    def encode(self, fields: dict[str, Any], key: bytes | None) -> dict[str, Any]:
+        return self.ask({"op": "encode", "frame": fields, "key": key.hex() if key else None})
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -61,8 +71,8 @@ class Echo:
 
 
 @pytest.fixture(scope="module")
-def echo(micropython: str, mp_path: Path) -> Iterator[Echo]:
-    server = Echo(micropython, mp_path)
+def device(micropython: str, mp_path: Path) -> Iterator[Device]:
+    server = Device(micropython, mp_path)
     yield server
     server.close()
 
@@ -75,12 +85,16 @@ def encoded(frame: Frame, key: bytes | None) -> bytes:
         raise
 
 
-def test_echo_runs_micropython(echo: Echo) -> None:
-    """The echo server is really MicroPython decoding (not CPython by accident)."""
+def fields_of(frame: Frame) -> dict[str, Any]:
+    return {"type": frame.type, "node_id": frame.node_id, "boot": frame.boot, "seq": frame.seq,
+            "flags": frame.flags, "version": frame.version, "body": to_tagged(frame.body)}
+
+
+def test_adapter_runs_micropython(device: Device) -> None:
+    """The adapter is really MicroPython decoding (not CPython by accident)."""
     wire = Frame(0x10, 1, 2, 3, {1: 2, 2: 3}).encode()
-    answer = echo.ask("decode - " + wire.hex())
-    assert answer["ok"] and answer["reencoded"] == wire.hex()
-    probe = subprocess.run([echo.proc.args[0], "-c",  # type: ignore[index]
+    assert from_tagged(device.decode(wire, None)["frame"]["body"]) == {1: 2, 2: 3}
+    probe = subprocess.run([device.proc.args[0], "-c",  # type: ignore[index]
                             "import sys; print(sys.implementation.name)"],
                            capture_output=True, text=True, check=True)
     assert probe.stdout.strip() == "micropython"
@@ -88,32 +102,26 @@ def test_echo_runs_micropython(echo: Echo) -> None:
 
 @CROSS
 @given(frame=frames(), key=KEYS_OR_NONE)
-def test_cpython_to_micropython(echo: Echo, frame: Frame, key: bytes | None) -> None:
+def test_cpython_to_micropython(device: Device, frame: Frame, key: bytes | None) -> None:
     """A frame encoded by CPython decodes on MicroPython to the same fields and re-encodes alike."""
     wire = encoded(frame, key)
-    answer = echo.ask("decode {} {}".format(key.hex() if key else "-", wire.hex()))
-    assert answer["ok"], answer
-    got = answer["frame"]
+    got = device.decode(wire, key)["frame"]
     assert (got["version"], got["type"], got["flags"], got["node_id"], got["boot"],
             got["seq"]) == (frame.version, frame.type, frame.flags, frame.node_id,
                             frame.boot, frame.seq)
     assert got["verified"] is (key is not None)
     assert got["tag"] == (frame.tag.hex() if key else None)
     assert same(from_tagged(got["body"]), from_tagged(to_tagged(frame.body)))
-    assert answer["body_hex"] == packb(frame.body).hex()
-    assert answer["reencoded"] == wire.hex()
+    assert device.encode({**got, "body": got["body"]}, key) == {"wire": wire.hex()}
 
 
 @CROSS
 @given(frame=frames(), key=KEYS_OR_NONE)
-def test_micropython_to_cpython(echo: Echo, frame: Frame, key: bytes | None) -> None:
+def test_micropython_to_cpython(device: Device, frame: Frame, key: bytes | None) -> None:
     """A frame encoded by MicroPython is byte-identical to CPython's and parses under CPython."""
-    spec = {"type": frame.type, "node_id": frame.node_id, "boot": frame.boot,
-            "seq": frame.seq, "flags": frame.flags, "version": frame.version,
-            "body": to_tagged(frame.body), "key": key.hex() if key else None}
-    answer = echo.ask("encode " + json.dumps(spec, ensure_ascii=False))
-    if not answer["ok"]:
-        assert answer["error"] == "Oversize", answer
+    answer = device.encode(fields_of(frame), key)
+    if "error" in answer:
+        assert answer["error"]["class"] == "Oversize", answer
         with pytest.raises(Oversize):
             frame.encode(key)
         return
@@ -142,47 +150,45 @@ def damaged(draw: st.DrawFn) -> bytes:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=damaged(), key=st.sampled_from([None, KEY]))
-def test_damaged_frames_fail_alike(echo: Echo, raw: bytes, key: bytes | None) -> None:
+def test_damaged_frames_fail_alike(device: Device, raw: bytes, key: bytes | None) -> None:
     """Noise or a tampered frame gets the same verdict (frame, or error class and field) on both."""
     wire = cobs.encode(raw) + b"\x00"
-    answer = echo.ask("decode {} {}".format(key.hex() if key else "-", wire.hex()))
+    got = device.decode(wire, key)
     (item,) = Deframer().feed(wire)
     try:
         if isinstance(item, Exception):
             raise item
         parsed = parse_frame(item, key)
     except ProtocolError as exc:
-        assert not answer["ok"], answer
-        assert answer["error"] == type(exc).__name__
-        if not isinstance(exc, MalformedBody):
-            # A damaged body can hold several faults (a bad key, then a truncation): the
-            # streaming device codec stops at the first, msgpack at the parse failure.
-            # Single faults name the same field: test_first_bad_field_is_the_same and
-            # test_container_map_key_field_agrees pin that.
-            assert answer["field"] == exc.field, answer
+        assert got.get("error", {}).get("class") == type(exc).__name__, got
+        assert got["error"]["field"] == exc.field, got
     else:
-        assert answer["ok"], answer
+        assert same(from_tagged(got["frame"]["body"]), parsed.body), got
         try:
-            body_hex = packb(parsed.body).hex()
-        except MalformedBody:
-            assert answer["reencode_error"] == "MalformedBody", answer
-        else:
-            assert answer["body_hex"] == body_hex
+            again: dict[str, Any] = {"wire": parsed.encode(key).hex()}
+        except ProtocolError as exc:
+            again = {"error": {"class": type(exc).__name__, "field": exc.field}}
+        answer = device.encode(got["frame"], key)
+        answer.get("error", {}).pop("message", None)
+        assert answer == again
 
 
-def test_float_body_decodes_but_does_not_reencode(echo: Echo) -> None:
+def body_frame(body: bytes, mtype: int = 0x11) -> bytes:
+    """Decoded frame bytes (unsigned, CRC set) around hand-made body bytes."""
+    raw = struct.pack(">BBBIII", 0x10, mtype, 0x04, 1, 2, 3) + body
+    return raw + struct.pack(">I", binascii.crc32(raw))
+
+
+def test_float_body_decodes_but_does_not_reencode(device: Device) -> None:
     """A float under an unknown key parses on both sides and neither side will encode it again."""
-    body = b"\x82\x01\x05\x09\xcb" + struct.pack(">d", 0.5)
-    raw = struct.pack(">BBBIII", 0x10, 0x11, 0x04, 1, 2, 3) + body
-    raw += struct.pack(">I", binascii.crc32(raw))
-    wire = cobs.encode(raw) + b"\x00"
+    raw = body_frame(b"\x82\x01\x05\x09\xcb" + struct.pack(">d", 0.5))
     parsed = parse_frame(raw)
     assert parsed.body == {1: 5, 9: 0.5}
     with pytest.raises(MalformedBody):
         parsed.encode()
-    answer = echo.ask("decode - " + wire.hex())
-    assert answer["ok"] and from_tagged(answer["frame"]["body"]) == {1: 5, 9: 0.5}
-    assert answer["reencode_error"] == "MalformedBody"
+    got = device.decode(cobs.encode(raw) + b"\x00", None)["frame"]
+    assert from_tagged(got["body"]) == {1: 5, 9: 0.5}
+    assert device.encode(got, None)["error"]["class"] == "MalformedBody"
 
 
 @pytest.mark.parametrize("text", [
@@ -191,34 +197,27 @@ def test_float_body_decodes_but_does_not_reencode(echo: Echo) -> None:
     b"\xc0\x80", b"\xe0\x80\x80", b"\xf0\x80\x80\x80",  # overlong forms
     b"\xf5\x80\x80\x80", b"\xe2\x82",  # no such lead byte; cut short
 ])
-def test_invalid_utf8_strings_fail_alike(echo: Echo, text: bytes) -> None:
+def test_invalid_utf8_strings_fail_alike(device: Device, text: bytes) -> None:
     """A string that is not UTF-8 by CPython's (RFC 3629) rules is a MalformedBody on both."""
-    body = bytes([0x82, 0x01, 0x05, 0x09, 0xA0 | len(text)]) + text  # TIME {1: 5, 9: text}
-    raw = struct.pack(">BBBIII", 0x10, 0x11, 0x04, 1, 2, 3) + body
-    raw += struct.pack(">I", binascii.crc32(raw))
-    with pytest.raises(MalformedBody, match="UTF-8|utf-8"):
+    raw = body_frame(bytes([0x82, 0x01, 0x05, 0x09, 0xA0 | len(text)]) + text)  # {1: 5, 9: text}
+    with pytest.raises(MalformedBody, match=r"UTF-8|utf-8"):
         parse_frame(raw)
-    answer = echo.ask("decode - " + (cobs.encode(raw) + b"\x00").hex())
-    assert (answer["ok"], answer["error"]) == (False, "MalformedBody"), answer
-    assert "UTF-8" in answer["message"], answer
+    error = device.decode(cobs.encode(raw) + b"\x00", None)["error"]
+    assert error["class"] == "MalformedBody" and "UTF-8" in error["message"], error
 
 
-def test_valid_utf8_up_to_u10ffff_decodes_alike(echo: Echo) -> None:
+def test_valid_utf8_up_to_u10ffff_decodes_alike(device: Device) -> None:
+    """Every valid UTF-8 length, up to U+10FFFF, decodes to the same text on both."""
     text = "Tràng Tiền \u07ff\u0800\ud7ff\ue000\uffff\U00010000\U0010ffff".encode()
-    body = bytes([0x82, 0x01, 0x05, 0x09, 0xD9, len(text)]) + text
-    raw = struct.pack(">BBBIII", 0x10, 0x11, 0x04, 1, 2, 3) + body
-    raw += struct.pack(">I", binascii.crc32(raw))
-    answer = echo.ask("decode - " + (cobs.encode(raw) + b"\x00").hex())
-    assert answer["ok"], answer
-    assert from_tagged(answer["frame"]["body"]) == parse_frame(raw).body
+    raw = body_frame(bytes([0x82, 0x01, 0x05, 0x09, 0xD9, len(text)]) + text)
+    got = device.decode(cobs.encode(raw) + b"\x00", None)["frame"]
+    assert from_tagged(got["body"]) == parse_frame(raw).body
 
 
-def test_first_bad_field_is_the_same(echo: Echo) -> None:
+def test_first_bad_field_is_the_same(device: Device) -> None:
     """With several wrong fields, both interpreters name the same one (the lowest key)."""
-    body = b"\x86\x01\xa0\x02\xa0\x03\x90\x04\x90\x05\x00\x06\x00"
-    raw = struct.pack(">BBBIII", 0x10, 0x03, 0, 0, 0, 0) + body
-    raw += struct.pack(">I", binascii.crc32(raw))
+    raw = body_frame(b"\x86\x01\xa0\x02\xa0\x03\x90\x04\x90\x05\x00\x06\x00", mtype=0x03)
     with pytest.raises(MalformedBody) as info:
         parse_frame(raw)
-    answer = echo.ask("decode - " + (cobs.encode(raw) + b"\x00").hex())
-    assert (answer["error"], answer["field"]) == ("MalformedBody", info.value.field)
+    error = device.decode(cobs.encode(raw) + b"\x00", None)["error"]
+    assert (error["class"], error["field"]) == ("MalformedBody", info.value.field)

@@ -7,7 +7,15 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from protocol_strategies import frames
 
-from streetsense.protocol import Deframer, Frame, Oversize, ProtocolError, parse_frame
+from streetsense.protocol import (
+    Deframer,
+    Frame,
+    NeedMoreBytes,
+    Oversize,
+    ProtocolError,
+    cobs,
+    parse_frame,
+)
 from streetsense.protocol.frame import MAX_ENCODED
 
 KEY = bytes(range(32))
@@ -130,3 +138,23 @@ def test_delimiters_alone_yield_nothing() -> None:
     assert deframer.feed(b"\x00\x00\x00") == []
     assert deframer.feed(b"\x03ab") == [] and deframer.pending == 3
     assert deframer.feed(b"\x00") == [b"ab"] and deframer.pending == 0
+
+
+def test_end_of_stream_reports_the_cut_off_frame() -> None:
+    """Bytes after the last 0x00 are never parsed: end() gives one NeedMoreBytes, then nothing."""
+    wire = Frame(0x05, 1, 2, 3, {1: 6, 2: "x"}).encode()
+    deframer = Deframer()
+    assert deframer.feed(wire + wire[:-1]) == [cobs.decode(wire[:-1])]
+    (cut,) = deframer.end()
+    assert isinstance(cut, NeedMoreBytes)
+    assert (cut.field, cut.value) == ("length", len(wire) - 1)
+    assert deframer.end() == [] and deframer.pending == 0
+    assert deframer.feed(wire) == [cobs.decode(wire[:-1])]  # afresh: the next frame is whole
+
+
+def test_end_inside_an_oversize_run_adds_nothing() -> None:
+    """An oversize run already reported: the end of the stream inside it reports nothing more."""
+    deframer = Deframer()
+    (error,) = deframer.feed(b"\x41" * (MAX_ENCODED + 1))
+    assert isinstance(error, Oversize)
+    assert deframer.end() == []

@@ -1,7 +1,9 @@
 """Golden vectors (protocol/vectors/v1.json) under CPython and under MicroPython."""
 
+import fnmatch
 import inspect
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +13,14 @@ import pytest
 from protocol_helpers import from_tagged as read_tagged
 from protocol_helpers import same
 
-from streetsense.protocol import Deframer, Frame, ProtocolError, cobs, errors, parse_frame
+from streetsense.protocol import Deframer, Frame, ProtocolError, errors, parse_frame
 from streetsense.protocol import messages as m
 from streetsense.protocol.body import packb
 
 HERE = Path(__file__).resolve().parent
-VECTORS = HERE.parents[1] / "protocol" / "vectors" / "v1.json"
+PROTOCOL = HERE.parents[1] / "protocol"
+VECTORS = PROTOCOL / "vectors" / "v1.json"
+ADAPTER = PROTOCOL / "vectors" / "adapter.py"
 DOC = json.loads(VECTORS.read_text(encoding="utf-8"))
 CASES = {case["name"]: case for case in DOC["cases"]}
 MAKE_VECTORS = VECTORS.parent / "make_vectors.py"
@@ -34,7 +38,8 @@ def key_arg(key: str | None) -> Any:
 
 
 def outcome(case: dict[str, Any]) -> Frame | ProtocolError:
-    items = Deframer().feed(bytes.fromhex(case["wire"]))
+    deframer = Deframer()
+    items = deframer.feed(bytes.fromhex(case["wire"])) + deframer.end()
     assert len(items) == 1, items
     item = items[0]
     if isinstance(item, ProtocolError):
@@ -46,14 +51,32 @@ def outcome(case: dict[str, Any]) -> Frame | ProtocolError:
         return exc
 
 
+def encoded(fields: dict[str, Any], key: Any) -> str | ProtocolError:
+    frame = Frame(fields["type"], fields["node_id"], fields["boot"], fields["seq"],
+                  from_tagged(fields["body"]), fields["flags"], fields["version"])
+    try:
+        return frame.encode(key).hex()
+    except ProtocolError as exc:
+        return exc
+
+
+def error_of(got: Any) -> tuple[str, str | None]:
+    assert isinstance(got, ProtocolError), got
+    return type(got).__name__, got.field
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_vector_cpython(name: str) -> None:
-    """Each golden case deframes and parses under CPython as recorded and re-encodes to its wire."""
+    """Each golden case deframes and parses (or encodes) under CPython as recorded."""
     case = CASES[name]
+    key = key_arg(case["key"])
+    if "encode" in case:
+        got = encoded(case["encode"], key)
+        assert error_of(got) == (case["error"]["class"], case["error"]["field"])
+        return
     got = outcome(case)
     if "error" in case:
-        assert isinstance(got, ProtocolError), got
-        assert (type(got).__name__, got.field) == (case["error"]["class"], case["error"]["field"])
+        assert error_of(got) == (case["error"]["class"], case["error"]["field"])
         return
     assert isinstance(got, Frame), got
     want = case["frame"]
@@ -65,12 +88,16 @@ def test_vector_cpython(name: str) -> None:
     assert header == {k: want[k] for k in header}
     body = from_tagged(want["body"])
     assert same(got.body, body)
-    assert packb(got.body).hex() == want["body_hex"]
-    assert packb(body).hex() == want["body_hex"]
+    if want["body_hex"] is not None:
+        assert packb(got.body).hex() == want["body_hex"]
+        assert packb(body).hex() == want["body_hex"]
+    again = encoded({**want, "body": want["body"]}, key)
     if case.get("reencode", True):
-        assert got.encode(key_arg(case["key"])).hex() == case["wire"]
+        assert again == case["wire"]
+    elif "encode_error" in case:
+        assert error_of(again) == (case["encode_error"]["class"], case["encode_error"]["field"])
     else:
-        assert got.signed and not got.verified
+        assert again == case["encoded"] != case["wire"]
 
 
 def test_vectors_cover_the_protocol() -> None:
@@ -96,10 +123,36 @@ def test_vectors_cover_the_protocol() -> None:
     }
     assert lengths == {3, 6}
     runs = [
-        max(len(run) for run in cobs.decode(bytes.fromhex(c["wire"])[:-1]).split(b"\x00"))
+        max(len(run) for run in Deframer().feed(bytes.fromhex(c["wire"]))[0].split(b"\x00"))
         for c in cases if "frame" in c
     ]
     assert max(runs) >= 300  # a frame whose COBS form needs full 0xFF blocks
+
+
+def spec_vector_names() -> set[str]:
+    """The vector names SPEC.md cites: after "vector(s)", and in tables' Vectors columns."""
+    text = (PROTOCOL / "SPEC.md").read_text(encoding="utf-8")
+    names = set()
+    for run in re.findall(r"[Vv]ectors?\s+((?:`[a-z0-9_*]+`(?:,\s*|\s+and\s+|\)|\.)?)+)", text):
+        names |= set(re.findall(r"`([a-z0-9_*]+)`", run))
+    column = None
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.split("|")]
+        if not line.startswith("|"):
+            column = None
+        elif "Vectors" in cells:
+            column = cells.index("Vectors")
+        elif column is not None and len(cells) > column:
+            names |= set(re.findall(r"`([a-z0-9_*]+)`", cells[column]))
+    return names
+
+
+def test_spec_cites_existing_vectors() -> None:
+    """Every vector name (or name pattern) SPEC.md cites for a rule is a case of v1.json."""
+    cited = spec_vector_names()
+    assert len(cited) >= 60
+    missing = {name for name in cited if not fnmatch.filter(CASES, name)}
+    assert missing == set()
 
 
 def test_vectors_file_is_generated(tmp_path: Path) -> None:
@@ -110,35 +163,32 @@ def test_vectors_file_is_generated(tmp_path: Path) -> None:
     assert out.read_bytes() == VECTORS.read_bytes()
 
 
-def _run_script(interpreter: str, *extra: str) -> list[dict[str, Any]]:
+def run_conformance(*command: str) -> tuple[int, dict[str, str], str]:
+    """``streetsense conformance -- COMMAND``: exit status, verdict line per vector, summary."""
     proc = subprocess.run(
-        [interpreter, str(HERE / "mp_vectors.py"), str(VECTORS), *extra],
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-m", "streetsense.tools.cli", "conformance", "--", *command],
+        capture_output=True, text=True, timeout=120, check=False,
     )
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    assert lines and lines[-1].get("summary"), proc.stdout + proc.stderr
-    return lines
-
-
-def test_mp_vectors_script_runs_under_cpython() -> None:
-    """mp_vectors.py (the device runner) passes every case when debugged under CPython."""
-    lines = _run_script(sys.executable)
-    failures = [line for line in lines[:-1] if not line["ok"]]
-    assert failures == []
-    assert lines[-1]["total"] == len(CASES)
+    lines = proc.stdout.splitlines()
+    assert lines, proc.stderr
+    verdicts = {}
+    for line in lines[:-1]:
+        match = re.match(r"(PASS|FAIL|SKIP) ([a-z0-9_]+)", line)
+        assert match, line
+        verdicts[match[2]] = line
+    return proc.returncode, verdicts, lines[-1]
 
 
 @pytest.fixture(scope="module")
-def mp_results(micropython: str, mp_path: Path) -> dict[str, dict[str, Any]]:
-    lines = _run_script(micropython, str(mp_path))
-    assert lines[-1]["implementation"] == "micropython"
-    assert lines[-1]["total"] == len(CASES)
-    return {line["name"]: line for line in lines[:-1]}
+def mp_results(micropython: str, mp_path: Path) -> dict[str, str]:
+    _, verdicts, summary = run_conformance(micropython, str(ADAPTER), str(mp_path))
+    assert set(verdicts) == set(CASES), summary
+    return verdicts
 
 
 @pytest.mark.micropython
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_vector_micropython(name: str, mp_results: dict[str, dict[str, Any]]) -> None:
-    """Each golden case gives the recorded result under MicroPython, re-encoding included."""
-    result = mp_results[name]
-    assert result["ok"], result["detail"]
+def test_vector_micropython(name: str, mp_results: dict[str, str]) -> None:
+    """Each golden case gives the recorded result under MicroPython (through the conformance
+    runner and the device codec's adapter), encoding included."""
+    assert mp_results[name].startswith("PASS"), mp_results[name]

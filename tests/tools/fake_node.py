@@ -2,7 +2,8 @@
 
 Enough of a node for the ``provision`` tests: HELLO (resent until acked), the factory CONFIG
 answered by a RESULT signed with the new key and new id, a reset into the provisioned
-state, TIME, one DATA; a provisioned node takes a signed COMMAND ``factory_reset``.
+state, TIME, one DATA; a provisioned node takes a signed COMMAND ``factory_reset``. Its
+HELLO names the kind it was built or last provisioned as ("" after a fresh flash).
 The end-to-end test with the real firmware uses ``streetsense.hil.node.EmulatedNode``.
 """
 
@@ -12,6 +13,7 @@ import os
 import select
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame, ProtocolError, parse_frame
@@ -23,12 +25,17 @@ READING = [m.channel(2), -1, 312, 250, 400, 12]  # PM2.5 31.2 µg/m³
 
 class FakeNode(threading.Thread):
     def __init__(self, master: int, *, node_id: int = 0, key: bytes | None = None,
-                 refuse: str | None = None, silent: bool = False) -> None:
+                 kind: str = "", refuse: str | None = None, silent: bool = False,
+                 running: bool = False, reboots: bool = True,
+                 on_config: Callable[[dict[str, Any]], None] | None = None) -> None:
         super().__init__(daemon=True)
         self.master = master
-        self.node_id, self.key = node_id, key
+        self.node_id, self.key, self.kind = node_id, key, kind
         self.refuse = refuse  # a RESULT BAD_ARGS message for the provisioning CONFIG
         self.silent = silent  # never says anything (an unflashed or unpowered node)
+        self.running = running  # said its HELLO long ago: only its unacked DATA is resent
+        self.reboots = reboots  # False: silent after the reset that follows provisioning
+        self.on_config = on_config  # called with the provisioning settings it takes
         self.boot = 1
         self.seq = 0
         self.downlink_seq = 0
@@ -45,8 +52,10 @@ class FakeNode(threading.Thread):
     def _boot(self) -> None:
         self.seq, self.downlink_seq, self.time_ms, self.pending = 0, 0, None, None
         caps = ["time", "config", "factory_reset"] if self.key else ["factory"]
-        self.outbox = [(m.HELLO, {1: "air-quality", 2: "0.1.0", 3: [1, 0],
+        self.outbox = [(m.HELLO, {1: self.kind, 2: "0.1.0", 3: [1, 0],
                                   4: ["pms5003"], 5: 1, 6: self.boot, 7: caps})]
+        if self.running:
+            self.outbox, self.seq, self.running = [], 5, False
         if self.key:  # a provisioned node reports as soon as its sensor has a sample
             self.outbox.append((m.DATA, {1: 40, 2: m.CLOCK_UPTIME, 3: 60, 4: [READING]}))
 
@@ -86,6 +95,7 @@ class FakeNode(threading.Thread):
                     (self.node_id, self.key), self.reset_as = self.reset_as, None
                     self.boot += 1
                     self._boot()
+                    self.silent = self.silent or (self.key is not None and not self.reboots)
             return
         if frame.boot != self.boot or frame.seq <= self.downlink_seq:
             return
@@ -105,6 +115,9 @@ class FakeNode(threading.Thread):
             self.outbox.append((m.RESULT, {1: request, 2: m.RESULT_BAD_ARGS, 3: self.refuse}))
             return
         self.node_id, self.key = settings["node_id"], bytes.fromhex(settings["key"])
+        self.kind = settings["kind"]
+        if self.on_config is not None:
+            self.on_config(settings)
         self.outbox, self.pending = [], None  # the factory node's frames can never be acked
         self.outbox.append((m.RESULT, {1: request, 2: m.RESULT_OK}))
         self.reset_as = (self.node_id, self.key)

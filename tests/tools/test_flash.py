@@ -20,11 +20,11 @@ from tools_helpers import Pty
 
 from streetsense.hil.micropython import find_micropython
 from streetsense.hil.rig.resources import SerialBoard
+from streetsense.node_sources import firmware_dir
 from streetsense.protocol import FLAG_ACK_REQ, Frame
 from streetsense.protocol import messages as m
 from streetsense.tools.firmware_image import ImageCache, sha256_of
 from streetsense.tools.flash import (
-    REPO,
     STAGE,
     detect_chip,
     flash,
@@ -48,10 +48,10 @@ def image(tmp_path: Path) -> Path:
 def firmware(tmp_path: Path) -> Path:
     """The repository's node firmware, with a main.py/boot.py if the checkout has none yet."""
     tree = tmp_path / "firmware"
-    shutil.copytree(REPO / "firmware" / "ssnode", tree / "ssnode",
+    shutil.copytree(firmware_dir() / "ssnode", tree / "ssnode",
                     ignore=shutil.ignore_patterns("__pycache__"))
     for name, text in (("boot.py", "# boot\n"), ("main.py", "import ssnode.app\n")):
-        source = REPO / "firmware" / name
+        source = firmware_dir() / name
         (tree / name).write_text(source.read_text() if source.exists() else text)
     return tree
 

@@ -119,7 +119,7 @@ def test_unplugged_port_ends_with_counts_and_advice(tool: Tool) -> None:
     assert f"serial port {path} stopped working: was the cable unplugged?" in err
 
 
-@pytest.mark.parametrize("node", [{"node_id": 7, "key": KEY}], indirect=True)
+@pytest.mark.parametrize("node", [{"node_id": 7, "key": KEY, "kind": "air-quality"}], indirect=True)
 def test_ack_lets_the_node_send_past_its_hello(tool: Tool, pty: Pty, node: FakeNode,
                                                tmp_path: Path) -> None:
     """--ack acknowledges verified frames with the node's key, so its DATA follows the HELLO."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 from tools_helpers import Tool, wait_line
 
 from streetsense.gateway.registry import Registry
-from streetsense.hil.environment import Environment
+from streetsense.hil.environment import FAST_SENSORS, Environment
 from streetsense.hil.node import EmulatedNode
 from streetsense.tools.provision import provision
 
@@ -18,14 +19,17 @@ pytestmark = pytest.mark.micropython
 
 
 @pytest.fixture
-def node() -> Iterator[EmulatedNode]:
-    """A factory-state air-quality node; short warm-up, report interval and retry cap, so the
-    test does not wait on the PM laser or on a long retransmission backoff."""
-    with Environment("air-quality") as environment:
+def node(tmp_path: Path) -> Iterator[EmulatedNode]:
+    """A freshly flashed air-quality board (its config.json names no kind); short warm-up,
+    report interval and retry cap, so the test does not wait on the PM laser or on a long
+    retransmission backoff."""
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    fast = {"pm_warmup_s": 1, "sample_interval_s": 1, "report_interval_s": 2, "retry_max_s": 2}
+    (flash / "config.json").write_text(json.dumps(fast))
+    with Environment("air-quality", sensor_speedup=FAST_SENSORS) as environment:
         environment.set_air(pm2_5=31.0)
-        fast = {"pm_warmup_s": 1, "sample_interval_s": 1, "report_interval_s": 2,
-                "retry_max_s": 2}
-        with EmulatedNode("air-quality", environment=environment, extra_config=fast) as emulated:
+        with EmulatedNode("air-quality", environment=environment, flash_dir=flash) as emulated:
             yield emulated
 
 
@@ -37,6 +41,7 @@ def test_factory_node_provisioned_then_monitored(tool: Tool, node: EmulatedNode,
         "--port", node.port, "--node-id", "42", "--kind", "air-quality", "--name", "HN-0042",
         "--registry", str(registry), "--hello-timeout", "20", "--data-timeout", "60"])
     assert result.exit_code == 0, result.output + "\n".join(node.console.lines)
+    assert "factory-state node: (no kind yet) firmware" in result.output
     assert "PM2.5 31.0 µg/m³" in result.output.splitlines()[-1]
     entry = Registry.load(registry).lookup(42)
     assert entry is not None and node.config["key"] == entry.key.hex()
@@ -53,3 +58,15 @@ def test_factory_node_provisioned_then_monitored(tool: Tool, node: EmulatedNode,
     assert any(r.split()[2] == "data" for r in rows)
     assert out.splitlines()[-1].startswith("2 frames (2 verified)")
     assert "bad_tag" not in out
+
+
+def test_board_built_as_traffic_is_not_provisioned_as_air_quality(tmp_path: Path) -> None:
+    """The real firmware's factory HELLO names the kind it was last provisioned as; provision
+    refuses another --kind before sending anything."""
+    with EmulatedNode("traffic") as board:
+        result = CliRunner().invoke(provision, [
+            "--port", board.port, "--node-id", "43", "--kind", "air-quality",
+            "--registry", str(tmp_path / "nodes.toml"), "--hello-timeout", "20"])
+        assert result.exit_code == 1, result.output
+        assert "is a traffic node (its HELLO says so), not air-quality" in result.output
+        assert board.config.get("node_id", 0) == 0 and not board.config.get("key")

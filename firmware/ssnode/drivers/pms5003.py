@@ -5,13 +5,17 @@ Source: Plantower "Digital universal particle concentration sensor PMS5003 serie
 
 Data frame, 32 bytes: 0x42 0x4D, frame length u16 BE (= 2*13 + 2 = 28), 13 data words u16 BE,
 checksum u16 BE = 16-bit sum of bytes 0..29. Words at byte offsets 4/6/8 are PM1.0/2.5/10 at
-"CF=1, standard particle"; 10/12/14 are the same under atmospheric environment (what we report).
+"CF=1, standard particle"; 10/12/14 are the same under atmospheric environment; 16..26 the
+particles beyond 0.3/0.5/1.0/2.5/5/10 µm in 0.1 L of air; 28 is reserved.
 Commands, 7 bytes: 0x42 0x4D CMD DATAH DATAL LRCH LRCL, LRC = sum of bytes 0..4.
 E1 00/01 = passive/active mode, E2 00 00 = read in passive mode, E4 00/01 = sleep/wake.
 After wake the fan needs ~30 s before readings are stable (datasheet: "stable data should be got
 at least 30 seconds after the sensor wakeup"): waiting is the caller's business.
 
-Some sensors answer mode commands with a 4-data-byte frame (length 4); it is checked and skipped.
+Mode and sleep commands are answered with a reply frame of length 4: 42 4D 00 04 CMD DATA SUM
+(as Adafruit's adafruit_pm25 reads it); poll() checks and records it in `reply` so a caller can
+confirm the command took. Wake is not answered: the sensor restarts, in active mode, and loses
+commands for ~3 s (adafruit_pm25/uart.py, _cmd_wakeup).
 """
 
 from micropython import const
@@ -42,6 +46,7 @@ class PMS5003(UartFrames):
     def __init__(self, uart, timeout_ms=3000):
         super().__init__(uart, timeout_ms, _BUF_SIZE, 7)
         self.passive = False  # the sensor powers up in active mode
+        self.reply = 0  # CMD << 8 | DATA of the last reply frame seen (0: none)
 
     # -- commands ---------------------------------------------------------------------------
     def _send(self, cmd, data):
@@ -71,7 +76,9 @@ class PMS5003(UartFrames):
         self._send(_CMD_SLEEP, 0)
 
     def wake(self):
+        """Start the fan and laser. The sensor restarts: back in active mode, deaf for ~3 s."""
         self._send(_CMD_SLEEP, 1)
+        self.passive = False
 
     def request(self):
         """Ask for one frame (passive mode)."""
@@ -79,7 +86,9 @@ class PMS5003(UartFrames):
 
     # -- receiving (buffering, flush() and read() are UartFrames') -------------------------
     def poll(self):
-        """Non-blocking: (pm1_0, pm2_5, pm10) atmospheric µg/m³ if a whole frame is in, else None.
+        """Non-blocking: the 12 data words if a whole frame is in, else None: PM1.0, PM2.5, PM10
+        at CF=1 (µg/m³), the same atmospheric, then particles beyond 0.3, 0.5, 1.0, 2.5, 5 and
+        10 µm per 0.1 L. A reply frame on the way is recorded in `reply`.
 
         Raises ChecksumError for a damaged frame (already dropped: the next call goes on with
         the bytes after its header, so the following good frame is still found).
@@ -109,15 +118,12 @@ class PMS5003(UartFrames):
                 self._drop(1)
                 raise ChecksumError(_NAME, s & 0xFFFF, got)
             if length == _ACK_LEN:
+                self.reply = (buf[4] << 8) | buf[5]
                 self._drop(total)
                 continue
-            pm = (
-                (buf[10] << 8) | buf[11],
-                (buf[12] << 8) | buf[13],
-                (buf[14] << 8) | buf[15],
-            )
+            words = tuple((buf[j] << 8) | buf[j + 1] for j in range(4, 28, 2))
             self._drop(total)
-            return pm
+            return words
 
     def _on_request(self):
         return self.passive

@@ -1,11 +1,14 @@
 """Sensirion SCD4x (SCD40/SCD41) CO2 sensor over I2C, address 0x62.
 
-Source: Sensirion "Datasheet SCD4x" v1.4 (2023): §3.5-3.9 command list and execution times,
-§3.6.2 read_measurement conversions, §3.11 CRC (see sensirion.py).
+Source: Sensirion "Datasheet SCD4x" v1.3 (September 2022): Table 9 (§3.4) command list and
+execution times, §3.5.2 read_measurement conversions, §3.7 field calibration, §3.11 CRC (see
+sensirion.py).
 
-Commands are 16-bit big-endian without CRC; every 16-bit word the sensor returns is followed by
-its CRC-8. After a command the host must wait its execution time before the next I2C access;
-the driver remembers when the sensor is free again instead of sleeping after each command.
+Commands are 16-bit big-endian without CRC; a word written with a command, and every 16-bit
+word the sensor returns, is followed by its CRC-8. After a command the host must wait its
+execution time before the next I2C access; the driver remembers when the sensor is free again
+instead of sleeping after each command. read_measurement empties the sensor's buffer: a second
+read in the same 5 s period is NACKed (§3.5.2), so callers ask data_ready first.
 """
 
 import time
@@ -23,6 +26,11 @@ _STOP_PERIODIC = const(0x3F86)  # 500 ms
 _DATA_READY = const(0xE4B8)  # 1 ms
 _SERIAL = const(0x3682)  # 1 ms
 _VARIANT = const(0x202F)  # 1 ms; SCD41 answers 0x1408 (upper bits)
+_FORCED_RECALIBRATION = const(0x362F)  # 400 ms, idle only (§3.7.1)
+FRC_MS = const(400)
+_SET_ASC = const(0x2416)  # 1 ms, idle only (§3.7.2)
+_GET_ASC = const(0x2313)  # 1 ms, idle only (§3.7.3)
+_FRC_FAILED = const(0xFFFF)
 
 
 class SCD4x:
@@ -32,6 +40,7 @@ class SCD4x:
         self._i2c = i2c
         self._addr = addr
         self._cmd = bytearray(2)
+        self._cmd_arg = bytearray(5)  # a command with one argument word and its CRC
         self._rx = bytearray(9)  # up to three words with their CRCs
         self._free_at = time.ticks_ms()
 
@@ -40,12 +49,17 @@ class SCD4x:
         if d > 0:
             time.sleep_ms(d)
 
-    def _command(self, cmd, exec_ms):
+    def _command(self, cmd, exec_ms, arg=None):
         self._wait_free()
-        self._cmd[0] = cmd >> 8
-        self._cmd[1] = cmd & 0xFF
+        c = self._cmd if arg is None else self._cmd_arg
+        c[0] = cmd >> 8
+        c[1] = cmd & 0xFF
+        if arg is not None:
+            c[2] = arg >> 8
+            c[3] = arg & 0xFF
+            c[4] = crc8(c, 2, 4)
         try:
-            self._i2c.writeto(self._addr, self._cmd)
+            self._i2c.writeto(self._addr, c)
         except OSError as e:
             raise SensorMissing(_NAME, f"no answer at I2C 0x{self._addr:02x} ({e})") from None
         # +1: ticks_ms truncates, so a bare exec_ms could end up to 1 ms short.
@@ -53,6 +67,9 @@ class SCD4x:
 
     def _read_words(self, cmd, count, exec_ms):
         self._command(cmd, exec_ms)
+        return self._fetch_words(count)
+
+    def _fetch_words(self, count):
         self._wait_free()
         rx = memoryview(self._rx)[: 3 * count]
         try:
@@ -94,3 +111,22 @@ class SCD4x:
     def variant(self):
         """Raw get_sensor_variant word (0x1408 for an SCD41)."""
         return self._read_words(_VARIANT, 1, 1)[0]
+
+    def set_asc(self, enabled):
+        """Automatic self-calibration on or off (idle only; volatile: the sensor forgets it at
+        power-up, where ASC is on)."""
+        self._command(_SET_ASC, 1, 1 if enabled else 0)
+
+    def asc_enabled(self):
+        """Whether automatic self-calibration is on (idle only)."""
+        return self._read_words(_GET_ASC, 1, 1)[0] == 1
+
+    def start_forced_recalibration(self, target_ppm):
+        """Begin a forced recalibration against `target_ppm` (idle only, after > 3 min of
+        periodic measurement in that air and a stop); its answer is ready FRC_MS later."""
+        self._command(_FORCED_RECALIBRATION, FRC_MS, target_ppm)
+
+    def forced_recalibration_result(self):
+        """The correction (ppm) the sensor made, or None if it failed (answer 0xFFFF)."""
+        word = self._fetch_words(1)[0]
+        return None if word == _FRC_FAILED else word - 0x8000

@@ -8,8 +8,10 @@ Data frame, 10 bytes: AA C0 PM25_L PM25_H PM10_L PM10_H ID1 ID2 CS AB; values li
 AA C0 7B 00 C8 01 B2 A1 97 AB.
 Command, 19 bytes: AA B4 CMD d1..d12 ID_L ID_H CS AB, CS = sum of bytes 2..16 & 0xFF, ID FFFF
 addresses every sensor. 02 reporting mode (d1=1 set, d2=0 active / 1 query), 04 query data,
-06 sleep/work (d1=1 set, d2=0 sleep / 1 work). Replies: AA C5 CMD ... ID ID CS AB (10 bytes);
-a query is answered with a data frame.
+06 sleep/work (d1=1 set, d2=0 sleep / 1 work), 08 working period (d1=1 set, d2=0 continuous /
+1-30 minutes: work 30 s, then sleep the rest; kept by the sensor over power cycles). Replies:
+AA C5 CMD d1 d2 d3 ID ID CS AB (10 bytes), recorded in `reply` so a caller can confirm that a
+command took; a query is answered with a data frame. A sleeping sensor hears only 06.
 """
 
 from micropython import const
@@ -26,6 +28,7 @@ _CMD = const(0xB4)
 _CMD_MODE = const(0x02)
 _CMD_QUERY = const(0x04)
 _CMD_SLEEP = const(0x06)
+_CMD_PERIOD = const(0x08)
 _BUF_SIZE = const(40)
 
 
@@ -42,7 +45,7 @@ class SDS011(UartFrames):
         super().__init__(uart, timeout_ms, _BUF_SIZE, 19)
         self.query_mode = False  # the sensor powers up reporting once a second
         self.device_id = None  # from the last good frame (ID1 | ID2 << 8)
-        self.last_reply = None  # command byte of the last AA C5 reply seen
+        self.reply = 0  # CMD << 16 | d1 << 8 | d2 of the last AA C5 reply seen (0: none)
 
     def _send(self, cmd, d1=0, d2=0):
         c = self._cmd
@@ -81,6 +84,10 @@ class SDS011(UartFrames):
     def query(self):
         self._send(_CMD_QUERY)
 
+    def set_working_period(self, minutes):
+        """0: measure continuously (the factory setting); 1-30: work 30 s every n minutes."""
+        self._send(_CMD_PERIOD, 1, minutes)
+
     def poll(self):
         """Non-blocking: (pm2_5, pm10) in 0.1 µg/m³ if a whole data frame is in, else None.
 
@@ -110,7 +117,7 @@ class SDS011(UartFrames):
                 self._drop(1)
                 raise ChecksumError(_NAME, s & 0xFF, got)
             if buf[1] == _REPLY:
-                self.last_reply = buf[2]
+                self.reply = (buf[2] << 16) | (buf[3] << 8) | buf[4]
                 self._drop(10)
                 continue
             self.device_id = buf[6] | (buf[7] << 8)

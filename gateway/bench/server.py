@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import hmac
 import json
 import logging
@@ -37,26 +36,23 @@ from urllib.parse import urlsplit, urlunsplit
 
 from streetsense.protocol import Deframer, ProtocolError
 
-from .bench_relays import BenchPower
-from .config import GatewayConfig
-from .transports.base import Link, LinkCallbacks
+from ..config import GatewayConfig
+from ..logbudget import LogBudget
+from ..transports.base import Link, LinkCallbacks
+from .config import token_problem
+from .relays import BenchPower
+from .wire import PROTOCOL, auth_digest
 
-__all__ = ["PROTOCOL", "BenchBoard", "BenchLinks", "HilServer", "LinkFaults", "auth_digest",
-           "bench_server"]
+__all__ = ["BenchBoard", "BenchLinks", "HilServer", "LinkFaults", "bench_server"]
 
 log = logging.getLogger("streetsense.gateway.hil")
 
-PROTOCOL = {"hello": "streetsense-hil", "version": 1}
-MAX_LINE = 1 << 20
+REQUEST_MAX = 64 * 1024  # a request line; what a client can make the server buffer is 2x
+MAX_CLIENTS, MAX_UNAUTHENTICATED = 16, 4  # connections at once; beyond, closed at once
 AUTH_TIMEOUT_S = 5.0
 LOG_LINES = 5000
 
 Tap = Callable[[str, str, bytes], None]  # (board, direction, data)
-
-
-def auth_digest(token: str, nonce: str) -> str:
-    """The client's proof of the token for ``nonce``."""
-    return hmac.new(token.encode(), bytes.fromhex(nonce), hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -220,7 +216,11 @@ class HilServer:
                  lookup: Callable[[int], Any] | None = None) -> None:
         host, _, port = listen.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
+        if problem := token_problem(token):
+            raise ValueError(f"HIL bench not served: {problem}")
         self._token = token
+        self._unauthenticated = 0
+        self._refusals = LogBudget(log)
         self.boards = {board.name: board for board in boards}
         self.links = links
         self._info = {**PROTOCOL, **info}
@@ -255,7 +255,7 @@ class HilServer:
         """Listen (the bound port is in ``self.port``, useful with port 0)."""
         logging.getLogger("streetsense").addHandler(self._log)
         self._server = await asyncio.start_server(self._client, self.host, self.port,
-                                                  limit=MAX_LINE)
+                                                  limit=REQUEST_MAX)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("HIL bench serving %d boards on %s:%d", len(self.boards), self.host, self.port)
 
@@ -273,9 +273,21 @@ class HilServer:
         self._clients.add(task)
         peer = writer.get_extra_info("peername")
         tap: Tap | None = None
+        if len(self._clients) > MAX_CLIENTS or self._unauthenticated >= MAX_UNAUTHENTICATED:
+            self._refusals.log(logging.WARNING, "HIL client %s refused: %d connections, %d "
+                               "of them not authenticated", peer, len(self._clients) - 1,
+                               self._unauthenticated)
+            self._clients.discard(task)
+            writer.transport.abort()
+            return
         try:
-            if not await self._authenticate(reader, writer):
-                log.warning("HIL client %s refused: bad token", peer)
+            self._unauthenticated += 1
+            try:
+                good = await self._authenticate(reader, writer)
+            finally:
+                self._unauthenticated -= 1
+            if not good:
+                self._refusals.log(logging.WARNING, "HIL client %s refused: bad token", peer)
                 return
             log.info("HIL client %s connected", peer)
 
@@ -305,7 +317,8 @@ class HilServer:
         _write(writer, {**PROTOCOL, "nonce": nonce})
         async with asyncio.timeout(AUTH_TIMEOUT_S):
             answer = json.loads(await reader.readline() or b"{}")
-        good = hmac.compare_digest(str(answer.get("auth", "")), auth_digest(self._token, nonce))
+        proof = answer.get("auth", "") if isinstance(answer, dict) else ""
+        good = hmac.compare_digest(str(proof), auth_digest(self._token, nonce))
         _write(writer, {"ok": True, "bench": self.info} if good
                else {"ok": False, "error": "bad token"})
         await writer.drain()

@@ -1,0 +1,116 @@
+"""``streetsense command NODE NAME [ARGS]``: sign one command, send it, print its result.
+
+ARGS are ``NAME=VALUE`` pairs, each VALUE read as JSON when it is JSON (``30``, ``true``,
+``{"co2": 415}``) and as a string otherwise; they become the ``settings`` of ``config`` and
+the ``args`` of any other command. The command is signed with the site's operator key
+(``docs/mqtt.md``) and published on ``<prefix>/<site>/NODE/cmd/NAME``; the result the gateway
+or the node sends back is printed as one JSON line. Exit status 0 when its code is ``OK``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import ssl
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+__all__ = ["command"]
+
+
+def _values(pairs: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"{pair!r}: give arguments as NAME=VALUE, e.g. delay_s=5")
+        try:
+            values[name] = json.loads(text)
+        except ValueError:
+            values[name] = text
+    return values
+
+
+@click.command()
+@click.argument("node")
+@click.argument("name")
+@click.argument("args", nargs=-1)
+@click.option("--broker", envvar="STREETSENSE_MQTT_URL", required=True, metavar="URL",
+              help="mqtt://host[:port] or mqtts://host[:port] (TLS).")
+@click.option("--site", envvar="STREETSENSE_SITE", required=True, help="The gateway's site.")
+@click.option("--prefix", envvar="STREETSENSE_MQTT_PREFIX", default="streetsense",
+              show_default=True, help="The topic prefix.")
+@click.option("--key-file", envvar="STREETSENSE_OPERATOR_KEY_FILE", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The site's operator key (streetsense gateway operator-key).")
+@click.option("--username", envvar="STREETSENSE_MQTT_USERNAME", help="Broker user.")
+@click.option("--password-file", envvar="STREETSENSE_MQTT_PASSWORD_FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="File whose first line is the broker password.")
+@click.option("--confirm", is_flag=True,
+              help="Confirm a command that wipes or changes the node's identity.")
+@click.option("--id", "request_id", help="Request id (default: a random one).")
+@click.option("--timeout", "timeout_s", default=20.0, show_default=True,
+              help="Seconds to wait for the result.")
+def command(node: str, name: str, args: tuple[str, ...], broker: str, site: str, prefix: str,
+            key_file: Path, username: str | None, password_file: Path | None, confirm: bool,
+            request_id: str | None, timeout_s: float) -> None:
+    """Sign and send command NAME to NODE, print its result. ARGS: NAME=VALUE ..."""
+    from streetsense.gateway.command_auth import load_operator_key
+
+    try:
+        key = load_operator_key(key_file)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    request: dict[str, Any] = {"id": request_id or secrets.token_hex(4)}
+    values = _values(args)
+    if values:
+        request["settings" if name == "config" else "args"] = values
+    if confirm:
+        request["confirm"] = node
+    password = None
+    if password_file is not None:
+        password = password_file.read_text(encoding="utf-8").splitlines()[0]
+    topic = f"{prefix}/{site}/{node}/cmd/{name}"
+    result = asyncio.run(_send(broker, topic, key, request, username, password, timeout_s))
+    click.echo(json.dumps(result, ensure_ascii=False))
+    if result.get("code") != "OK":
+        raise click.ClickException(f"{result.get('code')}: {result.get('message')}")
+
+
+async def _send(url: str, topic: str, key: bytes, request: dict[str, Any],
+                username: str | None, password: str | None,
+                timeout_s: float) -> dict[str, Any]:
+    import aiomqtt
+
+    from streetsense.gateway.command_auth import sign
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise click.BadParameter(f"{url!r} is not mqtt://host[:port] or mqtts://host[:port]",
+                                 param_hint="--broker")
+    tls = parts.scheme == "mqtts"
+    client = aiomqtt.Client(
+        parts.hostname, parts.port or (8883 if tls else 1883), username=username,
+        password=password, protocol=aiomqtt.ProtocolVersion.V311,
+        tls_context=ssl.create_default_context() if tls else None)
+    try:
+        async with client:
+            await client.subscribe(f"{topic}/result", qos=1)
+            await client.publish(topic, json.dumps(sign(key, topic, request)), qos=1)
+            async with asyncio.timeout(timeout_s):
+                async for message in client.messages:
+                    result = json.loads(bytes(message.payload))
+                    if isinstance(result, dict) and result.get("id") == request["id"]:
+                        return result
+    except aiomqtt.MqttError as exc:
+        raise click.ClickException(f"cannot talk to the broker at {url}: {exc}") from None
+    except TimeoutError:
+        pass
+    raise click.ClickException(
+        f"no result within {timeout_s:.0f} s: is the site's gateway running, and may your "
+        f"broker user publish on {topic} and read {topic}/result?")
