@@ -431,15 +431,8 @@ class Plan:
     changes: list[Change]
     passages: list[Passage]
 
-    @property
-    def end_s(self) -> float:
-        return max((c[0] for c in self.changes), default=0.0)
-
     def edges(self) -> list[tuple[float, int, int, int]]:
         return edges(self.changes, self.layout.pairs)
-
-    def counts(self) -> list[dict[str, int]]:
-        return counts(self.passages, self.layout.lanes)
 
 
 def plan(name: str, layout: Layout, duration_s: float, seed: int = 0,

@@ -172,10 +172,6 @@ class Vehicles:
         tol = self._tol(a, b)
         return abs(self._diff(a[0], b[0])) <= tol and abs(self._diff(a[1], b[1])) <= tol
 
-    def _inside(self, inner, outer):
-        tol = self._tol(inner, outer)
-        return self._diff(inner[0], outer[0]) >= -tol and self._diff(outer[1], inner[1]) >= -tol
-
     def _overlap(self, a, b):
         return self._diff(a[1], b[0]) > 0 and self._diff(b[1], a[0]) > 0
 
