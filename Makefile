@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test soak lint bench demo clean broker browser wheel-roles fuzz
+.PHONY: venv test soak lint bench demo clean broker wheel-roles fuzz
 
 venv: $(STAMP)
 
@@ -14,30 +14,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# $(call debian,PACKAGE,CHECK): install the Debian PACKAGE with apt-get (as root) unless the
-# shell CHECK passes; not root: say which command installs it.
-debian = @$(2) || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get install -y -qq $(1) >/dev/null 2>&1 || \
-	     (apt-get update -qq && apt-get install -y -qq $(1))); \
-	  else \
-	    echo "$(1) is missing: install it with 'sudo apt-get install $(1)'" >&2; exit 1; \
-	  fi; }
-
-# The real broker the tests start on free ports (Debian package `mosquitto`).
+# The real servers the tests start on free ports, and the real browser (Debian packages): the
+# broker `mosquitto`, the clustered broker `nats-server`, `postgresql` (initdb) for the city's
+# database, and `chromium` for the gateway's status page (driven by Playwright).
 broker:
-	$(call debian,mosquitto,command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto)
+	@for need in mosquitto:/usr/sbin/mosquitto nats-server:/usr/sbin/nats-server \
+	    postgresql:/usr/lib/postgresql/*/bin/initdb chromium:/usr/bin/chromium; do \
+	  package=$${need%%:*}; file=$${need#*:}; \
+	  command -v $$package >/dev/null 2>&1 || ls $$file >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      (apt-get install -y -qq $$package >/dev/null 2>&1 || \
+	       (apt-get update -qq && apt-get install -y -qq $$package)); \
+	    else \
+	      echo "$$package is missing: install it with 'sudo apt-get install $$package'" >&2; \
+	      exit 1; \
+	    fi; }; \
+	done
 
-# The real browser the status page is tested in (Debian package `chromium`, driven by Playwright).
-browser:
-	$(call debian,chromium,test -x /usr/bin/chromium)
-
-test: venv broker browser
+test: venv broker
 	$(BIN)/python -m pytest
 
 # Long variants of the HIL scenarios (hours of outage, a minute of line noise...): not in `make test`.
 soak: venv broker
-	$(BIN)/python -m pytest -m soak tests/hil
+	$(BIN)/python -m pytest -m soak tests/hil tests/fleet
 
 # Differential fuzz of the node's and the gateway's codecs, 1,000,000 inputs (make test runs 20,000).
 fuzz: venv
@@ -59,6 +58,8 @@ bench: venv broker
 	$(BIN)/python benchmarks/node_bench.py
 	$(BIN)/python benchmarks/gateway_bench.py
 	$(BIN)/python benchmarks/ble_bench.py
+	$(BIN)/python benchmarks/fleet_bench.py
+	$(BIN)/python benchmarks/traffic_accuracy.py
 
 # Emulated nodes -> gateway -> an embedded MQTT broker, live on screen; Ctrl-C ends it.
 demo: venv

@@ -110,6 +110,8 @@ class Commands:
         if len(parts) < 3 or parts[-2] != "cmd":
             return
         node_name, name = parts[-3], parts[-1]
+        if not self._session.answers_commands_for(node_name):
+            return  # another gateway owns the node: it answers
         self.received += 1
         correlation = None
         if message.properties is not None and hasattr(message.properties, "CorrelationData"):

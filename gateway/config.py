@@ -51,6 +51,7 @@ __all__ = [
     "JournalSection",
     "LogSection",
     "MqttSection",
+    "OwnershipSection",
     "Problem",
     "SerialPort",
     "check_config",
@@ -84,10 +85,13 @@ class GatewaySection:
 @dataclass(frozen=True)
 class MqttSection:
     """The broker connection. ``url`` is ``mqtt://host[:1883]`` or ``mqtts://host[:8883]``
-    (TLS); ``password`` is the effective one (read from ``password_file`` when given)."""
+    (TLS); ``urls`` lists the members of a broker cluster instead (``url`` is then the first),
+    used in turn when the one in use is lost. ``password`` is the effective one (read from
+    ``password_file`` when given)."""
 
     url: str
     client_id: str
+    urls: tuple[str, ...] = ()
     prefix: str = "streetsense"
     protocol: str = "5"
     username: str | None = None
@@ -100,19 +104,33 @@ class MqttSection:
     inflight: int = 50
 
     @property
+    def members(self) -> tuple[str, ...]:
+        """The broker's URL, or each cluster member's, in the order they are tried."""
+        return self.urls or (self.url,)
+
+    @property
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        """(host, port) of each of ``members``."""
+        return tuple(self._address(url) for url in self.members)
+
+    @property
     def tls(self) -> bool:
         """Whether the connection uses TLS (an ``mqtts://`` url)."""
         return urlsplit(self.url).scheme == "mqtts"
 
     @property
     def host(self) -> str:
-        """The broker's host name or address."""
-        return urlsplit(self.url).hostname or ""
+        """The (first) broker's host name or address."""
+        return self._address(self.url)[0]
 
     @property
     def port(self) -> int:
-        """The broker's port (1883, or 8883 with TLS, unless the url names one)."""
-        return urlsplit(self.url).port or (8883 if self.tls else 1883)
+        """The (first) broker's port (1883, or 8883 with TLS, unless the url names one)."""
+        return self._address(self.url)[1]
+
+    def _address(self, url: str) -> tuple[str, int]:
+        parts = urlsplit(url)
+        return parts.hostname or "", parts.port or (8883 if self.tls else 1883)
 
 
 @dataclass(frozen=True)
@@ -152,6 +170,16 @@ class AvailabilitySection:
     """A node is published offline after ``offline_after_s`` without a valid frame."""
 
     offline_after_s: float = 180.0
+
+
+@dataclass(frozen=True)
+class OwnershipSection:
+    """Several gateways hearing the same nodes: each node is published by one owner at a
+    time (``gateway/ownership.py``); a gateway claims nothing in its first ``claim_after_s``
+    after connecting, while the retained states arrive."""
+
+    enabled: bool = False
+    claim_after_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -222,6 +250,7 @@ class GatewayConfig:
     serial: tuple[SerialPort, ...] = ()
     ble: BleSection = BleSection()
     availability: AvailabilitySection = AvailabilitySection()
+    ownership: OwnershipSection = OwnershipSection()
     health: HealthSection = HealthSection()
     http: HttpSection = HttpSection()
     homeassistant: HomeAssistantSection = HomeAssistantSection()
@@ -275,6 +304,7 @@ def _read(root: Table, path: Path) -> GatewayConfig:
     journal = _journal(root.table("journal"), gateway.data_dir)
     registry_path = root.path("registry_path", "nodes.toml", must_exist=True)
     availability = root.table("availability")
+    ownership = root.table("ownership")
     health = root.table("health")
     homeassistant = root.table("homeassistant")
     config = GatewayConfig(
@@ -288,6 +318,12 @@ def _read(root: Table, path: Path) -> GatewayConfig:
             offline_after_s=availability.number(
                 "offline_after_s", AvailabilitySection.offline_after_s, low=1.0
             )
+        ),
+        ownership=OwnershipSection(
+            enabled=ownership.flag("enabled", OwnershipSection.enabled),
+            claim_after_s=ownership.number(
+                "claim_after_s", OwnershipSection.claim_after_s, low=0.0
+            ),
         ),
         health=HealthSection(
             interval_s=health.number("interval_s", HealthSection.interval_s, low=0.1)
@@ -306,7 +342,7 @@ def _read(root: Table, path: Path) -> GatewayConfig:
         log=_log(root.table("log")),
         source=path,
     )
-    for table in (availability, health, homeassistant):
+    for table in (availability, ownership, health, homeassistant):
         table.done()
     return config
 
@@ -332,9 +368,7 @@ def _journal(table: Table, data_dir: Path) -> JournalSection:
 
 
 def _mqtt(table: Table, gateway_id: str) -> MqttSection:
-    url = table.text("url", required=True) or ""
-    if url and _url_problem(url):
-        table.problem("url", f'"{url}" is not mqtt://host[:port] or mqtts://host[:port]')
+    url, urls = _broker_urls(table)
     password = table.text("password")
     password_file = table.path("password_file", must_exist=True)
     if password is not None and password_file is not None:
@@ -352,9 +386,10 @@ def _mqtt(table: Table, gateway_id: str) -> MqttSection:
     for name, problem in _tls_problems(ca_file, cert_file, key_file):
         table.problem(name, problem)
     if (ca_file or cert_file) and url and urlsplit(url).scheme != "mqtts":
-        table.problem("url", "TLS files are set: use an mqtts:// url")
+        table.problem("urls" if urls else "url", "TLS files are set: use an mqtts:// url")
     section = MqttSection(
         url=url,
+        urls=urls,
         client_id=table.text("client_id", f"streetsense-{gateway_id}") or "",
         prefix=table.text("prefix", MqttSection.prefix, pattern=_TOPIC, what=_TOPIC_WHAT) or "",
         protocol=table.text("protocol", MqttSection.protocol, choices=MQTT_PROTOCOLS) or "",
@@ -396,6 +431,32 @@ def _tls_problems(ca_file: Path | None, cert_file: Path | None,
         except OSError as exc:
             problems.append(("cert_file", f"cannot read {exc.filename}: {exc.strerror}"))
     return problems
+
+
+def _broker_urls(table: Table) -> tuple[str, tuple[str, ...]]:
+    """``url``, or ``urls`` (a cluster's members) with the first as ``url``; each checked."""
+    if "urls" not in table.data:
+        url = table.text("url", required=True) or ""
+        if url and _url_problem(url):
+            table.problem("url", f'"{url}" is not mqtt://host[:port] or mqtts://host[:port]')
+        return url, ()
+    if "url" in table.data:
+        table.problem("urls", "give url (one broker) or urls (a cluster's members), not both")
+        table.used.add("url")
+    value = table.value("urls", lambda v: isinstance(v, list) and bool(v)
+                        and all(isinstance(item, str) for item in v),
+                        "a non-empty list of strings", required=True)
+    if value is ABSENT:
+        return "", ()
+    urls: list[str] = value
+    for url in urls:
+        if _url_problem(url):
+            table.problem("urls", f'"{url}" is not mqtt://host[:port] or mqtts://host[:port]')
+    if len({urlsplit(url).scheme for url in urls}) > 1:
+        table.problem("urls", "mixes mqtt:// and mqtts://: the members share one TLS setting")
+    for url in {url for url in urls if urls.count(url) > 1}:
+        table.problem("urls", f'"{url}" is listed twice')
+    return urls[0], tuple(urls)
 
 
 def _url_problem(url: str) -> bool:

@@ -44,7 +44,9 @@ SENSORS: dict[str, SensorKind] = {
     "motorbikes": SensorKind("Motorbikes", "vehicles", icon="mdi:motorbike"),
     "cars": SensorKind("Cars", "vehicles", icon="mdi:car"),
     "heavy_vehicles": SensorKind("Heavy vehicles", "vehicles", icon="mdi:truck"),
+    "unknown_vehicles": SensorKind("Vehicles of unknown class", "vehicles", icon="mdi:help"),
     "speed_mean": SensorKind("Mean speed", "km/h", "speed"),
+    "speed_space_mean": SensorKind("Space-mean speed", "km/h", "speed"),
     "occupancy": SensorKind("Occupancy", "%", icon="mdi:road-variant"),
 }
 # A PMS5003's other words (SPEC §5.3.1): PM at CF=1 and the particle counts per 0.1 L.

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 EVENT_NAMES = {1: "vehicle"}
-VEHICLE_CLASSES = {1: "motorbike", 2: "car", 3: "heavy_vehicle"}
+VEHICLE_CLASSES = {1: "motorbike", 2: "car", 3: "heavy_vehicle", 4: "unknown"}
 RESULT_NAMES = {0: "OK", 1: "UNKNOWN_COMMAND", 2: "BAD_ARGS", 3: "FAILED"}
 LOG_LEVELS = {0: "emergency", 1: "alert", 2: "critical", 3: "error", 4: "warning",
               5: "notice", 6: "info", 7: "debug"}
@@ -205,6 +205,8 @@ def status_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any],
     payload["free_heap"] = body[2]
     payload["link"] = _jsonable(body[3])
     payload["faults"] = _jsonable(body.get(4) or {})
+    if 7 in body:
+        payload["counters"] = _jsonable(body[7])
     return _tail(payload, 4, body, received_at)
 
 

@@ -1,6 +1,8 @@
 """MQTT out: drains the journal to the broker with aiomqtt, QoS 1, pipelined.
 
-One connection at a time, reopened with capped, jittered backoff. On every connection the
+One connection at a time, to the broker or to one member of a broker cluster: when the
+member in use is lost the next is tried at once, and only once every member has failed is
+the next attempt held back by a capped, jittered backoff (`Failover`). On every connection the
 gateway's retained ``state`` goes online (its Will says offline), the retained node states
 are republished, the command topics subscribed, and the journal drained in id order with
 up to ``window`` publishes in flight. A journal row is marked published only after its
@@ -29,6 +31,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from .config import MqttSection
+from .failover import Failover
 from .journal import Journal, Row
 from .metrics import Metrics
 
@@ -46,10 +49,10 @@ MARK_RETRY_S = 1.0
 
 @dataclass(frozen=True)
 class BrokerSettings:
-    """How to reach the broker (``from_config`` builds it from the ``[mqtt]`` section)."""
+    """How to reach the broker (``from_config`` builds it from the ``[mqtt]`` section):
+    ``members`` is its (host, port), or each cluster member's in the order they are tried."""
 
-    host: str
-    port: int
+    members: tuple[tuple[str, int], ...]
     client_id: str
     tls: bool = False
     protocol: str = "5"  # "5" or "3.1.1"
@@ -63,16 +66,21 @@ class BrokerSettings:
 
     @classmethod
     def from_config(cls, mqtt: MqttSection) -> BrokerSettings:
-        return cls(host=mqtt.host, port=mqtt.port, client_id=mqtt.client_id, tls=mqtt.tls,
+        return cls(members=mqtt.addresses, client_id=mqtt.client_id, tls=mqtt.tls,
                    protocol=mqtt.protocol, username=mqtt.username, password=mqtt.password,
                    ca_file=None if mqtt.ca_file is None else str(mqtt.ca_file),
                    cert_file=None if mqtt.cert_file is None else str(mqtt.cert_file),
                    key_file=None if mqtt.key_file is None else str(mqtt.key_file),
                    keepalive_s=mqtt.keepalive_s, window=mqtt.inflight)
 
+    def member_url(self, member: tuple[str, int]) -> str:
+        host, port = member
+        return f"{'mqtts' if self.tls else 'mqtt'}://{host}:{port}"
+
     @property
     def url(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+        """The broker's URL, or the members' separated by commas."""
+        return ", ".join(self.member_url(member) for member in self.members)
 
     def tls_context(self) -> ssl.SSLContext | None:
         """The TLS context (custom CA, client certificate), None for plain TCP."""
@@ -103,6 +111,8 @@ class Publisher:
         self._on_message = on_message
         self._rng = random.Random(seed)
         self._tls_context = settings.tls_context()  # files read once: checked by the config
+        self.failover = Failover(settings.members, rng=self._rng, min_s=BACKOFF_MIN_S,
+                                 max_s=BACKOFF_MAX_S)
         self.metrics = metrics or Metrics()
         self._client: aiomqtt.Client | None = None
         self._wake = asyncio.Event()
@@ -148,6 +158,11 @@ class Publisher:
         self._retained[topic] = payload
         self._retained_dirty[topic] = None
         self._retained_wake.set()
+
+    def forget_retained(self, topic: str) -> None:
+        """Stop republishing ``topic`` on reconnects (a node another gateway now owns)."""
+        self._retained.pop(topic, None)
+        self._retained_dirty.pop(topic, None)
 
     async def publish_now(self, topic: str, payload: bytes, *, retain: bool = False,
                           correlation: bytes | None = None, timeout_s: float = 5.0) -> bool:
@@ -201,11 +216,17 @@ class Publisher:
             if not waiter.done():
                 waiter.set_result(None)
 
+    @property
+    def member_url(self) -> str:
+        """The URL of the broker (cluster member) in use, or tried next."""
+        return self.settings.member_url(self.failover.current)
+
     def _make_client(self) -> aiomqtt.Client:
         s = self.settings
         v5 = self.is_v5
+        host, port = self.failover.current
         client = aiomqtt.Client(
-            s.host, s.port, identifier=s.client_id, username=s.username, password=s.password,
+            host, port, identifier=s.client_id, username=s.username, password=s.password,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             will=aiomqtt.Will(self._state_topic, self._offline_payload, qos=1, retain=True),
             clean_session=None if v5 else True, keepalive=s.keepalive_s, timeout=10.0,
@@ -215,7 +236,6 @@ class Publisher:
 
     async def run(self) -> None:
         """Stay connected until cancelled; every session drains the journal."""
-        delay_s = BACKOFF_MIN_S
         while True:
             client = self._make_client()
             try:
@@ -227,9 +247,9 @@ class Publisher:
                     self.connected_since = time.time()
                     if self.failures:
                         self._held_before = self.connected_since
-                    log.info("connected to MQTT broker %s as %s (MQTT %s)", self.settings.url,
+                    log.info("connected to MQTT broker %s as %s (MQTT %s)", self.member_url,
                              self.settings.client_id, self.settings.protocol)
-                    delay_s = BACKOFF_MIN_S
+                    self.failover.connected()
                     await self._session(client)
             except* (aiomqtt.MqttError, OSError) as group:
                 self.last_error = "; ".join(str(e) for e in group.exceptions)
@@ -245,11 +265,11 @@ class Publisher:
                 # A stop's cancellation that met a broker error inside the TaskGroup
                 # surfaces as that error alone (Python 3.11): no reconnect after goodbye.
                 return
-            sleep_s = delay_s * (0.5 + self._rng.random())
-            log.warning("MQTT broker %s unreachable (%s); retrying in %.1f s",
-                        self.settings.url, self.last_error, sleep_s)
+            lost = self.member_url
+            sleep_s = self.failover.failed()
+            log.warning("MQTT broker %s unreachable (%s); trying %s in %.1f s", lost,
+                        self.last_error, self.member_url, sleep_s)
             await asyncio.sleep(sleep_s)
-            delay_s = min(BACKOFF_MAX_S, delay_s * 2)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         await client.publish(self._state_topic, self._online_payload(), qos=1, retain=True)

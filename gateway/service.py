@@ -25,6 +25,7 @@ from .discovery import HomeAssistantDiscovery
 from .framing import Framing, Rejections
 from .journal import Journal, Row
 from .metrics import Metrics
+from .ownership import Ownership
 from .publisher import BrokerSettings, Publisher
 from .registry import NodeInfo, Registry
 from .runlock import RunLock
@@ -94,6 +95,7 @@ class Gateway:
         self.commands: Commands | None = None
         self.command_auth: CommandAuth | None = None
         self.bridge: Bridge | None = None
+        self.ownership: Ownership | None = None
         self.transports: list[Transport] = []
         self.started_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
@@ -108,6 +110,10 @@ class Gateway:
 
     def _build(self) -> None:
         cfg = self.config
+        self.ownership = Ownership(cfg.gateway.id, prefix=cfg.mqtt.prefix,
+                                   site=cfg.gateway.site,
+                                   claim_after_s=cfg.ownership.claim_after_s) \
+            if cfg.ownership.enabled else None
         journal = Journal(cfg.journal.path, max_bytes=cfg.journal.max_bytes,
                           when_full=cfg.journal.when_full)
         self.journal = journal
@@ -116,7 +122,8 @@ class Gateway:
             BrokerSettings.from_config(cfg.mqtt), journal,
             state_topic=self.topics.gateway("state"), online_payload=self._online_payload,
             offline_payload=payloads.encode(self._gateway_state(online=False)),
-            subscriptions=[self.topics.node("+", "cmd/+"), self.topics.gateway("request/#")],
+            subscriptions=[self.topics.node("+", "cmd/+"), self.topics.gateway("request/#"),
+                           *(self.ownership.subscriptions if self.ownership else [])],
             on_message=self._on_message, metrics=self.metrics)
         self.publisher = publisher
         rejections = Rejections(self.metrics)
@@ -127,7 +134,8 @@ class Gateway:
                           derivers=self._derivers, amenders=self._amenders,
                           rejections=rejections,
                           announce=HomeAssistantDiscovery.from_config(cfg).on_data
-                          if cfg.homeassistant.discovery else None)
+                          if cfg.homeassistant.discovery else None,
+                          ownership=self.ownership)
         self.session = session
         key_file = cfg.commands.operator_key_file
         self.command_auth = CommandAuth(None if key_file is None else load_operator_key(key_file),
@@ -159,12 +167,25 @@ class Gateway:
         self.transports += self._extra_transports
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
-        """Messages of the subscriptions: bridge requests, and commands for nodes."""
+        """Messages of the subscriptions: bridge requests, commands for nodes, and
+        (ownership) the site's states."""
         assert self.bridge is not None and self.commands is not None
+        assert self.session is not None
         if self.bridge.handles(message.topic.value):
             await self.bridge.on_message(message)
+        elif self.ownership is not None and any(
+                message.topic.matches(sub) for sub in self.ownership.subscriptions):
+            payload = message.payload
+            self.session.on_state(message.topic.value,
+                                  payload if isinstance(payload, bytes) else b"")
         else:
             await self.commands.on_message(message)
+
+    async def _ownership_sync(self, ownership: Ownership) -> None:
+        """Claims may start once the subscriptions of a first connection are in place."""
+        assert self.publisher is not None
+        await self.publisher.connected.wait()
+        ownership.subscribed()
 
     def _reload_registry(self) -> None:
         if self.registry.reload_if_changed():
@@ -203,7 +224,7 @@ class Gateway:
         publisher = self.publisher
         if publisher is None:
             return {}
-        return {"url": publisher.settings.url, "last_error": publisher.last_error}
+        return {"url": publisher.member_url, "last_error": publisher.last_error}
 
     def _gateway_state(self, *, online: bool) -> dict[str, Any]:
         state: dict[str, Any] = {"state": "online" if online else "offline",
@@ -253,6 +274,8 @@ class Gateway:
             self._spawn(transport.run(), f"transport:{index}")
         self._spawn(self._housekeeping(), "housekeeping")
         self._spawn(self._health_loop(), "health")
+        if self.ownership is not None:
+            self._spawn(self._ownership_sync(self.ownership), "ownership")
         if self._bench_links is not None:
             from .bench.server import bench_server
 
@@ -292,12 +315,8 @@ class Gateway:
                 if node.online:
                     node.online = False
                     offline.append((self.topics.node(node.info.name, "state"),
-                                    payloads.encode(payloads.state_payload(
-                                        session.origin(node.info), online=False,
-                                        birth=None, location=node.info.location,
-                                        link=node.link.name if node.link else None,
-                                        last_seen=node.last_seen,
-                                        reason="gateway stopped"))))
+                                    session.state_message(node, online=False,
+                                                          reason="gateway stopped")))
             await publisher.goodbye(offline)
         self.stop_step = f"ending tasks ({', '.join(t.get_name() for t in self._tasks)})"
         pending = set(self._tasks)
@@ -357,7 +376,8 @@ class Gateway:
             **self.metrics.health(), **self.metrics.snapshot(),
             "session": {"frames_in": stats.frames_in, "frames_new": stats.frames_new,
                         "duplicates": stats.duplicates, "acks_sent": stats.acks_sent,
-                        "unknown_types": stats.unknown_types, "commits": stats.commits},
+                        "unknown_types": stats.unknown_types, "commits": stats.commits,
+                        "standby_frames": stats.standby_frames},
             "links": {name: link for t in self.transports for name, link in t.stats().items()},
             "nodes": {"known": len(self.session.nodes),
                       "online": sum(n.online for n in self.session.nodes.values())},

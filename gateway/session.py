@@ -37,6 +37,7 @@ from . import payloads
 from .framing import LOG_EVERY_S, Rejections
 from .journal import Batch, Journal, JournalFull, Message, Row
 from .metrics import Metrics
+from .ownership import Ownership
 from .registry import NodeInfo
 from .transports.base import Link
 
@@ -48,6 +49,7 @@ log = logging.getLogger("streetsense.gateway.session")
 MAX_BOOTS = 16  # boots tracked per node (SPEC §6.2)
 NODE_DELAY_S = 60.0  # a reading older than this when it arrives was held back at the node
 TIME_RESEND_S = 60.0  # a node still on its uptime clock gets a TIME at most this often
+FLOOR_EVERY_S = 10.0  # an owned node's retained state carries its replay floor this fresh
 
 
 class Deriver(Protocol):
@@ -74,6 +76,9 @@ class RetainedSink(Protocol):
 
     def set_retained(self, topic: str, payload: bytes) -> None:
         """Publish ``payload`` retained on ``topic`` now and after every reconnect."""
+
+    def forget_retained(self, topic: str) -> None:
+        """Stop republishing ``topic`` after reconnects."""
 
 
 ResultMatcher = Callable[[int, int], "tuple[str, bytes | None, str | None] | None"]
@@ -129,6 +134,7 @@ class NodeState:
     birth: dict[str, Any] | None = None
     anchors: dict[int, float] = field(default_factory=dict)  # boot -> UTC at uptime 0
     time_sent_at: float = 0.0  # monotonic
+    floor_sent: tuple[dict[int, int], float] = ({}, 0.0)  # replay floor last in the state
 
 
 @dataclass
@@ -153,6 +159,7 @@ class SessionStats:
     downlinks_sent: int = 0
     downlink_failures: int = 0
     unknown_types: int = 0
+    standby_frames: int = 0  # heard from nodes another gateway owns: not stored, not ACKed
     commits: int = 0
     committed_frames: int = 0
     derive_errors: int = 0
@@ -167,8 +174,10 @@ class Session:
                  match_result: ResultMatcher, derivers: Sequence[Deriver] = (),
                  announce: Announcer | None = None, rejections: Rejections | None = None,
                  clock: Callable[[], float] = time.time,
-                 amenders: Sequence[DataAmender] = ()) -> None:
+                 amenders: Sequence[DataAmender] = (),
+                 ownership: Ownership | None = None) -> None:
         self._lookup = lookup
+        self.ownership = ownership
         self._journal = journal
         self._topics = topics
         self._states = states
@@ -220,6 +229,8 @@ class Session:
     def on_frame(self, link: Link, frame: Frame, info: NodeInfo) -> None:
         """A verified frame (from ``Framing``): replay rule, then journal and ACK."""
         node = self._node(info)
+        if self.ownership is not None and not self._owned(node, frame):
+            return
         verdict = replay_verdict(node.boots, frame.boot, frame.seq)
         if verdict == "replay":
             self._rejections("replay", ("node", frame.node_id),
@@ -246,6 +257,52 @@ class Session:
             node.online = True
             self._publish_state(node)
         self._push(arrival)
+
+    def _owned(self, node: NodeState, frame: Frame) -> bool:
+        """Whether this gateway owns ``node``, claiming it if it may. A standby only follows
+        the node's replay floor: a node sends ``seq`` once ``seq - 1`` was ACKed (stop-and-
+        wait), so what it heard before that was stored by the owner."""
+        ownership, name = self.ownership, node.info.name
+        assert ownership is not None
+        if ownership.owns(name):
+            return True
+        if not ownership.may_claim(name):
+            self.stats.standby_frames += 1
+            if frame.seq > 0 and replay_verdict(node.boots, frame.boot, frame.seq - 1) == "new":
+                _advance(node.boots, frame.boot, frame.seq - 1)
+                _advance(node.committed, frame.boot, frame.seq - 1)
+            return False
+        for boot, seq in ownership.claim(name).items():
+            for replay in (node.boots, node.committed):
+                if replay_verdict(replay, boot, seq) == "new":
+                    _advance(replay, boot, seq)
+        if node.current_boot is None and node.committed:
+            node.current_boot = max(node.committed)
+        node.online = False  # the first frame it accepts publishes the claim
+        return True
+
+    def on_state(self, topic: str, payload: bytes) -> None:
+        """A retained node or gateway state of this site (ownership): step down from a node
+        another gateway claimed first, or publish this gateway's claim again."""
+        if self.ownership is None:
+            return
+        change = self.ownership.on_state(topic, payload)
+        if change is None:
+            return
+        node = self.node_by_name(change[0])
+        if node is None:
+            return
+        if change[1] == "lost":
+            node.online = False  # no offline mark: the node is online, at the other gateway
+            self._states.forget_retained(self._topics.node(node.info.name, "state"))
+        elif node.online:
+            self._publish_state(node)
+
+    def answers_commands_for(self, name: str) -> bool:
+        """Whether this gateway answers the commands for node ``name``: always without
+        ownership; with it, unless another gateway owns the node."""
+        return self.ownership is None or self.ownership.owner(name) in (
+            None, self.ownership.gateway_id)
 
     def _push(self, arrival: _Arrival) -> None:
         self._inbox.append(arrival)
@@ -347,15 +404,22 @@ class Session:
         self._publish_state(node)
 
     def _publish_state(self, node: NodeState, reason: str = "") -> None:
+        self._states.set_retained(self._topics.node(node.info.name, "state"),
+                                  self.state_message(node, online=node.online, reason=reason))
+
+    def state_message(self, node: NodeState, *, online: bool, reason: str = "") -> bytes:
+        """The node's retained ``state``; with ownership, the claim and replay floor too."""
         birth = None
         if node.birth is not None:
             birth = {k: v for k, v in node.birth.items() if k != "anchors"}
         payload = payloads.state_payload(
-            self.origin(node.info), online=node.online, birth=birth,
+            self.origin(node.info), online=online, birth=birth,
             location=node.info.location, link=node.link.name if node.link else None,
             last_seen=node.last_seen, reason=reason)
-        self._states.set_retained(self._topics.node(node.info.name, "state"),
-                                  payloads.encode(payload))
+        if self.ownership is not None:
+            payload.update(self.ownership.claim_fields(node.info.name, node.committed))
+            node.floor_sent = (dict(node.committed), time.monotonic())
+        return payloads.encode(payload)
 
     # ---- group commit -------------------------------------------------------------------
 
@@ -529,7 +593,8 @@ class Session:
     # ---- availability -------------------------------------------------------------------
 
     def check_silence(self, offline_after_s: float) -> None:
-        """Mark nodes silent for ``offline_after_s`` offline (retained state)."""
+        """Mark nodes silent for ``offline_after_s`` offline (retained state); with
+        ownership, refresh an owned node's replay floor in its state every FLOOR_EVERY_S."""
         now = self._clock()
         for node in self.nodes.values():
             if node.online and node.last_seen is not None and \
@@ -538,6 +603,10 @@ class Session:
                 log.warning("node %s offline: silent for %.0f s", node.info.name,
                             now - node.last_seen)
                 self._publish_state(node, reason="silent")
+            elif (node.online and self.ownership is not None
+                  and node.floor_sent[0] != node.committed
+                  and time.monotonic() - node.floor_sent[1] >= FLOOR_EVERY_S):
+                self._publish_state(node)
 
     def refresh(self, node_id: int) -> None:
         """The registry renamed this node: its retained state again, under the new name."""

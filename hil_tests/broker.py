@@ -1,11 +1,13 @@
 """A real MQTT broker for tests, and a TCP proxy in front of it that can fail on request.
 
-`Mosquitto` runs the mosquitto binary with a generated config on a free 127.0.0.1 port
-(persistence off) and keeps that port across stop/kill/restart, so a client's reconnect
-loop sees the same broker come back. `TcpProxy` forwards TCP to a target and can black-hole
-traffic (connections stay open, bytes are held until it is switched off, as TCP would
-retransmit them) or reset every open connection. Both are synchronous objects (threads and
-processes inside), usable from sync and async tests alike. CPython only.
+`ServerProcess` is a server a test runs on a 127.0.0.1 port and may stop, kill and restart
+on that port, so a client's reconnect loop sees the same server come back (the NATS cluster
+members and PostgreSQL in their own modules are ones too). `Mosquitto` runs the mosquitto
+binary with a generated config on a free port (persistence off). `TcpProxy` forwards TCP to
+a target and can black-hole traffic (connections stay open, bytes are held until it is
+switched off, as TCP would retransmit them) or reset every open connection. Both are
+synchronous objects (threads and processes inside), usable from sync and async tests alike.
+CPython only.
 """
 
 from __future__ import annotations
@@ -13,40 +15,63 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from streetsense.loopback import LOCALHOST, free_port
 
-__all__ = ["BrokerError", "Mosquitto", "TcpProxy", "find_mosquitto", "free_port"]
+__all__ = [
+    "BrokerError",
+    "ManagedServer",
+    "Mosquitto",
+    "ServerProcess",
+    "TcpProxy",
+    "accepts",
+    "cpu_seconds",
+    "find_executable",
+    "find_mosquitto",
+    "free_port",
+]
 
 _T = TypeVar("_T")
 
 
 class BrokerError(RuntimeError):
-    """The broker could not be started, or exited on its own; the message holds its log."""
+    """A server could not be started, or exited on its own; the message holds its log."""
+
+
+def find_executable(name: str, *, env: str, fallback: str | None = None) -> str | None:
+    """``$<env>``, else ``name`` on PATH, else ``fallback`` if executable; None if none."""
+    override = os.environ.get(env)
+    if override:
+        return override
+    found = shutil.which(name)
+    if found:
+        return found
+    return fallback if fallback is not None and os.access(fallback, os.X_OK) else None
 
 
 def find_mosquitto() -> str | None:
     """``$MOSQUITTO``, else ``mosquitto`` on PATH, else ``/usr/sbin/mosquitto``; None if none."""
-    override = os.environ.get("MOSQUITTO")
-    if override:
-        return override
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    return "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
+    return find_executable("mosquitto", env="MOSQUITTO", fallback="/usr/sbin/mosquitto")
 
 
-def _accepts(host: str, port: int) -> bool:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, seconds) the process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def accepts(host: str, port: int) -> bool:
     """Whether a TCP connect to host:port succeeds now."""
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -55,120 +80,17 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
-class Mosquitto:
-    """A mosquitto process on ``127.0.0.1:port`` (a free port when None), anonymous, no
-    persistence. ``extra_config`` lines are appended to the generated config (TLS, ACLs...).
+class ManagedServer:
+    """A server (or a group of them) for one test: ``start()``, then ``close()`` stops it and
+    removes its temporary ``workdir``; usable as ``with``."""
 
-    ``start()`` returns once the broker accepts connections; ``stop()`` (SIGTERM), ``kill()``
-    (SIGKILL) and ``restart()`` keep the port. ``close()`` (or leaving the ``with`` block)
-    stops it and removes its temporary directory. ``log()`` is its log so far.
-    """
-
-    host = LOCALHOST
-
-    def __init__(
-        self,
-        port: int | None = None,
-        *,
-        extra_config: Iterable[str] = (),
-        executable: str | None = None,
-        start_timeout_s: float = 10.0,
-    ) -> None:
-        exe = executable or find_mosquitto()
-        if exe is None:
-            raise BrokerError(
-                "mosquitto is missing: install it with 'sudo apt-get install mosquitto'"
-            )
-        self.executable = exe
-        self.port = port if port is not None else free_port()
-        self.start_timeout_s = start_timeout_s
-        self.workdir = Path(tempfile.mkdtemp(prefix="streetsense-mosquitto-"))
-        self._config = self.workdir / "mosquitto.conf"
-        self._log = self.workdir / "mosquitto.log"
-        lines = [
-            f"listener {self.port} {LOCALHOST}",
-            "allow_anonymous true",
-            "persistence false",
-            "log_dest stderr",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            "log_type information",
-            "connection_messages true",
-            *extra_config,
-        ]
-        self._config.write_text("\n".join(lines) + "\n")
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """``mqtt://127.0.0.1:<port>``."""
-        return f"mqtt://{self.host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        """Whether the broker process is alive."""
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The process id while it runs."""
-        return self._process.pid if self.running and self._process else None
-
-    def log(self) -> str:
-        """Everything the broker has logged since this object was made (all its runs)."""
-        return self._log.read_text(errors="replace") if self._log.exists() else ""
+    workdir: Path
 
     def start(self) -> None:
-        """Start the broker (no-op if it runs) and wait until it accepts connections."""
-        if self.running:
-            return
-        with self._log.open("ab") as log:
-            self._process = subprocess.Popen(
-                [self.executable, "-c", str(self._config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        deadline = time.monotonic() + self.start_timeout_s
-        while not _accepts(self.host, self.port):
-            try:
-                # Waiting on the process doubles as the poll interval and catches an early exit.
-                code = self._process.wait(timeout=0.02)
-            except subprocess.TimeoutExpired:
-                if time.monotonic() > deadline:
-                    self.kill()
-                    raise BrokerError(
-                        f"mosquitto did not accept on port {self.port} within "
-                        f"{self.start_timeout_s} s:\n{self.log()}"
-                    ) from None
-                continue
-            raise BrokerError(f"mosquitto exited with {code}:\n{self.log()}")
+        raise NotImplementedError
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop it gracefully (SIGTERM; SIGKILL after ``timeout_s``); no-op if not running."""
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def kill(self) -> None:
-        """Kill it with SIGKILL, as a crash or power loss would; no-op if not running."""
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.kill()
-        process.wait()
-
-    def restart(self) -> None:
-        """Stop it (if running) and start it again on the same port."""
-        self.stop()
-        self.start()
+    def stop(self) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         """Stop it and remove its temporary directory."""
@@ -190,6 +112,155 @@ class Mosquitto:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class ServerProcess(ManagedServer):
+    """A server process for tests, on ``127.0.0.1:port``, in ``workdir``; its output goes to
+    ``log_path``.
+
+    ``start()`` returns once ``ready()`` says so (default: the port accepts TCP); ``stop()``
+    sends ``stop_signal`` (SIGKILL after a timeout), ``kill()`` SIGKILL, as a crash or power
+    loss would; ``restart()`` keeps the port. ``user`` (uid, gid) runs it unprivileged.
+    """
+
+    host = LOCALHOST
+    name = "server"
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, command: Sequence[str], port: int, workdir: Path, log_path: Path, *,
+                 start_timeout_s: float = 10.0, user: tuple[int, int] | None = None) -> None:
+        self.command = list(command)
+        self.port = port
+        self.workdir = workdir
+        self.start_timeout_s = start_timeout_s
+        self.user = user
+        self._log = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def ready(self) -> bool:
+        """Whether the server serves now (called while ``start()`` waits)."""
+        return accepts(self.host, self.port)
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id while it runs."""
+        return self._process.pid if self.running and self._process else None
+
+    def log(self) -> str:
+        """Everything the server has logged since this object was made (all its runs)."""
+        return self._log.read_text(errors="replace") if self._log.exists() else ""
+
+    def start(self) -> None:
+        """Start the server (no-op if it runs) and wait until it is ready."""
+        if self.running:
+            return
+        self.start_process()
+        self.wait_ready()
+
+    def start_process(self) -> None:
+        """Start the process without waiting for it to serve."""
+        uid, gid = self.user if self.user is not None else (None, None)
+        with self._log.open("ab") as log:
+            self._process = subprocess.Popen(
+                self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                user=uid, group=gid, extra_groups=[] if gid is not None else None)
+
+    def wait_ready(self) -> None:
+        """Until ``ready()``; `BrokerError` with the log if the process exits or times out."""
+        assert self._process is not None
+        deadline = time.monotonic() + self.start_timeout_s
+        while not self.ready():
+            try:
+                # Waiting on the process doubles as the poll interval and catches an early exit.
+                code = self._process.wait(timeout=0.02)
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise BrokerError(
+                        f"{self.name} did not serve on port {self.port} within "
+                        f"{self.start_timeout_s} s:\n{self.log()}"
+                    ) from None
+                continue
+            raise BrokerError(f"{self.name} exited with {code}:\n{self.log()}")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop it gracefully (SIGKILL after ``timeout_s``); no-op if not running."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(self.stop_signal)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        """Kill it with SIGKILL; no-op if not running."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.kill()
+        process.wait()
+
+    def restart(self) -> None:
+        """Stop it (if running) and start it again on the same port."""
+        self.stop()
+        self.start()
+
+
+class Mosquitto(ServerProcess):
+    """A mosquitto process on ``127.0.0.1:port`` (a free port when None), anonymous, no
+    persistence. ``extra_config`` lines are appended to the generated config (TLS, ACLs...).
+
+    Started, stopped, killed and restarted as a `ServerProcess`. ``close()`` (or leaving the
+    ``with`` block) stops it and removes its temporary directory.
+    """
+
+    name = "mosquitto"
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        extra_config: Iterable[str] = (),
+        executable: str | None = None,
+        start_timeout_s: float = 10.0,
+    ) -> None:
+        exe = executable or find_mosquitto()
+        if exe is None:
+            raise BrokerError(
+                "mosquitto is missing: install it with 'sudo apt-get install mosquitto'"
+            )
+        self.executable = exe
+        self.workdir = Path(tempfile.mkdtemp(prefix="streetsense-mosquitto-"))
+        config = self.workdir / "mosquitto.conf"
+        port = port if port is not None else free_port()
+        super().__init__([exe, "-c", str(config)], port, self.workdir,
+                         self.workdir / "mosquitto.log", start_timeout_s=start_timeout_s)
+        lines = [
+            f"listener {self.port} {LOCALHOST}",
+            "allow_anonymous true",
+            "persistence false",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "connection_messages true",
+            *extra_config,
+        ]
+        config.write_text("\n".join(lines) + "\n")
+
+    @property
+    def url(self) -> str:
+        """``mqtt://127.0.0.1:<port>``."""
+        return f"mqtt://{self.host}:{self.port}"
 
 
 class TcpProxy:

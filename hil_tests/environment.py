@@ -5,11 +5,13 @@ PTY (UART 1), an SCD41 and a BME280 on the I2C bus server (I2C 0), and the GPIO 
 drives the traffic detectors (hil_tests/emulators/). Its API is synchronous (an asyncio loop in
 a thread serves the PTY and the bus), so a test, the rig and the CLI all drive it the same way.
 
-Vehicles are turned into detector edges by the dual-detector geometry of
-firmware/ssnode/traffic.py: a vehicle of length L at speed v occupies a detection zone of
-length D for (L + D) / v, and the second zone, S further on, rises S / v after the first.
-Detectors are active low (a pull-up input reads 0 while occupied) on the pins of
-firmware/ssnode/hw.py.
+Vehicles are turned into detector edges by the street model (hil_tests/street.py): footprints
+moving over the zones of a `Layout`, each zone occupied while anything is over it. `scenario()`
+runs a named scenario (hil_tests/street_scenarios.py) and returns its ground truth;
+`vehicle()` and `traffic()` drive single vehicles and the former single-file burst (constant
+speed at the lane centre, 0.3 s clear between the vehicles of a lane). Presence changes go to
+the GPIO server, which drives each line as the union of what is over its zone. Detectors are
+active low (a pull-up input reads 0 while occupied) on the pins of firmware/ssnode/hw.py.
 
 The sensor models run on one `SensorClock`: `sensor_speedup` > 1 compresses the slow processes
 of the parts (a PM sensor's 30 s warm-up, the 3 minutes an SCD41 must measure before a forced
@@ -26,29 +28,34 @@ import random
 import threading
 import time
 from collections.abc import Coroutine, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from .emulators.base import SensorClock
 from .emulators.bme280 import Bme280
-from .emulators.gpio import GpioServer
+from .emulators.gpio import AHEAD_S, GpioServer
 from .emulators.i2c_bus import I2CBus
 from .emulators.pms5003 import Pms5003
 from .emulators.scd4x import Scd4x
 from .emulators.sds011 import Sds011
 from .emulators.uart_pty import UartPty
+from .street import CLASSES, DIMENSIONS_M, Layout, body, class_of_length
+from .street_scenarios import (
+    Change,
+    Passage,
+    SingleFile,
+    plan,
+    presence,
+    scripted_trajectory,
+    single_file_arrivals,
+)
 
-# Per lane (detector A, detector B): the board's wiring, firmware/ssnode/hw.py DETECTOR_PINS.
-DETECTOR_PINS = ((25, 26), (27, 14), (32, 33), (34, 35))
-CLASSES = ("motorbike", "car", "heavy")
-# Lengths clear of the default class thresholds (motorbike < 2.5 m, car < 6 m) by more than
-# the length error the emulated timing allows, so a generated vehicle has one right class.
-LENGTH_M = {"motorbike": (1.5, 2.2), "car": (3.5, 5.4), "heavy": (7.5, 12.0)}
-SPEED_KMH = {"motorbike": (15.0, 50.0), "car": (15.0, 55.0), "heavy": (10.0, 40.0)}
-# Hanoi street mix: about 80 % motorbikes.
+# Per zone pair (detector A, detector B): the board's wiring, firmware/ssnode/hw.py DETECTOR_PINS.
+DETECTOR_PINS = ((25, 26), (27, 14), (32, 33), (34, 35), (18, 19), (23, 13))
+# traffic()'s default mix (the former emulator's): about 80 % motorbikes.
 HANOI_MIX = {"motorbike": 0.80, "car": 0.17, "heavy": 0.03}
-MIN_GAP_S = 0.3  # clear time on a detector between two vehicles of one lane
-_LEAD_S = 0.1  # edges are scheduled at least this far ahead of now
+# Vehicles are planned this far ahead of now, beyond what the GPIO server has sent already.
+_LEAD_S = AHEAD_S + 0.2
 
 Fault = Literal["unplugged", "corrupt", "stuck", "drift", "fan_stall", "drop_after_wake"] | None
 # Sensor time for tests that run the firmware with pm_warmup_s = 1: the 30 s warm-up of a PM
@@ -70,7 +77,8 @@ _OWN_FAULTS = {
 
 @dataclass(frozen=True)
 class Vehicle:
-    """A vehicle as planned: its front reaches the first detector at `start` (monotonic s)."""
+    """A vehicle as planned by `vehicle()`/`traffic()`: its front reaches the first detector
+    at `start` (monotonic s)."""
 
     lane: int
     speed_kmh: float
@@ -99,15 +107,21 @@ class Environment:
         lanes: int = 2,
         detector_spacing_cm: int = 200,
         detector_length_cm: int = 50,
+        layout: Layout | None = None,
         sensor_speedup: float = 1.0,
     ) -> None:
         if pm_sensor not in ("pms5003", "sds011"):
             raise ValueError(f"pm_sensor must be 'pms5003' or 'sds011', not {pm_sensor!r}")
         self.kind = kind
         self.pm_sensor = pm_sensor
-        self.lanes = lanes
-        self.spacing_m = detector_spacing_cm / 100
-        self.zone_m = detector_length_cm / 100
+        self.layout = layout or Layout(lanes=lanes, spacing_m=detector_spacing_cm / 100,
+                                       zone_length_m=detector_length_cm / 100)
+        if self.layout.pairs > len(DETECTOR_PINS):
+            raise ValueError(f"{self.layout.pairs} zone pairs: the board wires "
+                             f"{len(DETECTOR_PINS)}")
+        self.lanes = self.layout.lanes
+        self._zones = self.layout.zones()
+        self._single_file = SingleFile(self.layout)
         self.sensor_clock = SensorClock(sensor_speedup)
         clock = self.sensor_clock
         self.pm: Pms5003 | Sds011 = (
@@ -117,7 +131,6 @@ class Environment:
         self.bme280 = Bme280()
         self.air: dict[str, float] = {}
         self._stuck: set[str] = set()
-        self._lane_free = [[0.0, 0.0] for _ in DETECTOR_PINS]  # per detector: clear from
         self._dead_pins: set[int] = set()  # detectors unplugged or stuck: no edges
         self._lock = threading.Lock()
         self._uart = UartPty(self.pm)
@@ -193,12 +206,13 @@ class Environment:
         """Inject a fault, or clear it with None.
 
         `sensor`: "pm" (or "pms5003"/"sds011"), "scd41", "bme280", or a detector "lane<n>.a" /
-        "lane<n>.b". Modes: "unplugged" (silent / NACK; a detector line floats to its pull-up),
-        "corrupt" (every frame or word fails its checksum; the BME280 has none to fail),
-        "stuck" (keeps reporting what it had; a detector reads occupied), "drift" (the PM
-        sensor loses sensitivity by the hour; the SCD41 reads SCD41_DRIFT_PPM high),
-        "fan_stall" (PM sensor: its readings decay to a flat zero), "drop_after_wake"
-        (PMS5003: the first command after each wake is lost). See hil_tests/emulators/.
+        "lane<n>.b" (n: the zone pair, which is the lane with one pair per lane). Modes:
+        "unplugged" (silent / NACK; a detector line floats to its pull-up), "corrupt" (every
+        frame or word fails its checksum; the BME280 has none to fail), "stuck" (keeps
+        reporting what it had; a detector reads occupied), "drift" (the PM sensor loses
+        sensitivity by the hour; the SCD41 reads SCD41_DRIFT_PPM high), "fan_stall" (PM
+        sensor: its readings decay to a flat zero), "drop_after_wake" (PMS5003: the first
+        command after each wake is lost). See hil_tests/emulators/.
         """
         if sensor.startswith("lane"):
             self._detector_fault(sensor, mode)
@@ -251,8 +265,9 @@ class Environment:
 
     # -- traffic -----------------------------------------------------------------------------
     def vehicle(self, lane: int, speed_kmh: float, length_m: float, direction: int = 1) -> Vehicle:
-        """Drive one vehicle over `lane`'s detectors, as soon as they are clear of the last
-        one by MIN_GAP_S. Returns it with the time its front reaches the first detector."""
+        """Drive one vehicle (class by its length, mid-range width) along `lane`'s centre, as
+        soon as its detectors are clear of the last one by MIN_GAP_S. Returns it with the
+        time its front reaches the first detector."""
         return self._drive(lane, speed_kmh, length_m, direction, "", time.monotonic())
 
     def _drive(
@@ -261,27 +276,14 @@ class Environment:
     ) -> Vehicle:  # fmt: skip
         if direction not in (1, -1):
             raise ValueError("direction is 1 (A then B) or -1 (B then A)")
-        v_ms = speed_kmh / 3.6
-        occupied_s = (length_m + self.zone_m) / v_ms
-        transit_s = self.spacing_m / v_ms
-        first, second = (0, 1) if direction > 0 else (1, 0)
+        kind = cls or class_of_length(length_m)
+        widths = DIMENSIONS_M[kind][1]
+        bod = body(kind, length_m, sum(widths) / 2)
         with self._lock:
-            free = self._lane_free[lane]
-            start = max(
-                not_before,
-                time.monotonic() + _LEAD_S,
-                free[first] + MIN_GAP_S,
-                free[second] + MIN_GAP_S - transit_s,
-            )
-            free[first] = start + occupied_s
-            free[second] = start + transit_s + occupied_s
-            dead = set(self._dead_pins)
-        pins = DETECTOR_PINS[lane]
-        edges = []
-        for det, rise in ((first, start), (second, start + transit_s)):
-            if pins[det] not in dead:
-                edges += [(rise, pins[det], 0), (rise + occupied_s, pins[det], 1)]
-        self.gpio.schedule(edges)
+            start = self._single_file.start(lane, length_m, speed_kmh, direction,
+                                            max(not_before, time.monotonic() + _LEAD_S))
+        traj = scripted_trajectory(self.layout, lane, speed_kmh, direction, start)
+        self.present(presence(self._zones, bod, traj))
         return Vehicle(lane, speed_kmh, length_m, direction, start, cls)
 
     def traffic(
@@ -294,43 +296,50 @@ class Environment:
         lanes: int | None = None,
         direction: int = 1,
     ) -> list[Vehicle]:
-        """About `vehicles_per_hour` per lane for `duration_s`, classes drawn from `mix`
-        (class -> share; default HANOI_MIX), lengths and speeds per class; seeded.
-        Vehicles keep MIN_GAP_S clear time, so the flow saturates near 3,600 / (occupancy +
-        gap) per hour. Returns the vehicles as scheduled."""
+        """The single-file burst: about `vehicles_per_hour` per lane for `duration_s`, classes
+        drawn from `mix` (class -> share; default HANOI_MIX), sizes and speeds per class;
+        seeded. Vehicles keep MIN_GAP_S clear time, so the flow saturates near 3,600 /
+        (occupancy + gap) per hour. Returns the vehicles as scheduled."""
         rng = random.Random(seed)
         shares = dict(mix or HANOI_MIX)
         unknown = set(shares) - set(CLASSES)
         if unknown:
             raise ValueError(f"unknown vehicle classes {sorted(unknown)}: use {CLASSES}")
-        classes, weights = list(shares), list(shares.values())
-        headway_s = 3600 / vehicles_per_hour
-        out = []
+        planned = []
         for lane in range(self.lanes if lanes is None else lanes):
-            t = 0.0
-            while True:
-                cls = rng.choices(classes, weights)[0]
-                length = rng.uniform(*LENGTH_M[cls])
-                speed = rng.uniform(*SPEED_KMH[cls])
-                # Exponential headways with a floor: a Poisson-like flow that stays countable.
-                t += max(MIN_GAP_S, rng.expovariate(1 / headway_s))
+            for t, bod, kmh in single_file_arrivals(rng, vehicles_per_hour, shares):
                 if t > duration_s:
                     break
-                out.append((t, lane, speed, length, cls))
-        out.sort()
+                planned.append((t, lane, kmh, bod.length_m, bod.cls))
+        planned.sort()
         start = time.monotonic()
-        return [
-            self._drive(lane, speed, length, direction, cls, start + t)
-            for t, lane, speed, length, cls in out
-        ]
+        return [self._drive(lane, kmh, length, direction, cls, start + t)
+                for t, lane, kmh, length, cls in planned]
+
+    def scenario(self, name: str, duration_s: float, seed: int = 0) -> list[Passage]:
+        """Run the named street scenario (hil_tests/street_scenarios.py) over this layout for
+        `duration_s` of arrivals, from now; returns its ground truth, times in monotonic s."""
+        p = plan(name, self.layout, duration_s, seed)
+        origin = time.monotonic() + _LEAD_S
+        self.present(p.changes, origin)
+        return [replace(q, t_first=q.t_first + origin) for q in p.passages]
+
+    def present(self, changes: Iterable[Change], origin: float = 0.0) -> None:
+        """Presence changes (time + `origin` in monotonic s, pair, det, +1/-1) onto the
+        detector lines, but for detectors unplugged or stuck. At least _LEAD_S ahead."""
+        with self._lock:
+            dead = set(self._dead_pins)
+        out = [(t + origin, DETECTOR_PINS[pair][det], delta) for t, pair, det, delta in changes]
+        self.gpio.schedule_presence(c for c in out if c[1] not in dead)
 
     def wait_traffic(self, timeout: float) -> bool:
         """Wait until every scheduled detector edge has gone out; False on timeout."""
         return self.gpio.wait_idle(timeout)
 
-    def wait_detectors_armed(self, lanes: int, timeout: float) -> bool:
-        """Wait until the board has IRQ handlers on the detectors of `lanes` lanes."""
-        return self.gpio.wait_armed([p for pair in DETECTOR_PINS[:lanes] for p in pair], timeout)
+    def wait_detectors_armed(self, pairs: int, timeout: float) -> bool:
+        """Wait until the board has IRQ handlers on the detectors of the first `pairs` zone
+        pairs (the lanes, with one pair per lane)."""
+        return self.gpio.wait_armed([p for pair in DETECTOR_PINS[:pairs] for p in pair], timeout)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:

@@ -152,6 +152,7 @@ class GatewayTopics:
 class GatewayProcess(GatewayTopics):
     """A gateway process for one test (or one bench session).
 
+    ``mqtt_url`` is the broker, or a list of a cluster's members (``[mqtt] urls``).
     ``settings`` is merged over the generated config (e.g. ``{"hil": {"enabled": True}}``).
     ``command`` replaces ``python -m streetsense.tools.gateway run``; ``--config FILE``
     is appended to it.
@@ -161,7 +162,7 @@ class GatewayProcess(GatewayTopics):
         self,
         *,
         workdir: Path,
-        mqtt_url: str,
+        mqtt_url: str | Sequence[str],
         serial: Sequence[SerialEntry] = (),
         nodes: Sequence[NodeEntry] = (),
         site: str = "bench",
@@ -192,7 +193,8 @@ class GatewayProcess(GatewayTopics):
         config: dict[str, Any] = {
             "registry_path": str(self.registry_path),
             "gateway": {"id": gateway_id, "site": site, "data_dir": str(workdir / "data")},
-            "mqtt": {"url": mqtt_url, "prefix": prefix, "client_id": f"streetsense-{gateway_id}",
+            "mqtt": {"url" if isinstance(mqtt_url, str) else "urls": mqtt_url,
+                     "prefix": prefix, "client_id": f"streetsense-{gateway_id}",
                      "keepalive_s": 2},
             "journal": {"path": str(workdir / "data" / "journal.sqlite")},
             "health": {"interval_s": 1},

@@ -91,10 +91,11 @@ class Durations:
     noise_s: float = 5.0
     traffic_s: float = 8.0
     stream_s: float = 4.0
+    street_s: float = 8.0  # arrivals of a street scenario (hil_tests/street_scenarios.py)
 
 
 SOAK_DURATIONS = Durations(broker_outage_s=60.0, unplug_s=30.0, noise_s=60.0,
-                           traffic_s=600.0, stream_s=120.0)
+                           traffic_s=600.0, stream_s=120.0, street_s=600.0)
 
 
 def short_and_soak() -> pytest.MarkDecorator:

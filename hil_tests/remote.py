@@ -207,6 +207,10 @@ class RemoteEnvironment(_Remote):
                                                        duration_s, seed)
         return result
 
+    async def scenario(self, name: str, duration_s: float, seed: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self._env("scenario", name, duration_s, seed)
+        return result
+
     async def wait_idle(self, *, timeout: float) -> None:
         if not await self._env("wait_idle", timeout):
             raise AssertionError(f"scheduled vehicles not all driven within {timeout} s")

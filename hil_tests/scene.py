@@ -21,7 +21,10 @@ rises with traffic too. Busy streets thus differ most at rush hours and little a
 
 Scene time can run faster than real time (`speedup`: scene seconds per real second), so a
 day passes in minutes. Vehicles still cross the detectors in real time (the firmware measures
-their speed): the flow is the scene hour's vehicles per hour, in real hours.
+their speed): the flow is the scene hour's vehicles per hour, in real hours. They drive the
+street model (hil_tests/street_scenarios.py) over the environment's detector layout, riders
+anywhere across the lane; or, with `scenario`, a named scenario runs instead of the day's
+traffic (the air still follows the day).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ import time
 from dataclasses import dataclass
 
 from .environment import Environment
+from .street_scenarios import SCENARIOS, Scenario, Street
+
+_LEAD_S = 1.0  # the street is driven this far ahead of real time
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,12 @@ class StreetScene:
     def __init__(
         self, seed: int = 0, *, start_hour: float = 7.0, speedup: float = 60.0,
         step_s: float = 1.0, traffic_exposure: float | None = None,
+        scenario: str | None = None,
     ) -> None:  # fmt: skip
+        if scenario is not None and scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}: one of {', '.join(SCENARIOS)}")
         self.seed = seed
+        self.scenario = scenario
         # The street's share of traffic in its air (see the module docstring); from the seed
         # unless given, so every seeded street has its own.
         self.traffic_exposure = (random.Random(f"{seed}:street").uniform(0.4, 1.7)
@@ -81,6 +91,8 @@ class StreetScene:
         self._started_at = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._street: Street | None = None
+        self._origin = 0.0  # monotonic time of street time 0
 
     def conditions(self, hour: float) -> Conditions:
         """The street at `hour` (0-24): smooth daily curves with seeded per-minute noise."""
@@ -124,15 +136,27 @@ class StreetScene:
             pm1_0=c.pm1_0, pm2_5=c.pm2_5, pm10=c.pm10, co2=c.co2, temperature=c.temperature,
             humidity=c.humidity, pressure=c.pressure,
         )  # fmt: skip
-        if env.kind == "traffic":
-            env.traffic(
-                c.vehicles_per_hour, c.mix, self.step_s, seed=self.seed * 100003 + self.steps
-            )
+        street = self._street
+        if street is not None:
+            if self.scenario is None:
+                street.vehicles_per_hour, street.mix = c.vehicles_per_hour, c.mix
+            until = time.monotonic() - self._origin + self.step_s + _LEAD_S
+            street.arrive_until(until)
+            env.present(street.advance(until), self._origin)
         self.steps += 1
         return c
 
     def start(self, env: Environment) -> StreetScene:
         """Apply the scene now, then every `step_s` in a thread until `stop()`."""
+        if env.kind == "traffic":
+            scenario = SCENARIOS[self.scenario] if self.scenario else Scenario("street_day", 0)
+            self._street = Street(env.layout, scenario, self.seed)
+            if self.scenario is None:
+                c = self.conditions(self.start_hour)
+                self._street.vehicles_per_hour, self._street.mix = c.vehicles_per_hour, c.mix
+            if not scenario.scripted:
+                self._street.start_clear()
+            self._origin = time.monotonic() + _LEAD_S - self._street.t
         self._started_at = time.monotonic()
         self._stop.clear()
         self.step(env)

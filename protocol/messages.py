@@ -52,6 +52,7 @@ SCHEMAS = {
         4: ("faults", "m", False),
         5: ("ts", "i", False),
         6: ("clock", "i", False),
+        7: ("counters", "m", False),  # a kind app's counters since boot (traffic: SPEC §5.5)
     }),
     LOG: ("log", {
         1: ("level", "i", True),
@@ -120,6 +121,8 @@ QUANTITIES = {
     19: ("speed_mean", "km/h"),
     20: ("occupancy", "%"),
     21: ("unclassified_vehicles", "vehicles"),
+    22: ("unknown_vehicles", "vehicles"),  # counted, class not measurable (SPEC §5.3)
+    23: ("speed_space_mean", "km/h"),  # harmonic mean; speed_mean is the time-mean
 }
 
 # Air quality, the PMS5003's other words (SPEC.md §5.3.1): PM at CF=1 beside the atmospheric
@@ -260,6 +263,7 @@ RULES = {
     (EVENT, 1): _not_negative, (EVENT, 2): _clock, (EVENT, 4): _event_args,
     (STATUS, 3): _str_to("i"), (STATUS, 4): _str_to("s"),
     (STATUS, 5): _not_negative, (STATUS, 6): _clock,
+    (STATUS, 7): _str_to("i"),  # a kind app's counters (issue 14: traffic)
     (LOG, 1): _level, (LOG, 3): _not_negative, (LOG, 4): _clock,
     (RESULT, 4): _strs,
     (ACK, 1): _u32, (ACK, 2): _u32,

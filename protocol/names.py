@@ -44,6 +44,7 @@ STATUS_LINK = const(3)
 STATUS_FAULTS = const(4)
 STATUS_TS = const(5)
 STATUS_CLOCK = const(6)
+STATUS_COUNTERS = const(7)  # a kind app's counters (issue 14: traffic)
 
 # LOG 0x05 (§5.6)
 LOG_LEVEL = const(1)
@@ -77,8 +78,9 @@ COMMAND_ARGS = const(3)
 VEHICLE_MOTORBIKE = const(1)
 VEHICLE_CAR = const(2)
 VEHICLE_HEAVY = const(3)
+VEHICLE_UNKNOWN = const(4)  # counted, not classed (issue 14)
 VEHICLE_CLASSES = {VEHICLE_MOTORBIKE: "motorbike", VEHICLE_CAR: "car",
-                   VEHICLE_HEAVY: "heavy_vehicle"}
+                   VEHICLE_HEAVY: "heavy_vehicle", VEHICLE_UNKNOWN: "unknown"}
 
 # Codes as words, for logs and payloads (a code v1 does not name has no entry).
 RESULT_NAMES = {RESULT_OK: "OK", RESULT_UNKNOWN_COMMAND: "UNKNOWN_COMMAND",

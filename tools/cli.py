@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str, str | None, str]] = {
                 "Live decoded frames from a serial port, tags checked."),
     "provision": ("provision", "provision", "technician",
                   "Give a factory-state node its id, key and kind; register it."),
+    "store": ("store", "store", "store",
+              "Store the nodes' messages from the broker in PostgreSQL or SQLite, each once."),
 }
 
 

@@ -22,7 +22,8 @@ HEADERS = ("node", "kind", "last readings", "age", "link", "VN_AQI")
 UNITS = {"ug/m3": "µg/m³", "degC": "°C", "%RH": "%RH", "ppm": "ppm", "hPa": "hPa"}
 AIR = (("pm2_5", "PM2.5"), ("pm10", "PM10"), ("co2", "CO2"), ("temperature", ""),
        ("humidity", ""))
-CLASSES = (("motorbikes", "motorbikes"), ("cars", "cars"), ("heavy_vehicles", "heavy"))
+CLASSES = (("motorbikes", "motorbikes"), ("cars", "cars"), ("heavy_vehicles", "heavy"),
+           ("unknown_vehicles", "unknown"))
 
 
 @dataclass
@@ -159,7 +160,8 @@ def _traffic(row: Row) -> str:
     counts = {label: sum(r["value"] for key, r in row.readings.items()
                          if key == name or key.startswith(name + "_"))
               for name, label in CLASSES}
-    text = ", ".join(f"{label} {n}" for label, n in counts.items())
+    text = ", ".join(f"{label} {n}" for label, n in counts.items()
+                     if n or label != "unknown")  # unknown only when there are some
     text += f" in {row.interval_s} s" if row.interval_s else ""
     if "speed_mean" in row.readings:
         text += f", {_value(row.readings['speed_mean'])}"

@@ -27,7 +27,7 @@ _RESULT_CODES = {m.RESULT_OK: "OK", m.RESULT_UNKNOWN_COMMAND: "UNKNOWN_COMMAND",
                  m.RESULT_BAD_ARGS: "BAD_ARGS", m.RESULT_FAILED: "FAILED"}
 _LOG_LEVELS = {0: "emergency", 1: "alert", 2: "critical", 3: "error", 4: "warning",
                5: "notice", 6: "info", 7: "debug"}
-_VEHICLE_CLASSES = {1: "motorbike", 2: "car", 3: "heavy vehicle"}
+_VEHICLE_CLASSES = {1: "motorbike", 2: "car", 3: "heavy vehicle", 4: "vehicle of unknown class"}
 
 
 def fingerprint(key: bytes) -> str:

@@ -14,6 +14,8 @@ import click
 from streetsense.hil.environment import Environment
 from streetsense.hil.node import EmulatedNode, NodeError
 from streetsense.hil.scene import StreetScene
+from streetsense.hil.street import LAYOUTS, layout_for
+from streetsense.hil.street_scenarios import SCENARIOS
 
 KINDS = ("air-quality", "traffic")
 
@@ -76,20 +78,33 @@ def _identity(flash_dir: Path, node_id: int | None, kind: str) -> tuple[int | No
     "--speedup", type=click.FloatRange(min=1.0), default=60.0, show_default=True,
     help="Scene seconds per real second: at 60 a street day passes in 24 minutes.",
 )  # fmt: skip
+@click.option(
+    "--scenario", type=click.Choice(list(SCENARIOS)), default=None,
+    help="Traffic nodes: run this street scenario (vehicles over the detectors, see "
+         "docs/sensors.md) instead of the day's traffic.",
+)  # fmt: skip
+@click.option(
+    "--layout", type=click.Choice(list(LAYOUTS)), default=None,
+    help="Traffic nodes: the detector layout, set on the node too [pair; a provisioned "
+         "flash keeps its own unless given].",
+)  # fmt: skip
 def emulate(
     kind: str, node_id: int | None, flash_dir: Path | None, name: str | None, seed: int,
-    speedup: float,
+    speedup: float, scenario: str | None, layout: str | None,
 ) -> None:  # fmt: skip
     """Run one emulated node on a pseudo-terminal, in an emulated Hanoi street (a seeded day of
-    air and traffic); Ctrl-C stops it.
+    air and traffic, or with --scenario a street scenario); Ctrl-C stops it.
 
     Point a gateway (``[[serial]] path``) or ``streetsense monitor`` at the printed port.
     """
+    if kind != "traffic" and (scenario or layout):
+        raise click.UsageError("--scenario and --layout are for --kind traffic")
     temporary = flash_dir is None
     flash = Path(tempfile.mkdtemp(prefix="ssnode-flash-")) if flash_dir is None else flash_dir
     flash.mkdir(parents=True, exist_ok=True)
     try:
-        _run(kind, node_id, flash, name, StreetScene(seed, speedup=speedup))
+        _run(kind, node_id, flash, name, StreetScene(seed, speedup=speedup, scenario=scenario),
+             layout)
     except NodeError as exc:  # no interpreter, or the firmware did not do what was awaited
         raise click.ClickException(str(exc)) from None
     finally:
@@ -98,15 +113,20 @@ def emulate(
 
 
 def _run(
-    kind: str, node_id: int | None, flash: Path, name: str | None, scene: StreetScene
-) -> None:
+    kind: str, node_id: int | None, flash: Path, name: str | None, scene: StreetScene,
+    layout_name: str | None,
+) -> None:  # fmt: skip
     new_id, key = _identity(flash, node_id, kind)
-    environment = Environment(kind)
+    stored = _stored_config(flash)
+    layout = LAYOUTS[layout_name] if layout_name else layout_for(stored)
+    settings = layout.settings() if kind == "traffic" else {}
+    environment = Environment(kind, layout=layout)
     scene.start(environment)
     try:
         node = EmulatedNode(
             kind, flash_dir=flash, environment=environment, node_id=new_id, key=key,
             seed=scene.seed, echo=lambda line: click.echo(f"node| {line}"),
+            extra_config=settings,
         )  # fmt: skip
     except BaseException:
         scene.stop()

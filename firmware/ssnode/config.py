@@ -30,10 +30,13 @@ DEFAULTS = {
     "calibration": {},
     "co2_asc": False,  # the SCD41's automatic self-calibration: wrong next to a road
     "lanes": 2,
+    "sublanes": 1,  # zone pairs side by side per lane (1: one pair across the lane)
     "detector_spacing_cm": 200,
-    "detector_length_cm": 50,  # length of a detection zone along the lane (common loops)
+    "detector_length_cm": 50,  # length of a detection zone along the lane
+    "detector_width_cm": 350,  # its width across the lane (a lane's: a beam across it)
     "motorbike_max_cm": 250,
     "car_max_cm": 600,
+    "length_max_cm": 2000,  # nothing longer drives a city street (a road train: 20 m)
     "debounce_ms": 20,
 }
 

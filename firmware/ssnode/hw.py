@@ -23,8 +23,9 @@ I2C_SCL = const(22)
 I2C_FREQ = const(100000)
 LED_PIN = const(2)
 BOOT_BUTTON_PIN = const(0)
-# Per lane: (detector A, detector B); inputs with pull-up, active low.
-DETECTOR_PINS = ((25, 26), (27, 14), (32, 33), (34, 35))
+# Per zone pair (detector A, detector B), numbered across the road; inputs with pull-up,
+# active low. GPIO 34-39 have no internal pull-up: 34/35 need external resistors.
+DETECTOR_PINS = ((25, 26), (27, 14), (32, 33), (34, 35), (18, 19), (23, 13))
 
 
 class Board:
@@ -49,12 +50,12 @@ class Board:
             )
         return self._i2c
 
-    def detector_pins(self, lanes):
-        """[(pin A, pin B)] for the first `lanes` lanes (at most 4)."""
+    def detector_pins(self, pairs):
+        """[(pin A, pin B)] for the first `pairs` zone pairs (at most 6)."""
         return [
             (machine.Pin(a, machine.Pin.IN, machine.Pin.PULL_UP),
              machine.Pin(b, machine.Pin.IN, machine.Pin.PULL_UP))
-            for a, b in DETECTOR_PINS[:lanes]
+            for a, b in DETECTOR_PINS[:pairs]
         ]  # fmt: skip
 
     def led(self):

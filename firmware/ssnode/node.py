@@ -140,6 +140,9 @@ class Node:
         body = {1: self.clock.uptime_ms() // 1000, 2: gc.mem_free(), 3: link, 5: ts, 6: clock}
         if self.faults:
             body[4] = self.faults
+        counters = getattr(self.app, "counters", None)  # a kind app's own (traffic_node.py)
+        if counters is not None:
+            body[7] = counters()
         self._send(m.STATUS, body)
 
     def result(self, request, code, message=None, data=None):

@@ -1,8 +1,9 @@
 """Traffic flow per lane: vehicles/hour by class and passenger car units per hour.
 
-Reading names (SPEC §5.3): counts ``motorbikes``, ``cars``, ``heavy_vehicles`` per interval,
-``speed_mean`` (km/h, over vehicles with a measured speed) and ``occupancy`` (% of the interval);
-lane N > 0 carries the suffix ``_N``.
+Reading names (SPEC §5.3): counts ``motorbikes``, ``cars``, ``heavy_vehicles`` and
+``unknown_vehicles`` (counted, class not measurable) per interval, ``speed_mean`` (km/h, the
+time-mean over vehicles with a measured speed), ``speed_space_mean`` (their harmonic mean) and
+``occupancy`` (% of the interval); lane N > 0 carries the suffix ``_N``.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def lane_flows(
     """One entry per lane that has any count, lanes in order; ``factors`` from
     ``pcu_factors``.
 
-    Flow = count * 3600 / interval_s; PCU/h = Σ factor * flow. Mean speed is None when no
-    vehicle was counted (the node reports 0 then)."""
+    Flow = count * 3600 / interval_s; PCU/h = Σ factor * flow. Mean speeds are None when no
+    vehicle was counted or none had a measured speed (the node sends none then)."""
     lanes: dict[int, dict[str, float]] = {}
     for key, reading in readings.items():
         name, lane = _split(key)
@@ -56,7 +57,7 @@ def lane_flows(
         counts = {c: int(values.get(c, 0)) for c in CLASSES}
         flow = {c: round(n * 3600 / interval_s) for c, n in counts.items()}
         total = sum(counts.values())
-        speed = values.get("speed_mean")
+        speed, space = values.get("speed_mean"), values.get("speed_space_mean")
         out.append({
             "lane": lane,
             "counts": counts | {"total": total},
@@ -65,5 +66,6 @@ def lane_flows(
                                   * 3600 / interval_s, 1),
             "occupancy_pct": values.get("occupancy"),
             "speed_mean_kmh": speed if total and speed is not None else None,
+            "speed_space_mean_kmh": space if total and space is not None else None,
         })
     return out

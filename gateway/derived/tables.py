@@ -128,4 +128,9 @@ EPA_AQI_CATEGORIES: tuple[Category, ...] = (
 # because its figures could not be checked against the published text here (nor could this
 # row: check it against your copy of TCVN 4054:2005). Every factor is configurable
 # ([derived] pcu in the gateway config).
-PCU_TCVN_4054_2005: dict[str, float] = {"motorbikes": 0.3, "cars": 1.0, "heavy_vehicles": 2.5}
+# `unknown_vehicles` (counted, class not measurable: mostly queues and vehicles merged over
+# the zones, so at least one vehicle each, often a car stopped over them or two motorbikes)
+# is not in the standard: it counts as one passenger car unit, the unit itself.
+PCU_TCVN_4054_2005: dict[str, float] = {
+    "motorbikes": 0.3, "cars": 1.0, "heavy_vehicles": 2.5, "unknown_vehicles": 1.0,
+}

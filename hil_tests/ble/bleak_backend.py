@@ -406,17 +406,23 @@ def bumble_backends(
 
 class BumbleBackends:
     """The gateway's bleak backends on a bumble host reached at ``transport`` (a bumble
-    transport spec): the provider that ``[ble] backend`` names (see `gateway_settings`)."""
+    transport spec): the provider that ``[ble] backend`` names (see `gateway_settings`).
+    ``address`` is the gateway's own Bluetooth address: gateways on one radio need
+    different ones, or a node cannot tell their connections apart."""
 
-    def __init__(self, *, transport: str) -> None:
-        self.adapter = BumbleAdapter(transport=transport)
+    def __init__(self, *, transport: str, address: str | None = None) -> None:
+        self.adapter = BumbleAdapter(
+            transport=transport,
+            address=CENTRAL_ADDRESS if address is None
+            else hci.Address(address, hci.Address.RANDOM_DEVICE_ADDRESS))
         self.scanner, self.client = bumble_backends(self.adapter)
 
     async def close(self) -> None:
         await self.adapter.close()
 
 
-def gateway_settings(transport: str) -> dict[str, Any]:
-    """The gateway config's ``[ble]`` entries that put it on the radio at ``transport``."""
-    return {"backend": f"{__name__}:{BumbleBackends.__name__}",
-            "backend_options": {"transport": transport}}
+def gateway_settings(transport: str, address: str | None = None) -> dict[str, Any]:
+    """The gateway config's ``[ble]`` entries that put it on the radio at ``transport``
+    (with its own Bluetooth ``address``, "C0:..." static random, when several share it)."""
+    options = {"transport": transport} | ({"address": address} if address else {})
+    return {"backend": f"{__name__}:{BumbleBackends.__name__}", "backend_options": options}

@@ -1,5 +1,10 @@
 """GPIO lines in a socket: the detector edges an environment schedules, for the emulated board.
 
+Detector lines are driven by *presence*: `schedule_presence()` takes +1 (something comes over
+the zone) and -1 (it leaves) per pin, and the line reads 0 (occupied, active low) while the
+count is above zero: the union of what is over the zone, resolved in time order as the edges
+go out. Plain levels (`set`, `schedule`) are for everything else (a stuck line, a fault).
+
 The board's `machine.Pin` (hil_tests/board/machine.py) connects once per process. Each edge
 goes to it AHEAD_S before it is due, with the time it is due; the board's reader thread holds
 it until then and changes the level and runs the Pin IRQ handlers at that time. So the edge's
@@ -34,6 +39,9 @@ SNAPSHOT_END = EDGE.pack(0xFF, 0, 0)
 AHEAD_S = 0.2  # far beyond this process's GIL stalls, short enough to hold little
 _BOARD_RECORD = 2
 _HISTORY = 10_000
+# Heap kinds at one due time: arrivals first (a vehicle entering as another leaves is no gap),
+# then plain levels, then departures.
+_ARRIVE, _LEVEL, _LEAVE = 0, 1, 2
 
 
 def _due_us(due_s: float) -> int:
@@ -52,9 +60,12 @@ class GpioServer:
         self.armed: set[int] = set()  # pins with an IRQ handler on the board
         self.address = ""
         self._cond = threading.Condition()
-        # Heaps of (due s, order, pin, level): edges not yet sent, and sent but not yet due.
-        self._ahead: list[tuple[float, int, int, int]] = []
-        self._due: list[tuple[float, int, int, int]] = []
+        # Heaps of (due s, kind, order, pin, level): edges not yet sent (kind _ARRIVE/_LEAVE:
+        # presence changes, level unused), and sent but not yet due (kind _LEVEL).
+        self._ahead: list[tuple[float, int, int, int, int]] = []
+        self._due: list[tuple[float, int, int, int, int]] = []
+        self._present: dict[int, int] = {}  # pin -> what is over it, as resolved so far
+        self._sent: dict[int, int] = {}  # pin -> the last level sent to the boards
         self._order = itertools.count()
         self._clients: list[socket.socket] = []
         self._listener: socket.socket | None = None
@@ -98,7 +109,17 @@ class GpioServer:
         """Drive pins at absolute times: (time.monotonic() seconds, pin, level)."""
         with self._cond:
             for due, pin, level in edges:
-                heapq.heappush(self._ahead, (due, next(self._order), pin, level))
+                heapq.heappush(self._ahead, (due, _LEVEL, next(self._order), pin, level))
+            self._cond.notify_all()
+
+    def schedule_presence(self, changes: Iterable[tuple[float, int, int]]) -> None:
+        """Presence changes at absolute times: (time.monotonic() s, pin, +1 or -1). A pin reads
+        0 while its count is above zero, else 1. Give them more than AHEAD_S ahead: the edges
+        due before that may be on their way already."""
+        with self._cond:
+            for due, pin, delta in changes:
+                kind = _ARRIVE if delta > 0 else _LEAVE
+                heapq.heappush(self._ahead, (due, kind, next(self._order), pin, 0))
             self._cond.notify_all()
 
     def pending(self) -> int:
@@ -140,7 +161,7 @@ class GpioServer:
                 # A new board process: whatever the old one armed is gone with it.
                 self.armed.clear()
                 snapshot = b"".join(EDGE.pack(p, v, 0) for p, v in sorted(self.levels.items()))
-                snapshot += b"".join(EDGE.pack(p, v, _due_us(d)) for d, _, p, v in self._due)
+                snapshot += b"".join(EDGE.pack(p, v, _due_us(d)) for d, _, _, p, v in self._due)
                 self._clients.append(conn)
                 self._send(conn, snapshot + SNAPSHOT_END)
             threading.Thread(
@@ -180,13 +201,14 @@ class GpioServer:
                 now = time.monotonic()
                 out = bytearray()
                 while self._ahead and self._ahead[0][0] <= now + AHEAD_S:
-                    edge = heapq.heappop(self._ahead)
-                    heapq.heappush(self._due, edge)
-                    out += EDGE.pack(edge[2], edge[3], _due_us(edge[0]))
+                    edge = self._resolve(heapq.heappop(self._ahead))
+                    if edge is not None:
+                        heapq.heappush(self._due, edge)
+                        out += EDGE.pack(edge[3], edge[4], _due_us(edge[0]))
                 for c in list(self._clients):
                     self._send(c, bytes(out))
                 while self._due and self._due[0][0] <= now:
-                    due, _, pin, level = heapq.heappop(self._due)
+                    due, _, _, pin, level = heapq.heappop(self._due)
                     self.levels[pin] = level
                     self.edges.append((due, pin, level))
                 self._cond.notify_all()
@@ -194,6 +216,20 @@ class GpioServer:
                 wake += [self._due[0][0]] if self._due else []
                 # Sleeps until then, or until schedule() or close() notify.
                 self._cond.wait(max(0.0, min(wake) - time.monotonic()) if wake else None)
+
+    def _resolve(self, edge: tuple[float, int, int, int, int],
+                 ) -> tuple[float, int, int, int, int] | None:
+        """A popped edge as the level to send, or None when a presence change leaves the
+        level as it is (a vehicle joining or leaving others over the zone)."""
+        due, kind, order, pin, level = edge
+        if kind != _LEVEL:
+            count = self._present.get(pin, 0) + (1 if kind == _ARRIVE else -1)
+            self._present[pin] = count
+            level = 0 if count > 0 else 1
+            if self._sent.get(pin, 1) == level:
+                return None
+        self._sent[pin] = level
+        return due, _LEVEL, order, pin, level
 
     def _send(self, conn: socket.socket, data: bytes) -> None:
         if not data:

@@ -81,6 +81,11 @@ class EnvironmentDriver(Protocol):
         """Schedule a seeded stream of vehicles on every lane; returns, per lane, the count
         per class ("motorbike", "car", "heavy") that it makes."""
 
+    async def scenario(self, name: str, duration_s: float, seed: int) -> dict[str, Any]:
+        """Run a named street scenario (hil_tests/street_scenarios.py) over the board's
+        detector layout for `duration_s` of arrivals; returns its ground truth: vehicles,
+        counts per lane and class, lane changes."""
+
     async def wait_idle(self, *, timeout: float) -> None:
         """Wait until every scheduled vehicle has passed."""
 

@@ -16,6 +16,8 @@ from typing import Any
 from ..artefacts import Artefacts, FrameLog
 from ..environment import FAST_SENSORS, Environment, expected_counts
 from ..node import EmulatedNode, LinkRelay
+from ..street import layout_for
+from ..street_scenarios import scenario_truth
 from .drivers import Board
 from .resources import EmulatedBoard
 
@@ -101,12 +103,17 @@ class EmulatedEnvironment:
                                            duration_s, seed)
         return expected_counts(vehicles, self._env.lanes)
 
+    async def scenario(self, name: str, duration_s: float, seed: int) -> dict[str, Any]:
+        """Runs the street scenario from now; returns its truth (see `scenario_truth`)."""
+        passages = await asyncio.to_thread(self._env.scenario, name, duration_s, seed)
+        return scenario_truth(passages, self._env.lanes)
+
     async def wait_idle(self, *, timeout: float) -> None:
         if not await asyncio.to_thread(self._env.wait_traffic, timeout):
             raise AssertionError(f"scheduled vehicles not all driven within {timeout} s")
 
     async def wait_armed(self, *, timeout: float) -> None:
-        if not await asyncio.to_thread(self._env.wait_detectors_armed, self._env.lanes,
+        if not await asyncio.to_thread(self._env.wait_detectors_armed, self._env.layout.pairs,
                                        timeout):
             raise AssertionError(f"the node did not arm its detectors within {timeout} s")
 
@@ -120,7 +127,7 @@ def emulated_board(resource: EmulatedBoard, *, node_id: int, key: bytes,
                    artefacts: Artefacts) -> Iterator[Board]:
     """A provisioned emulated node with its environment, started; stopped on exit."""
     # The sensors' time runs as fast as the rig's short PM warm-up needs (FAST_AIR_SETTINGS).
-    with Environment(resource.kind, lanes=int(settings.get("lanes", 2)),
+    with Environment(resource.kind, layout=layout_for(settings),
                      pm_sensor=str(settings.get("pm_sensor", "pms5003")),
                      sensor_speedup=FAST_SENSORS) as environment:
         node = EmulatedNode(resource.kind, flash_dir=workdir / "flash", environment=environment,

@@ -34,6 +34,7 @@ from ..environment import FAST_SENSORS, Environment, expected_counts
 from ..gateway_proc import NodeEntry, to_toml
 from ..node import EmulatedNode
 from ..plugin import FAST_AIR_SETTINGS, node_key
+from ..street_scenarios import scenario_truth
 from .emulated import node_name
 
 
@@ -65,11 +66,14 @@ class _Environment:
         vehicles = self._env.traffic(vehicles_per_hour, mix, duration_s, seed)
         return expected_counts(vehicles, self._env.lanes)
 
+    def scenario(self, name: str, duration_s: float, seed: int) -> dict[str, Any]:
+        return scenario_truth(self._env.scenario(name, duration_s, seed), self._env.lanes)
+
     def wait_idle(self, timeout: float) -> bool:
         return self._env.wait_traffic(timeout)
 
     def wait_armed(self, timeout: float) -> bool:
-        return self._env.wait_detectors_armed(self._env.lanes, timeout)
+        return self._env.wait_detectors_armed(self._env.layout.pairs, timeout)
 
     def fault(self, sensor: str, mode: str | None) -> None:
         self._env.fault(sensor, mode)  # type: ignore[arg-type]

@@ -453,6 +453,23 @@ def build():
               "rejected, also where it equals an int key", m.ACK,
               b"\x83\x01\x01\x02\x05\xcb" + struct.pack(">d", 1.0) + b"\x09", "key")
 
+    # ---- traffic estimation (issue 14): class unknown, space-mean speed, STATUS counters ----
+    valid("traffic_event_unknown_class", "EVENT vehicle of class 4 (unknown): speed, no length",
+          m.EVENT, {1: ts, 2: d, 3: m.EVENT_VEHICLE,
+                    4: {"class": 4, "dir": 1, "lane": 0, "speed_dkmh": 87}})
+    valid("traffic_data_unknown_and_space_mean", "DATA with unknown_vehicles (22) and "
+          "speed_space_mean (23) on lane 1", m.DATA,
+          {1: ts, 2: d, 3: 60, 4: [[m.channel(22, 1), 0, 3], [m.channel(19, 1), -1, 231],
+                                   [m.channel(23, 1), -1, 204]]})
+    valid("traffic_status_counters", "STATUS with a traffic node's counters (key 7)", m.STATUS,
+          {1: 3600, 2: 52000, 3: {}, 5: ts, 6: d,
+           7: {"unpaired": 12, "lane_changes": 3, "straddling": 5, "inconsistent": 2,
+               "edges_dropped": 0}})
+    body_case("traffic_status_counters_not_a_map", "STATUS counters must be a map", m.STATUS,
+              packb({1: 1, 2: 1, 3: {}, 7: [1, 2]}), "counters")
+    body_case("traffic_status_counters_value_str", "STATUS counters map strings to integers",
+              m.STATUS, packb({1: 1, 2: 1, 3: {}, 7: {"unpaired": "3"}}), "counters")
+
     air_quality_cases(ts)
     clarifications()
     CASES.sort(key=lambda case: case["name"])

@@ -20,8 +20,14 @@ from streetsense.hil.ble.bleak_backend import (
     bumble_backends,
 )
 from streetsense.hil.ble.nus import NUS_DEFINITION, node_advert
-from streetsense.hil.ble.peripheral import IRQ_GATTS_WRITE, Peripheral
+from streetsense.hil.ble.peripheral import (
+    IRQ_CENTRAL_CONNECT,
+    IRQ_CENTRAL_DISCONNECT,
+    IRQ_GATTS_WRITE,
+    Peripheral,
+)
 from streetsense.hil.ble.radio import VirtualRadio, static_address
+from streetsense.hil.light_node import StopAndWaitNode
 from streetsense.hil.micropython import find_micropython, stage_protocol
 from streetsense.hil.node import BOARD_SHIM, FIRMWARE
 
@@ -143,3 +149,49 @@ class MpNode:
 
 
 StartNode = Callable[..., Awaitable[MpNode]]
+
+
+class ProtocolNusNode(NusNode):
+    """A NUS node speaking protocol v1 stop-and-wait (`StopAndWaitNode`: ``protocol.hello()``,
+    ``protocol.data()``, ``protocol.acked``) that keeps advertising while connected, so that
+    more than one gateway connects and hears it (overlapping range). ``protocol.acks``
+    counts ACKs per connection handle: a standby gateway must send none."""
+
+    def __init__(self, radio: VirtualRadio, node_id: int, key: bytes, *,
+                 retry_s: float = 0.5) -> None:  # fmt: skip
+        super().__init__(radio, node_id)
+        self.protocol = StopAndWaitNode(node_id, key, transmit=self._transmit, retry_s=retry_s)
+        self._timer: asyncio.Task[None] | None = None
+        self.listeners: set[int] = set()  # connections whose gateway started the stream
+        self._listeners_changed = asyncio.Event()
+
+    async def start(self, mtu: int = 247) -> ProtocolNusNode:
+        await super().start(mtu)
+        self._timer = asyncio.get_running_loop().create_task(self.protocol.run())
+        return self
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    async def wait_listeners(self, count: int, timeout: float = 30.0) -> None:
+        """Until ``count`` gateways are connected and listening."""
+        async with asyncio.timeout(timeout):
+            while len(self.listeners) < count:
+                self._listeners_changed.clear()
+                await self._listeners_changed.wait()
+
+    def _transmit(self, wire: bytes) -> None:
+        asyncio.get_running_loop().create_task(self.send(wire))
+
+    def _on_event(self, event: int, data: tuple[Any, ...], value: bytes | None) -> None:
+        super()._on_event(event, data, value)
+        if event == IRQ_CENTRAL_CONNECT:  # stay visible: another gateway may connect too
+            asyncio.get_running_loop().create_task(self.advertise())
+        elif event == IRQ_CENTRAL_DISCONNECT:
+            self.listeners.discard(data[0])
+            self.protocol.forget_link(data[0])
+        elif event == IRQ_GATTS_WRITE and value is not None:
+            self.listeners.add(data[0])
+            self._listeners_changed.set()
+            self.protocol.feed(value, data[0])

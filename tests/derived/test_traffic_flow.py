@@ -18,8 +18,10 @@ TWO_LANES = {
 
 
 def test_default_factors_are_tcvn_4054_plain_terrain_row() -> None:
-    """Motorbike 0.3, car 1.0, heavy (3+ axles / large bus) 2.5."""
-    assert PCU_TCVN_4054_2005 == {"motorbikes": 0.3, "cars": 1.0, "heavy_vehicles": 2.5}
+    """Motorbike 0.3, car 1.0, heavy (3+ axles / large bus) 2.5; unknown (not in the
+    standard) one passenger car unit."""
+    assert PCU_TCVN_4054_2005 == {"motorbikes": 0.3, "cars": 1.0, "heavy_vehicles": 2.5,
+                                  "unknown_vehicles": 1.0}
 
 
 def test_flow_and_pcu_sums_per_lane(store: MemoryStore) -> None:
@@ -30,12 +32,14 @@ def test_flow_and_pcu_sums_per_lane(store: MemoryStore) -> None:
     lane0, lane1 = payload["lanes"]
     assert lane0 == {
         "lane": 0,
-        "counts": {"motorbikes": 41, "cars": 5, "heavy_vehicles": 1, "total": 47},
+        "counts": {"motorbikes": 41, "cars": 5, "heavy_vehicles": 1, "unknown_vehicles": 0,
+                   "total": 47},
         "vehicles_per_hour": {"motorbikes": 2460, "cars": 300, "heavy_vehicles": 60,
-                              "total": 2820},
+                              "unknown_vehicles": 0, "total": 2820},
         "pcu_per_hour": 1188.0,  # 12.3 + 5 + 2.5 = 19.8 PCU in the minute
         "occupancy_pct": 12.3,
         "speed_mean_kmh": 28.5,
+        "speed_space_mean_kmh": None,  # this node sent none
     }
     # lane 1: 30 motorbikes * 0.3 * 60 = 540 PCU/h, 1800 veh/h
     assert (lane1["lane"], lane1["pcu_per_hour"]) == (1, 540.0)
@@ -64,6 +68,19 @@ def test_bad_factor_config_is_rejected(overrides: dict[str, float], word: str) -
     """An unknown class or a negative factor fails at start-up with a message naming it."""
     with pytest.raises(ValueError, match=word):
         TrafficDeriver(pcu=overrides)
+
+
+def test_unknown_class_counts_in_flow_at_one_pcu() -> None:
+    """Vehicles of unknown class (congested, merged) are in the total flow and count one PCU
+    each; both mean speeds are passed on."""
+    readings = {"motorbikes": {"value": 20}, "unknown_vehicles": {"value": 6},
+                "speed_mean": {"value": 12.4}, "speed_space_mean": {"value": 9.8}}
+    [lane] = lane_flows(readings, 60, pcu_factors())
+    assert lane["counts"]["unknown_vehicles"] == 6 and lane["counts"]["total"] == 26
+    assert lane["vehicles_per_hour"]["unknown_vehicles"] == 360
+    assert lane["pcu_per_hour"] == round((20 * 0.3 + 6 * 1.0) * 60, 1)  # 720.0
+    assert (lane["speed_mean_kmh"], lane["speed_space_mean_kmh"]) == (12.4, 9.8)
+    assert pcu_factors({"unknown_vehicles": 0.5})["unknown_vehicles"] == 0.5
 
 
 def test_empty_lane_has_no_speed() -> None:

@@ -114,3 +114,35 @@ def test_emulate_refuses_another_id_on_a_provisioned_flash(tmp_path: Path) -> No
     )
     assert result.exit_code == 2
     assert "holds node 7" in result.output
+
+
+def test_emulate_runs_a_street_scenario_on_a_layout(tmp_path: Path) -> None:
+    """--scenario dense_motorbikes --layout sublane: the node gets the sub-lane settings and
+    counts the scenario's motorbikes (two lanes of three zone pairs)."""
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "config.json").write_text(json.dumps({"report_interval_s": 3}))
+    run = Emulate("--kind", "traffic", "--node-id", "43", "--flash-dir", str(flash),
+                  "--scenario", "dense_motorbikes", "--layout", "sublane")
+    try:
+        key = bytes.fromhex(run.expect(r'^key = "([0-9a-f]{64})"$')[1])
+        port = run.expect(r"^port: (\S+)$")[1]
+        with MiniGateway(port, {43: key}) as gw:
+            assert gw.wait(hello(1, 43)).body[4] == ["lane0", "lane1"]
+
+            def motorbikes(f: object) -> bool:
+                return getattr(f, "type", None) == m.DATA and any(
+                    r[0] & 0xFF == 16 and r[2] > 0 for r in f.body[4])  # type: ignore[attr-defined]
+
+            gw.wait(motorbikes, timeout=30)
+        assert run.interrupt() == 0
+    finally:
+        run.kill()
+    config = json.loads((flash / "config.json").read_text())
+    assert (config["sublanes"], config["detector_width_cm"]) == (3, 120)
+
+
+def test_emulate_scenario_is_for_traffic_nodes() -> None:
+    """--scenario on an air-quality node is a usage error that says why."""
+    result = CliRunner().invoke(emulate, ["--kind", "air-quality", "--scenario", "free_flow"])
+    assert result.exit_code == 2 and "--kind traffic" in result.output

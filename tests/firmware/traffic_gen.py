@@ -14,7 +14,7 @@ SPACING_MM = 3000
 DETECTOR_MM = 500
 DEBOUNCE_US = 20_000
 TICKS_PERIOD = 1 << 30
-MOTORBIKE, CAR, HEAVY, UNPAIRED = 0, 1, 2, 3
+MOTORBIKE, CAR, HEAVY, UNKNOWN, UNPAIRED = 0, 1, 2, 3, 4
 
 # Lengths kept clear of the classifier's 2.5 m / 6.5 m thresholds so counts are exact.
 LENGTH_MM = {MOTORBIKE: (1500, 2200), CAR: (3500, 5500), HEAVY: (7500, 12000)}
@@ -124,8 +124,8 @@ def hanoi_lane(
 
 
 def expected_counts(vehicles: list[Vehicle], lanes: int) -> list[list[int]]:
-    """Per lane ``[motorbike, car, heavy, unpaired]``."""
-    out = [[0, 0, 0, 0] for _ in range(lanes)]
+    """Per lane ``[motorbike, car, heavy, unknown, unpaired]``."""
+    out = [[0, 0, 0, 0, 0] for _ in range(lanes)]
     for v in vehicles:
         out[v.lane][UNPAIRED if v.only is not None else classify(v.length_mm)] += 1
     return out

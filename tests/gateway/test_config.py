@@ -382,3 +382,35 @@ def test_docs_reference_lists_every_option() -> None:
     reference = docs.split("## Configuration reference", 1)[1]
     documented = set(re.findall(r"^\| `([^`]+)` \|", reference, flags=re.MULTILINE))
     assert documented == example_keys()
+
+
+def test_mqtt_urls_list_a_clusters_members(tmp_path: Path) -> None:
+    """`[mqtt] urls` lists a broker cluster's members in the order they are tried; `url` is
+    the first, and a single `url` is the one member."""
+    config = load_config(write(tmp_path, MINIMAL.replace(
+        'url = "mqtt://broker.example:1884"',
+        'urls = ["mqtt://c1.example:1884", "mqtt://c2.example", "mqtt://10.0.0.3:1885"]')))
+    assert config.mqtt.members == ("mqtt://c1.example:1884", "mqtt://c2.example",
+                                   "mqtt://10.0.0.3:1885")
+    assert config.mqtt.addresses == (("c1.example", 1884), ("c2.example", 1883),
+                                     ("10.0.0.3", 1885))
+    assert config.mqtt.url == "mqtt://c1.example:1884"
+    single = load_config(write(tmp_path, MINIMAL))
+    assert single.mqtt.addresses == (("broker.example", 1884),)
+
+
+@pytest.mark.parametrize(("mqtt", "message"), [
+    ('url = "mqtt://a"\nurls = ["mqtt://b"]', "give url (one broker) or urls"),
+    ("urls = []", "must be a non-empty list of strings, not an array"),
+    ('urls = ["mqtt://a", 7]', "must be a non-empty list of strings, not an array"),
+    ('urls = ["mqtt://a", "http://b"]', '"http://b" is not mqtt://host[:port]'),
+    ('urls = ["mqtt://a", "mqtts://b"]', "mixes mqtt:// and mqtts://"),
+    ('urls = ["mqtt://a:1", "mqtt://a:1"]', '"mqtt://a:1" is listed twice'),
+    ('urls = ["mqtt://a"]\nca_file = "ca.pem"', "TLS files are set: use an mqtts:// url"),
+])  # fmt: skip
+def test_mqtt_urls_problems(tmp_path: Path, mqtt: str, message: str) -> None:
+    """A bad member list is reported on `mqtt.urls` with its line, like any other problem."""
+    (tmp_path / "ca.pem").touch()
+    path = write(tmp_path, f'[gateway]\nid = "gw-01"\nsite = "hanoi"\n\n[mqtt]\n{mqtt}\n')
+    found = [(p.key, p.message) for p in check_config(path)]
+    assert ("mqtt.urls", next(m for k, m in found if message in m)) in found, found
