@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from streetsense.protocol import FLAG_ACK_REQ, Frame
+from streetsense.protocol import FLAG_ACK_REQ, FLAG_DOWNLINK, Frame
 from streetsense.protocol import messages as m
 from streetsense.tools.cli import main
 
@@ -102,3 +102,15 @@ def test_decode_file_cut_mid_frame(tmp_path: Path) -> None:
     assert first["type"] == "data"
     assert (second["error"], second["reason"], second["field"]) == (
         "NeedMoreBytes", "truncated", "length")
+
+
+def test_decode_of_a_provisioning_config_never_prints_the_key() -> None:
+    """A captured provisioning CONFIG decodes with the key's fingerprint in place of the key."""
+    key = bytes(range(100, 132))
+    body = {1: 1, 2: {"node_id": 42, "key": key.hex(), "kind": "air-quality"}}
+    wire = Frame(m.CONFIG, 0, 1, 1, body, FLAG_DOWNLINK).encode(None)
+    result = CliRunner().invoke(main, ["decode", wire.hex()])
+    assert result.exit_code == 0, result.output
+    assert key.hex() not in result.output
+    settings = json.loads(result.output)["body"]["settings"]
+    assert settings["key"].startswith("fingerprint:") and settings["node_id"] == 42

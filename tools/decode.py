@@ -12,6 +12,8 @@ import click
 from streetsense.protocol import Deframer, ProtocolError, parse_frame
 from streetsense.protocol.messages import named
 
+from .describe import without_key
+
 
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, bytes):
@@ -72,7 +74,7 @@ def decode(source: str) -> None:
             "type": frame.type_name or frame.type, "version": frame.version,
             "flags": frame.flags, "node_id": frame.node_id, "boot": frame.boot,
             "seq": frame.seq, "signed": frame.signed, "verified": False,
-            "body": _jsonable(named(frame.type, frame.body)),
+            "body": _jsonable(named(frame.type, without_key(frame.type, frame.body))),
         }))
     if failed:
         sys.exit(1)

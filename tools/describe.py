@@ -13,7 +13,7 @@ from typing import Any
 
 from streetsense.protocol import messages as m
 
-__all__ = ["fingerprint", "frame_summary", "reading_text", "readings_text"]
+__all__ = ["fingerprint", "frame_summary", "reading_text", "readings_text", "without_key"]
 
 _LABELS = {"pm1_0": "PM1.0", "pm2_5": "PM2.5", "pm10": "PM10", "co2": "CO2",
            "speed_mean": "mean speed", "heavy_vehicles": "heavy vehicles"}
@@ -33,6 +33,20 @@ _VEHICLE_CLASSES = {1: "motorbike", 2: "car", 3: "heavy vehicle", 4: "vehicle of
 def fingerprint(key: bytes) -> str:
     """The key's label fingerprint: the first 8 hex digits of its SHA-256 (never the key)."""
     return hashlib.sha256(key).hexdigest()[:8]
+
+
+def without_key(mtype: int, body: Any) -> Any:
+    """A CONFIG body with its ``key`` setting replaced by the key's fingerprint: what a tool
+    may show of a provisioning CONFIG (a key is never printed)."""
+    if mtype != m.CONFIG or not isinstance(body, dict) or not isinstance(body.get(2), dict) \
+            or "key" not in body[2]:
+        return body
+    settings = dict(body[2])
+    try:
+        settings["key"] = "fingerprint:" + fingerprint(bytes.fromhex(settings["key"]))
+    except (TypeError, ValueError):
+        settings["key"] = "<not hex>"
+    return {**body, 2: settings}
 
 
 def _fixed(value: int, exponent: int) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from streetsense.gateway.registry import NodeInfo, Registry, RegistryError, append_node
 from streetsense.hil.environment import Environment
 from streetsense.hil.node import EmulatedNode, NodeError
 from streetsense.hil.scene import StreetScene
@@ -20,18 +21,33 @@ from streetsense.hil.street_scenarios import SCENARIOS
 KINDS = ("air-quality", "traffic")
 
 
-def registry_entry(node_id: int, name: str, kind: str, key_hex: str) -> str:
-    """The gateway registry's ``[[node]]`` table for this node."""
-    return "\n".join([
-        "[[node]]",
-        f"id = {node_id}",
-        f'name = "{name}"',
-        f'kind = "{kind}"',
-        f'key = "{key_hex}"',
-        'link = "serial"',
-        'location = "emulated"',
-        "enabled = true",
-    ])  # fmt: skip
+def register(registry: Path, node_id: int, name: str, kind: str, key: bytes) -> str:
+    """Put the node into the gateway's registry file; what was done, as a line to print.
+
+    The key goes into the file only (mode 0600 when the file is new), never to the screen.
+    """
+    try:
+        known = Registry.load(registry).lookup(node_id) if registry.exists() else None
+    except RegistryError as exc:
+        raise click.ClickException(f"{registry} has problems: {exc}") from None
+    if known is not None:
+        if known.key != key:
+            raise click.ClickException(
+                f"{registry} already has node {node_id} ({known.name}) with another key: "
+                "remove that entry, or use another --node-id")
+        return f"# node {node_id} ({known.name}) is registered in {registry}"
+    new_file = not registry.exists()
+    try:
+        append_node(registry, NodeInfo(node_id, name, kind, key, location="emulated"))
+    except RegistryError as exc:
+        raise click.ClickException(f"could not register node {node_id} in {registry}: {exc}"
+                                   ) from None
+    except OSError as exc:
+        raise click.ClickException(f"could not write {registry} ({exc.strerror}): choose a "
+                                   "--registry file in a folder you may write") from None
+    if new_file:
+        registry.chmod(0o600)
+    return f"# node {node_id} ({name}) registered in {registry}"
 
 
 def _stored_config(flash_dir: Path) -> dict[str, Any]:
@@ -73,6 +89,11 @@ def _identity(flash_dir: Path, node_id: int | None, kind: str) -> tuple[int | No
          "temporary one, removed at exit.",
 )  # fmt: skip
 @click.option("--name", default=None, help="Node name for the registry entry [node-<id>].")
+@click.option(
+    "--registry", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="The gateway's registry file: a provisioned node is registered there with its key "
+         "(the key is never printed).",
+)  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the street scene.")
 @click.option(
     "--speedup", type=click.FloatRange(min=1.0), default=60.0, show_default=True,
@@ -89,8 +110,8 @@ def _identity(flash_dir: Path, node_id: int | None, kind: str) -> tuple[int | No
          "flash keeps its own unless given].",
 )  # fmt: skip
 def emulate(
-    kind: str, node_id: int | None, flash_dir: Path | None, name: str | None, seed: int,
-    speedup: float, scenario: str | None, layout: str | None,
+    kind: str, node_id: int | None, flash_dir: Path | None, name: str | None,
+    registry: Path | None, seed: int, speedup: float, scenario: str | None, layout: str | None,
 ) -> None:  # fmt: skip
     """Run one emulated node on a pseudo-terminal, in an emulated Hanoi street (a seeded day of
     air and traffic, or with --scenario a street scenario); Ctrl-C stops it.
@@ -103,8 +124,8 @@ def emulate(
     flash = Path(tempfile.mkdtemp(prefix="ssnode-flash-")) if flash_dir is None else flash_dir
     flash.mkdir(parents=True, exist_ok=True)
     try:
-        _run(kind, node_id, flash, name, StreetScene(seed, speedup=speedup, scenario=scenario),
-             layout)
+        _run(kind, node_id, flash, name, registry,
+             StreetScene(seed, speedup=speedup, scenario=scenario), layout)
     except NodeError as exc:  # no interpreter, or the firmware did not do what was awaited
         raise click.ClickException(str(exc)) from None
     finally:
@@ -113,8 +134,8 @@ def emulate(
 
 
 def _run(
-    kind: str, node_id: int | None, flash: Path, name: str | None, scene: StreetScene,
-    layout_name: str | None,
+    kind: str, node_id: int | None, flash: Path, name: str | None, registry: Path | None,
+    scene: StreetScene, layout_name: str | None,
 ) -> None:  # fmt: skip
     new_id, key = _identity(flash, node_id, kind)
     stored = _stored_config(flash)
@@ -136,8 +157,12 @@ def _run(
         config = node.config
         if config.get("node_id"):
             node_name = name or f"node-{config['node_id']:04d}"
-            click.echo("# registry entry for the gateway (registry TOML):")
-            click.echo(registry_entry(config["node_id"], node_name, kind, config["key"]))
+            if registry is None:
+                click.echo(f"# node {config['node_id']} is provisioned; give --registry FILE "
+                           "to register it with its key for a gateway")
+            else:
+                click.echo(register(registry, config["node_id"], node_name, kind,
+                                    bytes.fromhex(config["key"])))
         else:
             click.echo("# factory state: provision it (streetsense provision) on the port below")
         click.echo(f"# flash: {flash}")

@@ -12,7 +12,6 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -20,7 +19,7 @@ from streetsense.gateway.registry import Registry, RegistryError
 from streetsense.protocol import ProtocolError, parse_frame, peek_node_id
 from streetsense.protocol import messages as m
 
-from .describe import fingerprint, frame_summary
+from .describe import frame_summary, without_key
 from .serialport import DEFAULT_BAUD, FrameLink, open_port
 
 __all__ = ["KnownNodes", "monitor"]
@@ -55,18 +54,6 @@ def _hex(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _redacted(mtype: int, body: Any) -> Any:
-    """A CONFIG body with its ``key`` setting replaced by the key's fingerprint."""
-    if mtype != m.CONFIG or not isinstance(body.get(2), dict) or "key" not in body[2]:
-        return body
-    settings = dict(body[2])
-    try:
-        settings["key"] = "fingerprint:" + fingerprint(bytes.fromhex(settings["key"]))
-    except (TypeError, ValueError):
-        settings["key"] = "<not hex>"
-    return {**body, 2: settings}
-
-
 class Monitor:
     """Turns stream items into output lines and keeps the counts."""
 
@@ -93,7 +80,7 @@ class Monitor:
         if link is not None and frame.verified and frame.ack_requested:
             link.ack(frame, self.nodes.key(frame.node_id))
         auth = "verified" if frame.verified else "unchecked" if frame.signed else "unsigned"
-        body = _redacted(frame.type, frame.body)
+        body = without_key(frame.type, frame.body)
         summary = frame_summary(frame.type, body)
         kind = frame.type_name or f"0x{frame.type:02x}"
         if self.as_json:

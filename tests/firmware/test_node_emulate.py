@@ -1,4 +1,5 @@
-"""`streetsense emulate`: provisions a flash, prints registry entry and port, stops on Ctrl-C."""
+"""`streetsense emulate`: provisions a flash, registers it (key never printed), prints the port,
+stops on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from node_harness import MiniGateway, hello
 
+from streetsense.gateway.registry import Registry
 from streetsense.hil.scene import StreetScene
 from streetsense.protocol import messages as m
 from streetsense.tools.emulate import emulate
@@ -70,28 +72,33 @@ def scene_temperature(seed: int, hours: tuple[float, float]) -> tuple[float, flo
 
 
 def test_emulate_provisions_then_reuses_the_flash(tmp_path: Path) -> None:
-    """With --node-id on a new flash: a fresh key in a registry entry, a port where the node
-    says a signed HELLO and reports the street scene's air; Ctrl-C stops it; run again, the
-    same node boots a second time."""
+    """With --node-id on a new flash: a fresh key registered in --registry (mode 0600, never
+    printed), a port where the node says a signed HELLO and reports the street scene's air;
+    Ctrl-C stops it; run again, the same node boots a second time and is found registered."""
     flash = tmp_path / "flash"
     flash.mkdir()
+    registry = tmp_path / "nodes.toml"
     fast = {"pm_warmup_s": 1, "sample_interval_s": 1, "report_interval_s": 2}
     (flash / "config.json").write_text(json.dumps(fast))  # kept by the provisioning
-    first = Emulate("--kind", "air-quality", "--node-id", "42", "--flash-dir", str(flash))
+    first = Emulate("--kind", "air-quality", "--node-id", "42", "--flash-dir", str(flash),
+                    "--registry", str(registry))
     try:
-        first.expect(r"^\[\[node\]\]$")
-        key = bytes.fromhex(first.expect(r'^key = "([0-9a-f]{64})"$')[1])
+        first.expect(rf"^# node 42 \(node-0042\) registered in {re.escape(str(registry))}$")
+        key = Registry.load(registry).lookup(42).key  # type: ignore[union-attr]
+        assert registry.stat().st_mode & 0o777 == 0o600
         port = first.expect(r"^port: (\S+)$")[1]
         with MiniGateway(port, {42: key}) as gw:
             assert gw.wait(hello(1)).verified
             data = gw.wait(lambda f: f.type == m.DATA, timeout=30)
         assert first.interrupt() == 0
         first.expect(r"^# stopped$")
+        assert not [line for line in first.seen if key.hex() in line]  # never on screen
     finally:
         first.kill()
-    second = Emulate("--kind", "air-quality", "--flash-dir", str(flash))
+    second = Emulate("--kind", "air-quality", "--flash-dir", str(flash), "--registry",
+                     str(registry))
     try:
-        assert second.expect(r'^key = "([0-9a-f]{64})"$')[1] == key.hex()
+        second.expect(r"^# node 42 \(node-0042\) is registered in ")
         port = second.expect(r"^port: (\S+)$")[1]
         with MiniGateway(port, {42: key}) as gw:
             gw.wait(hello(2))
@@ -122,10 +129,13 @@ def test_emulate_runs_a_street_scenario_on_a_layout(tmp_path: Path) -> None:
     flash = tmp_path / "flash"
     flash.mkdir()
     (flash / "config.json").write_text(json.dumps({"report_interval_s": 3}))
+    registry = tmp_path / "nodes.toml"
     run = Emulate("--kind", "traffic", "--node-id", "43", "--flash-dir", str(flash),
-                  "--scenario", "dense_motorbikes", "--layout", "sublane")
+                  "--scenario", "dense_motorbikes", "--layout", "sublane", "--registry",
+                  str(registry))
     try:
-        key = bytes.fromhex(run.expect(r'^key = "([0-9a-f]{64})"$')[1])
+        run.expect(r"^# node 43 \(node-0043\) registered in ")
+        key = Registry.load(registry).lookup(43).key  # type: ignore[union-attr]
         port = run.expect(r"^port: (\S+)$")[1]
         with MiniGateway(port, {43: key}) as gw:
             assert gw.wait(hello(1, 43)).body[4] == ["lane0", "lane1"]
