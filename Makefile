@@ -14,11 +14,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The real servers the tests start on free ports (Debian packages): the broker `mosquitto`,
-# the clustered broker `nats-server`, and `postgresql` (initdb) for the city's database.
+# The real servers the tests start on free ports, and the real browser (Debian packages): the
+# broker `mosquitto`, the clustered broker `nats-server`, `postgresql` (initdb) for the city's
+# database, and `chromium` for the gateway's status page (driven by Playwright).
 broker:
 	@for need in mosquitto:/usr/sbin/mosquitto nats-server:/usr/sbin/nats-server \
-	    postgresql:/usr/lib/postgresql/*/bin/initdb; do \
+	    postgresql:/usr/lib/postgresql/*/bin/initdb chromium:/usr/bin/chromium; do \
 	  package=$${need%%:*}; file=$${need#*:}; \
 	  command -v $$package >/dev/null 2>&1 || ls $$file >/dev/null 2>&1 || { \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

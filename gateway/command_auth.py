@@ -86,6 +86,11 @@ class CommandAuth:
         self._clock = clock
         self._nonces: dict[str, float] = {}  # nonce -> when it may be forgotten (insertion order)
 
+    def configure(self, key: bytes | None, *, max_age_s: float) -> None:
+        """A new key (a rotation, None: commands off) and age bound; seen nonces are kept."""
+        self._key = key
+        self.max_age_s = max_age_s
+
     def refusal(self, topic: str, request: dict[str, Any]) -> tuple[str, str] | None:
         """``(code, why)`` when ``request`` may not run, None when it may (its nonce is then
         remembered: the same request again is a replay)."""

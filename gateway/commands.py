@@ -42,7 +42,7 @@ from .publisher import Publisher
 from .registry import NodeInfo
 from .session import NodeState, Session, Topics
 
-__all__ = ["Commands"]
+__all__ = ["Commands", "parse_request"]
 
 log = logging.getLogger("streetsense.gateway.commands")
 
@@ -116,7 +116,7 @@ class Commands:
         correlation = None
         if message.properties is not None and hasattr(message.properties, "CorrelationData"):
             correlation = bytes(message.properties.CorrelationData)
-        request, refusal = _parse(message.payload)
+        request, refusal = parse_request(message.payload)
         request_id = None if request.get("id") is None else str(request["id"])
         target = refusal or self._check(topic, node_name, name, request, message.retain)
         if not isinstance(target, NodeState):
@@ -253,7 +253,7 @@ class Commands:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _parse(payload: Any) -> tuple[dict[str, Any], Refusal | None]:
+def parse_request(payload: Any) -> tuple[dict[str, Any], Refusal | None]:
     """The request object, or ``{}`` and why it is not one (any size, any depth)."""
     raw = payload if isinstance(payload, bytes | bytearray) else str(payload or "").encode()
     if len(raw) > MAX_REQUEST:

@@ -5,13 +5,15 @@ problem (unknown keys, wrong types, out-of-range values, missing files), each wi
 dotted key (``serial[1].baud``) and the line it is on. `check_config(path)` returns that
 list without raising. tomllib keeps no positions, so lines come from a scan of the text for
 table headers and keys (`LineIndex`). Relative paths are resolved against the config
-file's folder. `gateway/example.toml` documents every option.
+file's folder. `review_config(path)` also returns the warnings (a serial port that does not
+exist now). `gateway/example.toml` documents every option.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import re
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,6 +35,7 @@ from .tomlcheck import (
 )
 
 __all__ = [
+    "LOG_LEVELS",
     "MQTT_PROTOCOLS",
     "WHEN_FULL",
     "AvailabilitySection",
@@ -46,15 +49,18 @@ __all__ = [
     "HomeAssistantSection",
     "HttpSection",
     "JournalSection",
+    "LogSection",
     "MqttSection",
     "OwnershipSection",
     "Problem",
     "SerialPort",
     "check_config",
     "load_config",
+    "review_config",
 ]
 
 MQTT_PROTOCOLS = ("5", "3.1.1")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # What the journal does when it reaches max_bytes: it always deletes delivered rows first;
 # then "reject" stops acking new frames (nodes keep them queued: nothing is lost), while
 # "drop-oldest" deletes the oldest undelivered rows (fresh data wins; each drop is counted).
@@ -184,6 +190,14 @@ class HealthSection:
 
 
 @dataclass(frozen=True)
+class LogSection:
+    """The log level; None: ``gateway run --log-level`` (INFO by default). SIGHUP applies a
+    changed level without a restart."""
+
+    level: str | None = None
+
+
+@dataclass(frozen=True)
 class HttpSection:
     """``/healthz`` and ``/metrics`` on ``listen`` ("host:port"); None when turned off."""
 
@@ -243,13 +257,14 @@ class GatewayConfig:
     hil: HilSection = field(default_factory=HilSection)
     derived: DerivedSection = DerivedSection()
     commands: CommandsSection = CommandsSection()
+    log: LogSection = LogSection()
     source: Path | None = None  # the file it was loaded from
 
 
 def load_config(path: str | Path) -> GatewayConfig:
     """The configuration in ``path``; raises `ConfigError` with every problem found."""
     path = Path(path)
-    config, problems = _load(path)
+    config, problems, _ = _load(path)
     if problems or config is None:
         raise ConfigError(path, problems)
     return config
@@ -260,6 +275,13 @@ def check_config(path: str | Path) -> list[Problem]:
     return _load(Path(path))[1]
 
 
+def review_config(path: str | Path) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings) of the config file at ``path``: a warning does not stop the
+    gateway (a serial port that does not exist yet is waited for)."""
+    _, problems, warnings = _load(Path(path))
+    return problems, warnings
+
+
 # --- the sections ---------------------------------------------------------------------------
 
 # An MQTT topic prefix: levels separated by "/", no wildcards, no empty level.
@@ -267,13 +289,13 @@ _TOPIC = re.compile(r"^[^/#+\s]+(/[^/#+\s]+)*$")
 _TOPIC_WHAT = 'a topic prefix without wildcards or empty levels (e.g. "streetsense")'
 
 
-def _load(path: Path) -> tuple[GatewayConfig | None, list[Problem]]:
+def _load(path: Path) -> tuple[GatewayConfig | None, list[Problem], list[Problem]]:
     root, problems = open_toml(path)
     if root is None:
-        return None, problems
+        return None, problems, []
     config = _read(root, path)
     problems = finish(root)
-    return (None if problems else config), problems
+    return (None if problems else config), problems, root.reader.warnings
 
 
 def _read(root: Table, path: Path) -> GatewayConfig:
@@ -317,6 +339,7 @@ def _read(root: Table, path: Path) -> GatewayConfig:
         hil=read_hil_section(root.table("hil"), {port.name for port in serial}),
         derived=_derived(root.table("derived")),
         commands=_commands(root.table("commands")),
+        log=_log(root.table("log")),
         source=path,
     )
     for table in (availability, ownership, health, homeassistant):
@@ -360,6 +383,8 @@ def _mqtt(table: Table, gateway_id: str) -> MqttSection:
             "cert_file" if cert_file is None else "key_file",
             "a client certificate needs both cert_file and key_file",
         )
+    for name, problem in _tls_problems(ca_file, cert_file, key_file):
+        table.problem(name, problem)
     if (ca_file or cert_file) and url and urlsplit(url).scheme != "mqtts":
         table.problem("urls" if urls else "url", "TLS files are set: use an mqtts:// url")
     section = MqttSection(
@@ -379,6 +404,33 @@ def _mqtt(table: Table, gateway_id: str) -> MqttSection:
     )
     table.done()
     return section
+
+
+def _tls_problems(ca_file: Path | None, cert_file: Path | None,
+                  key_file: Path | None) -> list[tuple[str, str]]:
+    """(key, problem) for TLS files that exist but that TLS cannot use: loaded here as the
+    publisher will, so a bad file is a config problem, not an SSLError at the connection."""
+    problems = []
+    if ca_file is not None and ca_file.is_file():
+        try:
+            ssl.create_default_context(cafile=ca_file)
+        except (ssl.SSLError, ValueError):
+            problems.append(("ca_file", f"{ca_file} holds no PEM certificate: give the CA "
+                             "certificate that signed the broker's (-----BEGIN CERTIFICATE-----)"))
+        except OSError as exc:
+            problems.append(("ca_file", f"cannot read {ca_file}: {exc.strerror}"))
+    if cert_file is not None and key_file is not None and cert_file.is_file() \
+            and key_file.is_file():
+        try:
+            # A key with a passphrase is refused here, never prompted for on a terminal.
+            ssl.create_default_context().load_cert_chain(cert_file, key_file,
+                                                         password=lambda: b"")
+        except ssl.SSLError:
+            problems.append(("cert_file", f"{cert_file} and {key_file} are not a PEM client "
+                             "certificate and its unencrypted private key"))
+        except OSError as exc:
+            problems.append(("cert_file", f"cannot read {exc.filename}: {exc.strerror}"))
+    return problems
 
 
 def _broker_urls(table: Table) -> tuple[str, tuple[str, ...]]:
@@ -421,6 +473,9 @@ def _serial(root: Table) -> tuple[SerialPort, ...]:
     ports = []
     for table in root.tables("serial"):
         path = table.text("path", required=True) or ""
+        if path and not Path(path).exists():
+            table.warning("path", f"{path} does not exist now: the gateway opens it when it "
+                          "appears (plug the adapter in, or fix the path)")
         ports.append(
             SerialPort(
                 path=path,
@@ -505,6 +560,12 @@ def _commands(table: Table) -> CommandsSection:
     )
     table.done()
     return section
+
+
+def _log(table: Table) -> LogSection:
+    level = table.text("level", choices=LOG_LEVELS)
+    table.done()
+    return LogSection(level=level)
 
 
 def _derived(table: Table) -> DerivedSection:

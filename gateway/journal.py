@@ -18,6 +18,11 @@ when it ends.
 
 All database work runs on one worker thread (``await journal.call(fn, ...)``), so a commit
 (an fsync) never blocks the event loop, and frames that arrive meanwhile form the next group.
+
+The schema carries its version (``PRAGMA user_version``, ``SCHEMA_VERSION``). A journal of an
+older version is migrated when opened, step by step, each step one transaction (``_MIGRATIONS``;
+version 1 is the schema from before versions were recorded: ``user_version`` 0 with tables);
+one of a newer version is refused with a `JournalError` saying so, never guessed at.
 """
 
 from __future__ import annotations
@@ -35,7 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["WHEN_FULL", "Batch", "Journal", "JournalError", "JournalFull", "Message", "Row"]
+from .version import gateway_version
+
+__all__ = ["SCHEMA_VERSION", "WHEN_FULL", "Batch", "Journal", "JournalError", "JournalFull",
+           "Message", "Row", "schema_version"]
 
 log = logging.getLogger("streetsense.gateway.journal")
 
@@ -69,7 +77,14 @@ CREATE TABLE IF NOT EXISTS downlink (
     node_id INTEGER NOT NULL, boot INTEGER NOT NULL, counter INTEGER NOT NULL,
     PRIMARY KEY (node_id, boot));
 CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+SCHEMA_VERSION = 2
+# Steps from each version to the next; version 2 adds ``meta``: which streetsense version
+# made the journal and which migrated it (read by ``gateway backup``, shown to operators).
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",),
+}
 
 _DROP_BATCH = 256  # oldest unpublished messages deleted per step under drop-oldest
 _PRUNE_BATCH = 1000  # delivered messages deleted per step (one small transaction each)
@@ -150,7 +165,12 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is on disk (fsync of the WAL) before it returns, so before the ACK.
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._open_schema()
+        except BaseException:
+            self._db.close()
+            self._executor.shutdown(wait=False)
+            raise
         self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         # The WAL is checkpointed (and truncated back) at half its share: the other half
         # holds the transaction that crossed that line (group commits and pruning steps are
@@ -168,6 +188,47 @@ class Journal:
         self._full_counts = (0, 0)
         self._marks_refused = False
         self._fit_bound()
+
+    def _open_schema(self) -> None:
+        """Create the tables of a new journal, or migrate an older one to SCHEMA_VERSION."""
+        db = self._db
+        version = schema_version(db)
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self.path} has schema version {version}, newer than this gateway "
+                f"knows ({SCHEMA_VERSION}): run the streetsense version that wrote it, or "
+                f"restore a backup made by this one")
+        if version == 0:
+            db.executescript(_SCHEMA)
+            self._set_version(SCHEMA_VERSION, {"created_by": gateway_version()})
+            return
+        while version < SCHEMA_VERSION:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _MIGRATIONS[version]:
+                    db.execute(statement)
+                self._set_version(version + 1, {f"migrated_to_{version + 1}":
+                                                f"{_now_iso()} by {gateway_version()}"})
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            log.info("journal %s migrated from schema version %d to %d", self.path, version,
+                     version + 1)
+            version += 1
+
+    def _set_version(self, version: int, meta: dict[str, str]) -> None:
+        db = self._db
+        if not db.in_transaction:
+            db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT OR REPLACE INTO meta(name, value) VALUES (?, ?)", meta.items())
+        db.execute(f"PRAGMA user_version={int(version)}")
+        db.execute("COMMIT")
+
+    def meta(self) -> dict[str, str]:
+        """What ``meta`` records: the version that made the journal, its migrations."""
+        with self._lock:
+            return dict(self._db.execute("SELECT name, value FROM meta").fetchall())
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn`` (a method of this journal) on the journal thread."""
@@ -469,6 +530,20 @@ class Journal:
             self._db.execute(
                 "INSERT INTO state(name, value) VALUES (?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, text))
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    """The journal schema version of an open database: 0 for an empty one, 1 for one made
+    before versions were recorded (tables, but ``user_version`` 0)."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version == 0 and db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").fetchone():
+        return 1
+    return version
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _refused_by_disk(exc: sqlite3.Error) -> bool:

@@ -4,22 +4,52 @@
 ``_total`` on counters) and small methods the layers call (`frame_in`, `rejected`,
 `node_seen`, ...). The same numbers feed three readers: ``/metrics`` (`exposition`), the
 MQTT health message (`snapshot`) and ``/healthz`` (`health`: ok, or degraded with reasons).
+Whether each node is online is read when scraped, from the source `watch_nodes` names.
 """
 
 from __future__ import annotations
 
+import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .version import gateway_version
 
 __all__ = ["JOURNAL_NEAR_FULL", "MAX_UNKNOWN_IDS", "Metrics"]
 
 PREFIX = "streetsense_gateway"
 JOURNAL_NEAR_FULL = 0.9  # fraction of journal.max_bytes at which health turns degraded
 MAX_UNKNOWN_IDS = 64  # distinct unknown node ids remembered (a flood must not grow memory)
+
+
+NodesOnline = Callable[[], Mapping[str, bool]]
+
+
+class _NodeOnline(Collector):
+    """``node_online``: 1 or 0 per registry node, read from the gateway when scraped."""
+
+    def __init__(self) -> None:
+        self.source: NodesOnline = dict
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for node, online in sorted(self.source().items()):
+            family.add_metric([node], 1.0 if online else 0.0)
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(f"{PREFIX}_node_online", "1 while the node is online (a valid "
+                                 "frame within availability.offline_after_s)", labels=["node"])
 
 
 class Metrics:
@@ -80,6 +110,17 @@ class Metrics:
             ["node"],
             registry=r,
         )
+        self.node_frames = Counter(
+            f"{PREFIX}_node_frames_received",
+            "Valid frames from each node (not replays; retransmissions included)",
+            ["node"],
+            registry=r,
+        )
+        self._node_online = _NodeOnline()
+        r.register(self._node_online)
+        Info(f"{PREFIX}_build", "The gateway's version (and Python's, the protocol's)",
+             registry=r).info({"version": gateway_version(),
+                               "python": platform.python_version(), "protocol": "1.0"})
         self.node_rssi_dbm = Gauge(
             f"{PREFIX}_node_rssi_dbm", "Last signal strength of each BLE node", ["node"], registry=r
         )
@@ -143,17 +184,22 @@ class Metrics:
         self.journal_bytes.set(size_bytes)
         self.journal_max_bytes.set(max_bytes)
 
+    def watch_nodes(self, source: NodesOnline) -> None:
+        """Where ``node_online`` is read from: {node name: online} of every registry node."""
+        self._node_online.source = source
+
     def node_seen(self, node: str, *, rssi_dbm: float | None = None) -> None:
         """A valid frame from ``node`` now (with its RSSI when the link has one)."""
+        self.node_frames.labels(node=node).inc()
         self.node_last_seen_timestamp.labels(node=node).set(self.clock())
         if rssi_dbm is not None:
             self.node_rssi_dbm.labels(node=node).set(rssi_dbm)
 
     def forget_node(self, node: str) -> None:
         """Drop a node's series (removed from the registry)."""
-        for gauge in (self.node_last_seen_timestamp, self.node_rssi_dbm):
-            if (node,) in _label_sets(gauge):
-                gauge.remove(node)
+        for series in (self.node_last_seen_timestamp, self.node_rssi_dbm, self.node_frames):
+            if (node,) in _label_sets(series):
+                series.remove(node)
 
     def unknown_node(self, node_id: int) -> bool:
         """A frame from a node id not in the registry; True the first time this id is heard."""
@@ -191,6 +237,7 @@ class Metrics:
             "downlinks": _by_label(self.downlinks, "type"),
             "unknown_nodes": sorted(self._unknown_ids),
             "nodes_last_seen": _by_label(self.node_last_seen_timestamp, "node"),
+            "nodes_frames": _by_label(self.node_frames, "node"),
         }
 
     def health(self) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Under a ``Type=notify`` unit, systemd sets ``$NOTIFY_SOCKET`` (a path, or ``@name`` in the
 abstract namespace) and, with ``WatchdogSec=``, ``$WATCHDOG_USEC`` (and ``$WATCHDOG_PID``).
-`Notifier` sends ``READY=1``, ``STATUS=...``, ``STOPPING=1`` and ``WATCHDOG=1`` as single
+`Notifier` sends ``READY=1``, ``STATUS=...``, ``RELOADING=1`` (a SIGHUP reload, ended by
+``READY=1``), ``STOPPING=1`` and ``WATCHDOG=1`` as single
 datagrams; without ``$NOTIFY_SOCKET`` every call is a no-op. `watchdog_loop` pings at half
 the watchdog period from the event loop itself, so a wedged loop stops the pings and
 systemd restarts the service.
@@ -14,6 +15,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping
 
 __all__ = ["Notifier"]
@@ -61,6 +63,11 @@ class Notifier:
     def status(self, text: str) -> bool:
         """A one-line status shown by ``systemctl status``."""
         return self.send(f"STATUS={_one_line(text)}")
+
+    def reloading(self) -> bool:
+        """A reload has begun (``RELOADING=1``); ``ready()`` says it is over."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        return self.send("RELOADING=1", f"MONOTONIC_USEC={usec}")
 
     def stopping(self) -> bool:
         """Shutdown has begun (``STOPPING=1``)."""

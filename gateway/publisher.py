@@ -110,6 +110,7 @@ class Publisher:
         self._subscriptions = list(subscriptions)
         self._on_message = on_message
         self._rng = random.Random(seed)
+        self._tls_context = settings.tls_context()  # files read once: checked by the config
         self.failover = Failover(settings.members, rng=self._rng, min_s=BACKOFF_MIN_S,
                                  max_s=BACKOFF_MAX_S)
         self.metrics = metrics or Metrics()
@@ -229,7 +230,7 @@ class Publisher:
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             will=aiomqtt.Will(self._state_topic, self._offline_payload, qos=1, retain=True),
             clean_session=None if v5 else True, keepalive=s.keepalive_s, timeout=10.0,
-            max_inflight_messages=s.window, tls_context=s.tls_context())
+            max_inflight_messages=s.window, tls_context=self._tls_context)
         client.pending_calls_threshold = s.window + 20
         return client
 

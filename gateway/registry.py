@@ -13,8 +13,9 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from .tomlcheck import (
     ABSENT,
     NAME,
     NAME_WHAT,
+    LineIndex,
     Problem,
     ProblemsError,
     Table,
@@ -39,6 +41,11 @@ __all__ = [
     "RegistryError",
     "append_node",
     "check_registry",
+    "locked",
+    "read_locked",
+    "remove_node",
+    "rename_node",
+    "write_atomically",
 ]
 
 log = logging.getLogger(__name__)
@@ -155,7 +162,7 @@ def append_node(path: str | Path, node: NodeInfo) -> None:
     existing file are kept; the file is replaced atomically, keeping its owner and mode.
     """
     path = Path(path)
-    with _directory_lock(path.parent):
+    with locked(path.parent):
         old = path.read_text(encoding="utf-8") if path.exists() else _NEW_FILE
         text = old + ("\n" if old and not old.endswith("\n") else "") + "\n" + _entry(node)
         root, problems = parse_toml(text, path.resolve().parent)
@@ -163,7 +170,88 @@ def append_node(path: str | Path, node: NodeInfo) -> None:
             problems = _read_nodes(root)[1]
         if problems:
             raise RegistryError(path, problems)
-        _replace(path, text)
+        write_atomically(path, text)
+
+
+def rename_node(path: str | Path, name: str, new_name: str) -> NodeInfo:
+    """Give node ``name`` the name ``new_name`` in the registry file; returns it renamed.
+
+    Raises `RegistryError` if there is no such node, or the new name is invalid or taken."""
+    path = Path(path)
+    with locked(path.parent):
+        lines, position, start, _ = _node_lines(path, name)
+        number = LineIndex("\n".join(lines)).line(f"node[{position}].name") or start
+        found = _NAME_LINE.match(lines[number - 1])
+        if found is None:
+            raise RegistryError(path, [Problem("", start, f"the name of node {name} is not on "
+                                               "a 'name = \"...\"' line: edit it by hand")])
+        lines[number - 1] = found.group(1) + _toml_string(new_name) + found.group(3)
+        return _checked_write(path, lines, lambda nodes: nodes.get(new_name))
+
+
+def remove_node(path: str | Path, name: str) -> NodeInfo:
+    """Remove node ``name`` (its table and the comment lines right above it) from the
+    registry file; returns it. Raises `RegistryError` if there is no such node."""
+    path = Path(path)
+    with locked(path.parent):
+        lines, _, start, end = _node_lines(path, name)
+        removed = _checked_nodes(path, lines)[name]
+        first = start - 1
+        while first > 0 and lines[first - 1].lstrip().startswith("#"):
+            first -= 1
+        _checked_write(path, lines[:first] + lines[end:], lambda nodes: removed)
+        return removed
+
+
+_NAME_LINE = re.compile(r"""^(\s*name\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*')(.*)$""")
+
+
+def _node_lines(path: Path, name: str) -> tuple[list[str], int, int, int]:
+    """The file's lines; which ``[[node]]`` node ``name`` is, and the lines of its table:
+    from its header (1-based) to the next table's header (exclusive, 0-based end)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    index = LineIndex("\n".join(lines))
+    nodes = _checked_nodes(path, lines)
+    if name not in nodes:
+        raise RegistryError(path, [Problem("", None, f"there is no node named {name}")])
+    position = list(nodes).index(name)
+    start = index.line(f"node[{position}]")
+    assert start is not None
+    end = start
+    while end < len(lines) and not lines[end].lstrip().startswith("["):
+        end += 1
+    while end > start and (not lines[end - 1].strip()
+                           or lines[end - 1].lstrip().startswith("#")):
+        end -= 1  # blank lines, and the comments above the next table, stay
+    return lines, position, start, end
+
+
+def _checked_nodes(path: Path, lines: list[str]) -> dict[str, NodeInfo]:
+    """The nodes of ``lines`` by name, in file order; `RegistryError` with any problem."""
+    root, problems = parse_toml("\n".join(lines) + "\n", path.resolve().parent)
+    nodes: tuple[NodeInfo, ...] = ()
+    if root is not None:
+        nodes, problems = _read_nodes(root)
+    if problems:
+        raise RegistryError(path, problems)
+    return {node.name: node for node in nodes}
+
+
+def _checked_write(path: Path, lines: list[str],
+                   result: Callable[[dict[str, NodeInfo]], NodeInfo | None]) -> NodeInfo:
+    """Check ``lines`` as a whole registry, write them atomically; ``result`` picks the
+    node to return from the new nodes."""
+    node = result(_checked_nodes(path, lines))
+    assert node is not None
+    write_atomically(path, "\n".join(lines) + "\n")
+    return node
+
+
+def read_locked(path: str | Path) -> str:
+    """The registry file's text, read under the lock its writers take (a consistent copy)."""
+    path = Path(path)
+    with locked(path.parent):
+        return path.read_text(encoding="utf-8")
 
 
 _NEW_FILE = """\
@@ -270,9 +358,9 @@ def _entry(node: NodeInfo) -> str:
 
 
 @contextlib.contextmanager
-def _directory_lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock on ``folder``: the registry file itself is replaced, so its inode
-    is no stable thing to lock."""
+def locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the registry's ``folder`` (every writer takes it): the registry
+    file itself is replaced, so its inode is no stable thing to lock."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -281,8 +369,9 @@ def _directory_lock(folder: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _replace(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file, fsync, rename, fsync the folder)."""
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file, fsync, rename, fsync the folder),
+    keeping the owner and mode of the file it replaces (0600 for a new one)."""
     try:
         info: os.stat_result | None = path.stat()
     except FileNotFoundError:

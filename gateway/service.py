@@ -14,24 +14,26 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from . import payloads
+from .bridge import Bridge
 from .command_auth import CommandAuth, load_operator_key
 from .commands import Commands
 from .config import GatewayConfig
 from .discovery import HomeAssistantDiscovery
 from .framing import Framing, Rejections
-from .http import serve_http
-from .journal import Journal
+from .journal import Journal, Row
 from .metrics import Metrics
 from .ownership import Ownership
 from .publisher import BrokerSettings, Publisher
 from .registry import NodeInfo, Registry
-from .session import Deriver, Session, Topics
+from .runlock import RunLock
+from .session import Deriver, NodeState, Session, Topics
 from .transports.base import LinkCallbacks, Transport
 from .transports.serial import PortSpec, SerialTransport
+from .version import gateway_version
+from .web import HttpServer, StatusBoard, serve_http
 
 if TYPE_CHECKING:
     import aiomqtt
@@ -45,13 +47,7 @@ log = logging.getLogger("streetsense.gateway")
 HOUSEKEEPING_S = 1.0
 REGISTRY_CHECK_S = 5.0
 TIME_PUSH_S = 6 * 3600.0  # nodes get the time again this often (their clocks drift)
-
-
-def _version() -> str:
-    try:
-        return version("streetsense")
-    except PackageNotFoundError:
-        return "unknown"
+CANCEL_AGAIN_S = 0.5  # a task still running this long after its cancellation gets another
 
 
 class Gateway:
@@ -88,18 +84,24 @@ class Gateway:
             link_filter = self._bench_links.wrap
         self._link_filter = link_filter
         self.metrics = Metrics()
-        self.http_server: asyncio.Server | None = None
+        self.metrics.watch_nodes(self._nodes_online)
+        self.status = StatusBoard(self.metrics, topics=self.topics, nodes=self._status_nodes,
+                                  broker=self._broker_state)
+        self.http_server: HttpServer | None = None
         self.journal: Journal | None = None
         self.framing: Framing | None = None
         self.session: Session | None = None
         self.publisher: Publisher | None = None
         self.commands: Commands | None = None
+        self.command_auth: CommandAuth | None = None
+        self.bridge: Bridge | None = None
         self.ownership: Ownership | None = None
         self.transports: list[Transport] = []
         self.started_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self.failed = asyncio.Event()
         self.stop_step = ""  # the step of stop() under way
+        self._run_lock = RunLock(config.journal.path)
 
     # ---- wiring -------------------------------------------------------------------------
 
@@ -120,13 +122,13 @@ class Gateway:
             BrokerSettings.from_config(cfg.mqtt), journal,
             state_topic=self.topics.gateway("state"), online_payload=self._online_payload,
             offline_payload=payloads.encode(self._gateway_state(online=False)),
-            subscriptions=[self.topics.node("+", "cmd/+"),
+            subscriptions=[self.topics.node("+", "cmd/+"), self.topics.gateway("request/#"),
                            *(self.ownership.subscriptions if self.ownership else [])],
             on_message=self._on_message, metrics=self.metrics)
         self.publisher = publisher
         rejections = Rejections(self.metrics)
         session = Session(lookup=self._lookup, journal=journal, topics=self.topics,
-                          states=publisher, on_committed=publisher.offer,
+                          states=publisher, on_committed=self._committed,
                           match_result=lambda node, request: commands_box[0].match_result(
                               node, request),
                           derivers=self._derivers, amenders=self._amenders,
@@ -136,20 +138,26 @@ class Gateway:
                           ownership=self.ownership)
         self.session = session
         key_file = cfg.commands.operator_key_file
+        self.command_auth = CommandAuth(None if key_file is None else load_operator_key(key_file),
+                                        max_age_s=cfg.commands.max_age_s)
         commands = Commands(
-            session, publisher, self.topics,
-            auth=CommandAuth(None if key_file is None else load_operator_key(key_file),
-                             max_age_s=cfg.commands.max_age_s),
+            session, publisher, self.topics, auth=self.command_auth,
             lookup_name=self.registry.by_name,
             per_node_per_minute=cfg.commands.per_node_per_minute)
         commands_box.append(commands)
         self.commands = commands
+        self.bridge = Bridge(self.topics, self.registry, publisher, auth=self.command_auth,
+                             reload_registry=self._reload_registry, renamed=self._node_renamed,
+                             removed=self._node_removed, clock=time.time)
+        self.bridge.publish_nodes()
         self.framing = Framing(lookup=self._lookup, on_frame=session.on_frame,
                                rejections=rejections)
         callbacks: LinkCallbacks = self.framing
         if self._link_filter is not None:
             callbacks = self._link_filter(self.framing)
         ports = [PortSpec(p.path, p.baud, p.name) for p in cfg.serial]
+        for port in ports:  # down until it opens: a port that never does is not healthy
+            self.metrics.set_port(port.link_name, False)
         self.transports = [SerialTransport(ports, callbacks)] if ports else []
         if cfg.ble.enabled:
             from .transports.ble import BleTransport  # bleak only when BLE is on
@@ -159,9 +167,13 @@ class Gateway:
         self.transports += self._extra_transports
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
-        """Messages of the subscriptions: commands, and (ownership) the site's states."""
-        assert self.commands is not None and self.session is not None
-        if self.ownership is not None and any(
+        """Messages of the subscriptions: bridge requests, commands for nodes, and
+        (ownership) the site's states."""
+        assert self.bridge is not None and self.commands is not None
+        assert self.session is not None
+        if self.bridge.handles(message.topic.value):
+            await self.bridge.on_message(message)
+        elif self.ownership is not None and any(
                 message.topic.matches(sub) for sub in self.ownership.subscriptions):
             payload = message.payload
             self.session.on_state(message.topic.value,
@@ -175,10 +187,49 @@ class Gateway:
         await self.publisher.connected.wait()
         ownership.subscribed()
 
+    def _reload_registry(self) -> None:
+        if self.registry.reload_if_changed():
+            self.registry_changed()
+
+    def _node_renamed(self, old_name: str, info: NodeInfo) -> None:
+        """A bridge rename: the old name's retained state cleared, its series dropped, the
+        state published under the new name."""
+        assert self.publisher is not None and self.session is not None
+        self.publisher.set_retained(self.topics.node(old_name, "state"), b"")
+        self.metrics.forget_node(old_name)
+        self.session.refresh(info.id)
+
+    def _node_removed(self, info: NodeInfo) -> None:
+        """A bridge removal: the node's retained state cleared, its series and session gone
+        (its frames are now rejected as from an unknown node)."""
+        assert self.publisher is not None and self.session is not None
+        self.publisher.set_retained(self.topics.node(info.name, "state"), b"")
+        self.metrics.forget_node(info.name)
+        self.session.nodes.pop(info.id, None)
+
+    def _committed(self, rows: list[Row]) -> None:
+        assert self.publisher is not None
+        self.publisher.offer(rows)
+        self.status.on_rows(rows)
+
+    def _status_nodes(self) -> list[tuple[NodeInfo, NodeState | None]]:
+        nodes = {} if self.session is None else self.session.nodes
+        return [(info, nodes.get(info.id)) for info in self.registry]
+
+    def _nodes_online(self) -> dict[str, bool]:
+        return {info.name: state is not None and state.online
+                for info, state in self._status_nodes()}
+
+    def _broker_state(self) -> dict[str, Any]:
+        publisher = self.publisher
+        if publisher is None:
+            return {}
+        return {"url": publisher.member_url, "last_error": publisher.last_error}
+
     def _gateway_state(self, *, online: bool) -> dict[str, Any]:
         state: dict[str, Any] = {"state": "online" if online else "offline",
                                  "gateway": self.config.gateway.id,
-                                 "site": self.config.gateway.site, "version": _version()}
+                                 "site": self.config.gateway.site, "version": gateway_version()}
         if online:
             state["since"] = payloads.iso_utc(time.time(), ms=True)
             state["links"] = [p.name for p in self.config.serial]
@@ -197,7 +248,8 @@ class Gateway:
             if self.config.http.listen is None:
                 yield self
             else:
-                async with serve_http(self.metrics, self.config.http.listen) as server:
+                async with serve_http(self.metrics, self.config.http.listen,
+                                      self.status) as server:
                     self.http_server = server
                     yield self
         finally:
@@ -205,7 +257,14 @@ class Gateway:
             await self.stop()
 
     async def start(self) -> None:
-        self._build()
+        """Take the journal's run lock (`GatewayRunning` if another gateway has it), build
+        the layers, start the tasks."""
+        self._run_lock.acquire()
+        try:
+            self._build()
+        except BaseException:
+            self._run_lock.release()
+            raise
         assert self.session is not None and self.publisher is not None
         self.session.restore()
         self.started_at = time.time()
@@ -259,10 +318,15 @@ class Gateway:
                                     session.state_message(node, online=False,
                                                           reason="gateway stopped")))
             await publisher.goodbye(offline)
-        for task in self._tasks:
-            task.cancel()
         self.stop_step = f"ending tasks ({', '.join(t.get_name() for t in self._tasks)})"
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = set(self._tasks)
+        while pending:
+            # Cancelled again until done: Python 3.11's asyncio.wait_for (under aiomqtt's
+            # publish) returns a result that completes as the cancellation arrives and drops
+            # the cancellation, and the task would go on (the health loop, for ever).
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=CANCEL_AGAIN_S)
         self._tasks.clear()
         for closer in (self.commands, session, publisher):
             if closer is not None:
@@ -271,6 +335,7 @@ class Gateway:
         self.stop_step = "closing the journal (a commit under way ends first)"
         if self.journal is not None:
             self.journal.close()
+        self._run_lock.release()
         log.info("gateway %s stopped", self.config.gateway.id)
 
     async def wait(self) -> None:
@@ -288,11 +353,17 @@ class Gateway:
             now = time.monotonic()
             if now - last_registry_check >= REGISTRY_CHECK_S:
                 last_registry_check = now
-                if self.registry.reload_if_changed():
-                    log.info("registry %s reloaded", self.config.registry_path)
+                self._reload_registry()
             for node in list(self.session.nodes.values()):
                 if node.online and now - node.time_sent_at >= TIME_PUSH_S:
                     await self.session.send_time(node)
+
+    def registry_changed(self) -> None:
+        """The registry was read again (a change on disk, SIGHUP): nodes gone from it
+        leave the status page; the retained node list is published again."""
+        self.status.forget(info.name for info in self.registry)
+        if self.bridge is not None:
+            self.bridge.publish_nodes()
 
     def health(self) -> dict[str, Any]:
         """The health document: the metrics snapshot and verdict, session and node counts."""
@@ -327,8 +398,8 @@ class Gateway:
         connection is (back) up."""
         publisher = self.publisher
         assert publisher is not None
-        interval_s = self.config.health.interval_s
         while True:
+            interval_s = self.config.health.interval_s  # SIGHUP may change it
             await self.refresh_journal_metrics()
             if publisher.connected.is_set():
                 await publisher.publish_now(self.topics.gateway("health"),

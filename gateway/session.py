@@ -608,6 +608,13 @@ class Session:
                   and time.monotonic() - node.floor_sent[1] >= FLOOR_EVERY_S):
                 self._publish_state(node)
 
+    def refresh(self, node_id: int) -> None:
+        """The registry renamed this node: its retained state again, under the new name."""
+        node, info = self.nodes.get(node_id), self._lookup(node_id)
+        if node is not None and info is not None:
+            node.info = info
+            self._publish_state(node)
+
     def node_by_name(self, name: str) -> NodeState | None:
         for node in self.nodes.values():
             if node.info.name == name:

@@ -133,15 +133,20 @@ ABSENT: Any = object()  # a key that is missing, or whose value was wrong (alrea
 
 
 class Reader:
-    """Collects the problems of one file while its tables are read."""
+    """Collects the problems of one file while its tables are read, and its warnings (things
+    that are fine for now but worth a look, e.g. a serial port not plugged in)."""
 
     def __init__(self, lines: LineIndex, base_dir: Path) -> None:
         self.lines = lines
         self.base_dir = base_dir
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
 
     def problem(self, key: str, message: str) -> None:
         self.problems.append(Problem(key, self.lines.line(key), message))
+
+    def warning(self, key: str, message: str) -> None:
+        self.warnings.append(Problem(key, self.lines.line(key), message))
 
 
 class Table:
@@ -163,6 +168,9 @@ class Table:
 
     def problem(self, name: str, message: str) -> None:
         self.reader.problem(self.key(name), message)
+
+    def warning(self, name: str, message: str) -> None:
+        self.reader.warning(self.key(name), message)
 
     def value(self, name: str, check: Callable[[Any], bool], what: str, *, required: bool) -> Any:
         """The raw value if it passes ``check``; else `ABSENT` (a problem if it was wrong)."""

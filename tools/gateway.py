@@ -1,5 +1,9 @@
-"""The ``gateway`` command: ``streetsense gateway run --config FILE``, ``check-config`` and
-``operator-key FILE`` (the site's key that commands are signed with)."""
+"""The ``gateway`` command: ``streetsense gateway run --config FILE``, ``check-config``,
+``operator-key FILE`` (the site's key that commands are signed with), and ``backup DEST`` /
+``restore SOURCE`` of the journal and the registry (`streetsense.gateway.backup`).
+
+``run`` stops on SIGTERM/SIGINT (unconditionally: a deadline, and a second signal exits at
+once) and reloads on SIGHUP (`streetsense.gateway.reload`; systemd's ``systemctl reload``)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -15,10 +20,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 import click
 
-from streetsense.gateway.config import ConfigError, GatewayConfig, check_config, load_config
+from streetsense.gateway.config import ConfigError, GatewayConfig, load_config, review_config
+from streetsense.gateway.journal import JournalError
 from streetsense.gateway.registry import RegistryError
+from streetsense.gateway.runlock import GatewayRunning
 
 if TYPE_CHECKING:
+    from streetsense.gateway.notify import Notifier
     from streetsense.gateway.service import Gateway
 
 __all__ = ["gateway"]
@@ -71,23 +79,23 @@ def gateway() -> None:
 
 @gateway.command()
 @_CONFIG
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def run(config_path: Path, log_level: str) -> None:
-    """Run the gateway until SIGTERM or Ctrl-C: serial nodes in, MQTT out."""
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(
-            f"{exc}\nFix these, then check with: streetsense gateway check-config "
-            f"--config {config_path}") from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {config_path}: {exc.strerror}") from None
-    _setup_logging(log_level)
+@click.option("--log-level", default=None,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="The log level (default: [log] level of the config, else INFO).")
+def run(config_path: Path, log_level: str | None) -> None:
+    """Run the gateway until SIGTERM or Ctrl-C (SIGHUP reloads): serial nodes in, MQTT out."""
+    config = _loaded(config_path)
+    _setup_logging(log_level or config.log.level or "INFO")
     try:
         status = asyncio.run(_serve(config))
     except RegistryError as exc:
         raise click.ClickException(f"{exc}\nFix the node registry, then run again.") from None
+    except (GatewayRunning, JournalError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except ssl.SSLError as exc:  # a TLS file changed after the config was checked
+        raise click.ClickException(
+            f"the TLS files of [mqtt] cannot be used ({exc.reason}): fix them, check with "
+            f"streetsense gateway check-config --config {config_path}, and run again") from None
     if status != 0:
         raise SystemExit(1)
 
@@ -102,6 +110,7 @@ async def _serve(config: GatewayConfig) -> int:
     gw = Gateway(config)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _on_signal, signum, stop, gw)
+    loop.add_signal_handler(signal.SIGHUP, _on_hangup, stop, gw, notifier)
     async with gw.running():
         notifier.ready(f"gateway {config.gateway.id} serving {len(config.serial)} serial ports")
         waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(gw.wait()),
@@ -129,6 +138,18 @@ def _on_signal(signum: int, stop: asyncio.Event, gw: Gateway) -> None:
     deadline = threading.Timer(STOP_DEADLINE_S, _stop_overdue, (gw,))
     deadline.daemon = True
     deadline.start()
+
+
+def _on_hangup(stop: asyncio.Event, gw: Gateway, notifier: Notifier) -> None:
+    from streetsense.gateway.reload import reload_config
+
+    if stop.is_set():
+        log.warning("SIGHUP ignored: the gateway is stopping")
+        return
+    assert gw.config.source is not None  # load_config sets it
+    notifier.reloading()
+    reload_config(gw, gw.config.source)
+    notifier.ready()
 
 
 def _stop_overdue(gw: Gateway) -> None:
@@ -163,11 +184,57 @@ def operator_key(key_file: Path) -> None:
                f"channel (their 'streetsense command --key-file' signs with it).")
 
 
+def _loaded(config_path: Path) -> GatewayConfig:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc}\nFix these first (streetsense gateway check-config "
+                                   f"--config {config_path}).") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {config_path}: {exc.strerror}") from None
+
+
+@gateway.command()
+@_CONFIG
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+def backup(config_path: Path, dest: Path) -> None:
+    """Back up the journal and the registry into the new folder DEST (while it runs, too)."""
+    from streetsense.gateway.backup import BackupError, make_backup
+
+    try:
+        manifest = make_backup(_loaded(config_path), dest)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backed up to {dest}: journal (schema version {manifest.schema_version}, "
+               f"{manifest.undelivered} undelivered messages) and registry ({manifest.nodes} "
+               f"nodes). It holds the nodes' keys: keep it as safe as the registry.")
+
+
+@gateway.command()
+@_CONFIG
+@click.argument("source", type=click.Path(file_okay=False, path_type=Path))
+def restore(config_path: Path, source: Path) -> None:
+    """Put the backup in SOURCE in place of the journal and registry (gateway stopped)."""
+    from streetsense.gateway.backup import BackupError, restore_backup
+
+    try:
+        manifest, kept = restore_backup(_loaded(config_path), source)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored the backup of gateway {manifest.gateway} made {manifest.made_at} "
+               f"({manifest.undelivered} undelivered messages, {manifest.nodes} nodes); "
+               f"kept the replaced files as {', '.join(map(str, kept)) or 'nothing (none)'}. "
+               f"Start the gateway: it publishes the undelivered messages.")
+
+
 @gateway.command("check-config")
 @_CONFIG
 def check_config_command(config_path: Path) -> None:
-    """Check a config file: every problem with its key and line; exit 1 if there are any."""
-    problems = check_config(config_path)
+    """Check a config file: every problem with its key and line; exit 1 if there are any.
+    Warnings (a serial port that does not exist now) are printed too but pass."""
+    problems, warnings = review_config(config_path)
+    for warning in warnings:
+        click.echo(f"{config_path}: warning: {warning}", err=True)
     if not problems:
         click.echo(f"{config_path}: OK")
         return

@@ -3,14 +3,22 @@
 One task per port: open, read until the port fails (USB unplugged, PTY closed), report the
 link down, then retry with capped, jittered backoff until the path opens again. No restart
 of the gateway is needed. Every port keeps its own counters.
+
+A port is opened exclusively: an advisory lock (pyserial's ``exclusive=True``, ``flock``)
+that a second gateway meets whoever runs it, and ``TIOCEXCL``, which makes any other
+program's ``open()`` of the tty fail (root excepted). Two readers would each get part of
+the frames; a port in use is logged as an error saying so, and retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
 import logging
 import random
+import termios
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -98,17 +106,25 @@ class SerialLink:
                     lambda: _PortProtocol(self),
                     self.spec.path,
                     baudrate=self.spec.baud,
+                    exclusive=True,
                 )
             except (OSError, serial.SerialException) as exc:
                 self.counters.open_failures += 1
                 self.counters.last_error = str(exc)
                 if not failing:
-                    log.warning("serial port %s cannot be opened (%s); retrying", self.name, exc)
+                    if _in_use(exc):
+                        log.error("serial port %s (%s) is in use by another program (another "
+                                  "gateway?): stop it or give this gateway another port; "
+                                  "retrying meanwhile", self.name, self.spec.path)
+                    else:
+                        log.warning("serial port %s cannot be opened (%s); retrying",
+                                    self.name, exc)
                     failing = True
                 await asyncio.sleep(delay_s * (0.5 + rng.random()))
                 delay_s = min(RETRY_MAX_S, delay_s * 2)
                 continue
             assert isinstance(protocol, _PortProtocol)
+            _forbid_other_opens(transport)
             failing = False
             delay_s = RETRY_MIN_S
             self._transport = transport
@@ -131,6 +147,21 @@ class SerialLink:
             log.warning("serial port %s lost (%s); reopening when it is back",
                         self.name, self.counters.last_error)
             self.callbacks.on_link_state(self, False)
+
+
+def _in_use(exc: BaseException) -> bool:
+    """Whether opening failed because another process holds the port (lock or TIOCEXCL)."""
+    return getattr(exc, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY)
+
+
+def _forbid_other_opens(transport: asyncio.BaseTransport) -> None:
+    """TIOCEXCL on the open tty: further opens fail with EBUSY (not for root, which the
+    lock covers); a port that is no tty (a test's FIFO) is left as it is."""
+    port = getattr(transport, "serial", None)
+    fd = getattr(port, "fd", None)
+    if isinstance(fd, int):
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(fd, termios.TIOCEXCL)
 
 
 class SerialTransport(Transport):

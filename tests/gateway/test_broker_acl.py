@@ -1,10 +1,12 @@
-"""The broker ACL of docs/gateway.md, run: the gateway, an operator with `streetsense command`,
-a read-only consumer and an anonymous client, each allowed exactly what the ACL says."""
+"""The broker ACL of docs/gateway.md, run: the gateway, an operator with `streetsense command`
+and `streetsense bridge`, a read-only consumer and an anonymous client, each allowed exactly
+what the ACL says."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import subprocess
@@ -58,14 +60,14 @@ async def _client(broker: Mosquitto, user: str | None) -> AsyncIterator[aiomqtt.
 
 
 async def _cli(tmp_path: Path, broker: Mosquitto, *args: str) -> tuple[int, str, str]:
-    """``streetsense command`` as operator-1, in a subprocess: (status, stdout, stderr)."""
+    """``streetsense <args>`` as operator-1, in a subprocess: (status, stdout, stderr)."""
     password = tmp_path / "operator-password"
     password.write_text(PASSWORDS["operator-1"] + "\n")
     env = {**os.environ, "STREETSENSE_MQTT_URL": broker.url, "STREETSENSE_SITE": SITE,
            "STREETSENSE_MQTT_USERNAME": "operator-1",
            "STREETSENSE_MQTT_PASSWORD_FILE": str(password)}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streetsense.tools.cli", "command", *args, env=env,
+        sys.executable, "-m", "streetsense.tools.cli", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 30)
     return process.returncode or 0, out.decode(), err.decode()
@@ -106,18 +108,22 @@ async def test_gateway_operator_and_consumer_under_the_documented_acl(
                                 qos=1)
         async with _client(acl_broker, "operator-1") as operator:
             await operator.publish(data_topic, b'{"fake": true}', qos=1)
-        cli = asyncio.create_task(_cli(tmp_path, acl_broker, "HN-0042", "identify",
+        cli = asyncio.create_task(_cli(tmp_path, acl_broker, "command", "HN-0042", "identify",
                                        "seconds=2", "--key-file", str(key_file)))
         request = await node.wait_for(lambda f: f.type == COMMAND, timeout=20)
         await node.send(node.frame(RESULT, {1: request.body[1], 2: 0}))
         status, out, err = await cli
-        refused = await _cli(tmp_path, acl_broker, "HN-0042", "identify", "--key-file",
-                             str(other_key))
+        refused = await _cli(tmp_path, acl_broker, "command", "HN-0042", "identify",
+                             "--key-file", str(other_key))
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())  # left as it is
+        bridged = await _cli(tmp_path, acl_broker, "bridge", "log_level", f"level={level}",
+                             "--gateway", "gw-01", "--key-file", str(key_file))
         received = commands.received
         collector.cancel()
     assert status == 0, err
     assert json.loads(out)["code"] == "OK"
     assert refused[0] == 1 and "UNAUTHORIZED: bad signature" in refused[2]
+    assert bridged[0] == 0 and json.loads(bridged[1])["code"] == "OK", bridged[2]
     assert received == 2  # the CLI's two; the consumer's never reached the gateway
     assert [f.body[2] for f in node.downlinks if f.type == COMMAND] == ["identify"]
     results = [t for t, _ in seen if t.endswith("/cmd/identify/result")]

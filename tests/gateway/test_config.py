@@ -1,6 +1,8 @@
 """Gateway config: typed sections, defaults, and every problem reported with key and line."""
 
 import re
+import shutil
+import subprocess
 import textwrap
 import tomllib
 from pathlib import Path
@@ -175,8 +177,12 @@ def test_missing_file_is_a_problem(tmp_path: Path) -> None:
 def test_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
     """Relative paths are taken from the config's folder; password_file is read; TLS is on."""
     (tmp_path / "secret").write_text("s3cret\n")
-    for name in ("ca.crt", "gw.crt", "gw.key"):
-        (tmp_path / name).write_text("x")
+    # TLS files are loaded at check time: a real (self-signed) certificate and its key.
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=gw",
+                    "-keyout", str(tmp_path / "gw.key"), "-out", str(tmp_path / "gw.crt")],
+                   check=True, capture_output=True)
+    shutil.copy(tmp_path / "gw.crt", tmp_path / "ca.crt")
     path = write(
         tmp_path,
         """\

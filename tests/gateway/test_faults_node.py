@@ -68,6 +68,9 @@ async def test_faults_node_reboot_is_a_birth_and_old_boot_frames_still_count(
     async with gateway_with_node(tmp_path, mosquitto.url, boot=3) as rig:
         observer, node = rig.observer, rig.node
         now = int(time.time())
+        # Connected first: a retained state set before the connection is published as its
+        # latest value only (two births would be one, as on a slow broker connection).
+        await rig.publisher.connected.wait()
         await node.send(node.hello())
         await node.send(node.data(300, ts=now))
         queued = node.data(301, ts=now - 600)  # made before the reboot, never sent

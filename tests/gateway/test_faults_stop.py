@@ -128,3 +128,32 @@ async def test_faults_second_signal_ends_the_stop_at_once(
         assert set(bench.acked) <= bench.journaled()
     finally:
         bench.close()
+
+
+async def test_faults_a_task_that_drops_its_cancellation_does_not_hang_the_stop(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Python 3.11's asyncio.wait_for (under aiomqtt's publish) drops a cancellation that
+    arrives as its future completes, so the task goes on (the health loop did, right after a
+    broker connection, and the stop ran into its deadline): stop() cancels such a task again
+    until it ends."""
+    from pipeline_helpers import make_config, node_info
+
+    from streetsense.gateway.service import Gateway
+
+    started, dropped = asyncio.Event(), asyncio.Event()
+
+    async def drops_one_cancellation() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            dropped.set()  # what wait_for does when its future completed at that moment
+        await asyncio.sleep(3600)
+
+    gateway = Gateway(make_config(tmp_path, mosquitto.url, [], [node_info(42)]))
+    await gateway.start()
+    gateway._spawn(drops_one_cancellation(), "stubborn")
+    await started.wait()
+    async with asyncio.timeout(STOP_BOUND_S):
+        await gateway.stop()
+    assert dropped.is_set()

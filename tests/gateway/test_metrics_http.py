@@ -2,14 +2,17 @@
 
 import asyncio
 import json
+import platform
+import re
 import socket
 import urllib.error
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from streetsense.gateway.http import serve_http, split_listen
 from streetsense.gateway.metrics import MAX_UNKNOWN_IDS, Metrics
+from streetsense.gateway.version import gateway_version
+from streetsense.gateway.web import serve_http, split_listen
 
 
 class Clock:
@@ -60,8 +63,13 @@ def test_exposition_names_and_labels() -> None:
     metrics.set_port("pole-12", False)
     metrics.downlink("ack")
     metrics.unknown_node(99)
+    metrics.watch_nodes(lambda: {"HN-0042": True, "HN-0043": False})
     p = "streetsense_gateway_"
-    assert samples(metrics) == {
+    build = samples(metrics).pop((f"{p}build_info", (
+        ("protocol", "1.0"), ("python", platform.python_version()),
+        ("version", gateway_version()))))
+    assert build == 1.0
+    assert {k: v for k, v in samples(metrics).items() if k[0] != f"{p}build_info"} == {
         (f"{p}frames_received_total", (("port", "pole-12"),)): 2.0,
         (f"{p}frames_rejected_total", (("reason", "bad_tag"),)): 1.0,
         (f"{p}messages_published_total", ()): 3.0,
@@ -75,6 +83,9 @@ def test_exposition_names_and_labels() -> None:
         (f"{p}journal_full_drops_total", ()): 2.0,
         (f"{p}node_last_seen_timestamp_seconds", (("node", "HN-0042"),)): clock.now,
         (f"{p}node_rssi_dbm", (("node", "HN-0042"),)): -71.0,
+        (f"{p}node_frames_received_total", (("node", "HN-0042"),)): 1.0,
+        (f"{p}node_online", (("node", "HN-0042"),)): 1.0,
+        (f"{p}node_online", (("node", "HN-0043"),)): 0.0,
         (f"{p}port_up", (("port", "pole-12"),)): 0.0,
         (f"{p}downlinks_total", (("type", "ack"),)): 1.0,
         (f"{p}unknown_nodes", ()): 1.0,
@@ -121,13 +132,14 @@ def test_unknown_nodes_are_bounded_and_reported_once() -> None:
 
 
 def test_forget_node_drops_its_series() -> None:
-    """A node removed from the registry loses its last-seen and RSSI series."""
+    """A node removed from the registry loses its last-seen, RSSI and frame series."""
     metrics = Metrics()
     metrics.node_seen("HN-1", rssi_dbm=-60)
     metrics.node_seen("HN-2")
     metrics.forget_node("HN-1")
     metrics.forget_node("HN-3")  # never seen: no error
-    assert {labels for (_, labels) in samples(metrics) if labels} == {(("node", "HN-2"),)}
+    assert {labels for (name, labels) in samples(metrics)
+            if labels and "build" not in name} == {(("node", "HN-2"),)}
 
 
 def test_health_reasons() -> None:
@@ -164,10 +176,10 @@ async def test_http_healthz_and_metrics() -> None:
     metrics = Metrics()
     metrics.set_port("pole-12", True)
     async with serve_http(metrics, "127.0.0.1:0") as server:
-        base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        base = server.url
         status, headers, body = await asyncio.to_thread(get, f"{base}/healthz")
         document = json.loads(body)
-        assert status == 503 and headers["Content-Type"] == "application/json"
+        assert status == 503 and headers["Content-Type"].startswith("application/json")
         assert document["status"] == "degraded"
         assert document["reasons"] == ["broker disconnected"]
         assert document["ports_up"] == {"pole-12": True}
@@ -180,7 +192,7 @@ async def test_http_healthz_and_metrics() -> None:
         assert 'streetsense_gateway_frames_received_total{port="pole-12"} 1.0' in body.decode()
         status, headers, body = await asyncio.to_thread(get, f"{base}/metrics", "HEAD")
         assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
-        assert (await asyncio.to_thread(get, f"{base}/"))[0] == 404
+        assert (await asyncio.to_thread(get, f"{base}/nothing"))[0] == 404
         assert (await asyncio.to_thread(get, f"{base}/healthz", "POST"))[0] == 405
 
 
@@ -188,15 +200,37 @@ async def test_http_bad_requests_get_400() -> None:
     """A garbled request line or an oversized header is answered 400, and the server lives on."""
     metrics = healthy(Metrics())
     async with serve_http(metrics, "127.0.0.1:0") as server:
-        port = server.sockets[0].getsockname()[1]
+        port = server.port
 
         def raw(request: bytes) -> bytes:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
                 sock.sendall(request)
                 return b"".join(iter(lambda: sock.recv(4096), b""))
 
-        assert (await asyncio.to_thread(raw, b"hello\r\n\r\n")).startswith(b"HTTP/1.1 400 ")
+        assert re.match(rb"HTTP/1\.[01] 400 ", await asyncio.to_thread(raw, b"hello\r\n\r\n"))
         huge = b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 20_000 + b"\r\n\r\n"
-        assert (await asyncio.to_thread(raw, huge)).startswith(b"HTTP/1.1 400 ")
-        reply = await asyncio.to_thread(raw, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert re.match(rb"HTTP/1\.[01] 400 ", await asyncio.to_thread(raw, huge))
+        reply = await asyncio.to_thread(
+            raw, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+async def test_http_every_response_carries_the_security_headers() -> None:
+    """The page, the JSON, the event stream and an error all forbid inline script and
+    sniffing, and are not cached."""
+    metrics = healthy(Metrics())
+    async with serve_http(metrics, "127.0.0.1:0") as server:
+
+        def head_of(path: str) -> dict[str, str]:
+            request = urllib.request.Request(server.url + path)
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    return dict(response.headers)  # the stream: its headers, then closed
+            except urllib.error.HTTPError as error:
+                return dict(error.headers)
+
+        for path in ("/", "/api/status", "/events", "/nothing", "/page.js"):
+            headers = await asyncio.to_thread(head_of, path)
+            assert "script-src 'self'" in headers["Content-Security-Policy"], path
+            assert headers["X-Content-Type-Options"] == "nosniff", path
+            assert headers["Cache-Control"] == "no-store", path

@@ -182,3 +182,28 @@ def test_concurrent_appends_all_land(tmp_path: Path) -> None:
     for thread in threads:
         thread.join(timeout=10)
     assert sorted(n.id for n in Registry.load(path)) == list(range(100, 108))
+
+
+def test_rename_and_remove_edit_only_their_node(tmp_path: Path) -> None:
+    """rename_node changes one name line and remove_node drops one table with the comment
+    right above it: every other line of the file (comments, other nodes) stays as it was;
+    a taken name or an unknown node is a RegistryError and the file is untouched."""
+    from streetsense.gateway.registry import remove_node, rename_node
+
+    path = tmp_path / "nodes.toml"
+    for node_id in (42, 43, 44):
+        append_node(path, NodeInfo(node_id, f"HN-{node_id:04d}", "air-quality", bytes(16)))
+    before = path.read_text().splitlines()
+    assert rename_node(path, "HN-0043", "HN-0099").id == 43
+    renamed = path.read_text().splitlines()
+    assert [i for i, (a, b) in enumerate(zip(before, renamed, strict=True)) if a != b] == [
+        before.index('name = "HN-0043"')]
+    assert remove_node(path, "HN-0042").id == 42
+    removed = path.read_text().splitlines()
+    table = before.index("id = 42") - 2  # its "# added" comment, then [[node]]
+    assert removed == renamed[:table] + renamed[table + 9:]  # the comment and 8 lines
+    for call in (lambda: rename_node(path, "HN-0044", "HN-0099"),
+                 lambda: remove_node(path, "HN-0001")):
+        with pytest.raises(RegistryError):
+            call()
+    assert path.read_text().splitlines() == removed
