@@ -38,9 +38,11 @@ from streetsense.protocol.messages import COMMAND, CONFIG
 from . import payloads
 from .command_auth import CommandAuth
 from .logbudget import LogBudget
+from .node_state import NodeState
 from .publisher import Publisher
 from .registry import NodeInfo
-from .session import NodeState, Session, Topics
+from .session import Session
+from .topics import Topics
 
 __all__ = ["Commands", "parse_request"]
 

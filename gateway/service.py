@@ -25,11 +25,13 @@ from .discovery import HomeAssistantDiscovery
 from .framing import Framing, Rejections
 from .journal import Journal, Row
 from .metrics import Metrics
+from .node_state import NodeState
 from .ownership import Ownership
 from .publisher import BrokerSettings, Publisher
 from .registry import NodeInfo, Registry
 from .runlock import RunLock
-from .session import Deriver, NodeState, Session, Topics
+from .session import Deriver, Session
+from .topics import Topics
 from .transports.base import LinkCallbacks, Transport
 from .transports.serial import PortSpec, SerialTransport
 from .version import gateway_version

@@ -18,8 +18,9 @@ from typing import Any
 
 from ..journal import Row
 from ..metrics import Metrics
+from ..node_state import NodeState
 from ..registry import NodeInfo
-from ..session import NodeState, Topics
+from ..topics import Topics
 from ..version import gateway_version
 
 __all__ = ["StatusBoard"]

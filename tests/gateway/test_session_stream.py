@@ -16,7 +16,9 @@ from streetsense.gateway.framing import LOG_BURST, LOGGED_MAX, Framing, Rejectio
 from streetsense.gateway.journal import Journal
 from streetsense.gateway.metrics import Metrics
 from streetsense.gateway.payloads import iso_utc
-from streetsense.gateway.session import MAX_BOOTS, Session, Topics, replay_verdict
+from streetsense.gateway.replay import MAX_BOOTS, replay_verdict
+from streetsense.gateway.session import Session
+from streetsense.gateway.topics import Topics
 from streetsense.protocol import Deframer, Frame, parse_frame
 from streetsense.protocol.messages import ACK, DATA, HELLO
 
