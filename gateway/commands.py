@@ -93,7 +93,7 @@ class Commands:
 
     @property
     def subscription(self) -> str:
-        return self._topics.node("+", "cmd/+")
+        return self._topics.command("+", "+")
 
     def match_result(self, node_id: int,
                      request: int) -> tuple[str, bytes | None, str | None] | None:
@@ -245,7 +245,7 @@ class Commands:
                                    "at": payloads.iso_utc(self._clock(), ms=True)}
         if request_id is not None:
             payload["id"] = request_id
-        await self._publisher.publish_now(self._topics.node(node_name, f"cmd/{name}/result"),
+        await self._publisher.publish_now(self._topics.result(node_name, name),
                                           payloads.encode(payload), correlation=correlation)
 
     async def close(self) -> None:

@@ -126,7 +126,7 @@ class FrameMessages:
             name, correlation, request_id = matched or ("unknown", None, None)
             result = payloads.result_payload(origin, boot, seq, body, now, command=name,
                                              request_id=request_id)
-            return [Message(topic(info.name, f"cmd/{name}/result"),
+            return [Message(self._topics.result(info.name, name),
                             payloads.encode(result), correlation=correlation)], None
         return None
 

@@ -124,7 +124,7 @@ class Gateway:
             BrokerSettings.from_config(cfg.mqtt), journal,
             state_topic=self.topics.gateway("state"), online_payload=self._online_payload,
             offline_payload=payloads.encode(self._gateway_state(online=False)),
-            subscriptions=[self.topics.node("+", "cmd/+"), self.topics.gateway("request/#"),
+            subscriptions=[self.topics.command("+", "+"), self.topics.gateway("request/#"),
                            *(self.ownership.subscriptions if self.ownership else [])],
             on_message=self._on_message, metrics=self.metrics)
         self.publisher = publisher
