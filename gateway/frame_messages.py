@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from streetsense.protocol import Frame
+from streetsense.protocol import Frame, names
 from streetsense.protocol.messages import (
     CLOCK_UPTIME,
     DATA,
@@ -93,7 +93,7 @@ class FrameMessages:
         origin = self.origin(info)
         topic = self._topics.node
         if frame.type == DATA:
-            stamp = self._stamp(node, boot, body, 1, 2)
+            stamp = self._stamp(node, boot, body, names.DATA_TS, names.DATA_CLOCK)
             assert stamp is not None
             data = payloads.data_payload(origin, boot, seq, body, stamp, now,
                                          delayed=self._held_at_node(node, boot, stamp, now))
@@ -105,24 +105,25 @@ class FrameMessages:
                     self._states.set_retained(config_topic, config)
             return messages, data
         if frame.type == EVENT:
-            stamp = self._stamp(node, boot, body, 1, 2)
+            stamp = self._stamp(node, boot, body, names.EVENT_TS, names.EVENT_CLOCK)
             assert stamp is not None
             event = payloads.event_payload(origin, boot, seq, body, stamp, now,
                                            delayed=self._held_at_node(node, boot, stamp, now))
             return [Message(topic(info.name, "event"), payloads.encode(event),
                             delayable=True)], None
         if frame.type == STATUS:
-            if 1 in body and boot == node.current_boot and boot not in node.anchors:
-                node.anchors[boot] = now - body[1]
-            status = payloads.status_payload(origin, boot, seq, body,
-                                             self._stamp(node, boot, body, 5, 6), now)
+            uptime_s = body.get(names.STATUS_UPTIME_S)
+            if uptime_s is not None and boot == node.current_boot and boot not in node.anchors:
+                node.anchors[boot] = now - uptime_s
+            stamp = self._stamp(node, boot, body, names.STATUS_TS, names.STATUS_CLOCK)
+            status = payloads.status_payload(origin, boot, seq, body, stamp, now)
             return [Message(topic(info.name, "status"), payloads.encode(status))], None
         if frame.type == LOG:
-            line = payloads.log_payload(origin, boot, seq, body,
-                                        self._stamp(node, boot, body, 3, 4), now)
+            stamp = self._stamp(node, boot, body, names.LOG_TS, names.LOG_CLOCK)
+            line = payloads.log_payload(origin, boot, seq, body, stamp, now)
             return [Message(topic(info.name, "log"), payloads.encode(line))], None
         if frame.type == RESULT:
-            matched = self._match_result(info.id, body[1])
+            matched = self._match_result(info.id, body[names.RESULT_REQUEST])
             name, correlation, request_id = matched or ("unknown", None, None)
             result = payloads.result_payload(origin, boot, seq, body, now, command=name,
                                              request_id=request_id)
@@ -133,14 +134,16 @@ class FrameMessages:
     def birth(self, node: NodeState, frame: Frame, now: float) -> None:
         """A HELLO: the boot's anchor and the node's birth info (its retained ``state``)."""
         body = frame.body
-        uptime_ms = body.get(8, 0)
+        uptime_ms = body.get(names.HELLO_UPTIME_MS, 0)
         node.anchors[frame.boot] = now - uptime_ms / 1000
         for old in [b for b in node.anchors if b not in node.boots]:
             del node.anchors[old]
-        node.birth = {"boot": frame.boot, "device": body[1], "firmware": body[2],
-                      "protocol": body[3], "sensors": body[4], "reset_cause": body[5],
-                      "capabilities": body.get(7, []),
+        firmware, reset_cause = body[names.HELLO_FIRMWARE], body[names.HELLO_RESET_CAUSE]
+        node.birth = {"boot": frame.boot, "kind": body[names.HELLO_KIND], "firmware": firmware,
+                      "protocol": body[names.HELLO_PROTOCOL],
+                      "sensors": body[names.HELLO_SENSORS], "reset_cause": reset_cause,
+                      "capabilities": body.get(names.HELLO_CAPABILITIES, []),
                       "booted_at": payloads.iso_utc(node.anchors[frame.boot], ms=True),
                       "anchors": {str(b): a for b, a in node.anchors.items()}}
         log.info("node %s (id %d) booted: boot %d, firmware %s, reset cause %s",
-                 node.info.name, node.node_id, frame.boot, body[2], body[5])
+                 node.info.name, node.node_id, frame.boot, firmware, reset_cause)

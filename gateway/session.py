@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from streetsense.protocol import Frame
+from streetsense.protocol import Frame, names
 from streetsense.protocol.messages import ACK, CLOCK_UPTIME, DATA, HELLO, TIME
 
 from . import payloads
@@ -139,6 +139,8 @@ class Session:
         for key, birth in births.items():
             node_state = self.nodes.get(int(key))
             if node_state is not None:
+                if "device" in birth:  # saved before the field took the wire's name "kind"
+                    birth["kind"] = birth.pop("device")
                 node_state.birth = birth
                 node_state.anchors = {int(b): a for b, a in birth.get("anchors", {}).items()}
 
@@ -327,7 +329,7 @@ class Session:
             if arrival.new and arrival.frame.type == HELLO:
                 self._spawn(self.send_time(arrival.node))
             elif (arrival.new and arrival.frame.type == DATA
-                  and arrival.frame.body.get(2) == CLOCK_UPTIME
+                  and arrival.frame.body.get(names.DATA_CLOCK) == CLOCK_UPTIME
                   and time.monotonic() - arrival.node.time_sent_at > TIME_RESEND_S):
                 self._spawn(self.send_time(arrival.node))
 
@@ -396,7 +398,8 @@ class Session:
                 highest[key] = (arrival, frame.seq)
         for (_, node_id, boot), (arrival, seq) in highest.items():
             node = arrival.node
-            ack = Frame(ACK, node_id, node.current_boot or boot, 0, {1: boot, 2: seq})
+            ack = Frame(ACK, node_id, node.current_boot or boot, 0,
+                        {names.ACK_BOOT: boot, names.ACK_SEQ: seq})
             try:
                 await arrival.link.send(ack.encode(node.info.key))
             except ConnectionError as exc:
@@ -444,7 +447,7 @@ class Session:
         """Push the gateway's UTC time to ``node`` (after HELLO, on request, periodically)."""
         node.time_sent_at = time.monotonic()
         try:
-            await self.send_downlink(node, TIME, {1: int(self._clock() * 1000)})
+            await self.send_downlink(node, TIME, {names.TIME_UTC_MS: int(self._clock() * 1000)})
         except ConnectionError as exc:
             log.warning("TIME to %s not sent: %s", node.info.name, exc)
 

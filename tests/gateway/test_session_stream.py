@@ -167,6 +167,24 @@ async def test_session_replay_state_survives_restart(tmp_path: Path) -> None:
     journal.close()
 
 
+async def test_session_restores_a_birth_saved_before_the_kind_rename(tmp_path: Path) -> None:
+    """A birth a gateway saved with the old field name "device" comes back as "kind"."""
+    framing, session, journal, task = await _session(tmp_path)
+    framing.on_bytes(RecordingLink(), _data(0))
+    await _settle(session, 1)
+    journal.save_state("session.births", {"42": {"boot": 1, "device": "air-quality",
+                                                 "anchors": {"1": 1000.0}}})
+    task.cancel()
+    journal.close()
+    framing, session, journal, task = await _session(tmp_path)
+    session.restore()
+    assert session.nodes[42].birth == {"boot": 1, "kind": "air-quality",
+                                       "anchors": {"1": 1000.0}}
+    assert session.nodes[42].anchors == {1: 1000.0}
+    task.cancel()
+    journal.close()
+
+
 async def test_session_maps_uptime_timestamps_to_utc(tmp_path: Path) -> None:
     """clock 1 (uptime) becomes UTC with the boot's anchor (HELLO arrival - uptime_ms);
     a boot whose HELLO was never seen stays `uptime` with ts null."""
