@@ -32,6 +32,7 @@ __all__ = [
     "encode",
     "event_payload",
     "iso_utc",
+    "jsonable",
     "log_payload",
     "reading_key",
     "readings_payload",
@@ -130,19 +131,20 @@ def readings_payload(readings: list[list[int]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A decoded body (or part of one) as JSON takes it: bytes as hex, map keys as strings."""
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
 def _extra(mtype: int, body: dict[Any, Any]) -> dict[str, Any]:
     known = SCHEMAS[mtype][1]
-    return {str(k): _jsonable(v) for k, v in body.items() if k not in known}
+    return {str(k): jsonable(v) for k, v in body.items() if k not in known}
 
 
 def _head(origin: Origin, boot: int, seq: int) -> dict[str, Any]:
@@ -192,7 +194,7 @@ def event_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any], sta
     payload["received_at"] = None
     payload["event"] = names.EVENT_NAMES.get(code, f"e{code}")
     payload["code"] = code
-    payload["args"] = _vehicle(args) if code == EVENT_VEHICLE else _jsonable(args)
+    payload["args"] = _vehicle(args) if code == EVENT_VEHICLE else jsonable(args)
     return _tail(payload, EVENT, body, received_at)
 
 
@@ -204,10 +206,10 @@ def status_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any],
         payload |= stamp.fields()
     payload["uptime_s"] = body[names.STATUS_UPTIME_S]
     payload["free_heap"] = body[names.STATUS_FREE_HEAP]
-    payload["link"] = _jsonable(body[names.STATUS_LINK])
-    payload["faults"] = _jsonable(body.get(names.STATUS_FAULTS) or {})
+    payload["link"] = jsonable(body[names.STATUS_LINK])
+    payload["faults"] = jsonable(body.get(names.STATUS_FAULTS) or {})
     if names.STATUS_COUNTERS in body:
-        payload["counters"] = _jsonable(body[names.STATUS_COUNTERS])
+        payload["counters"] = jsonable(body[names.STATUS_COUNTERS])
     return _tail(payload, STATUS, body, received_at)
 
 
@@ -235,7 +237,7 @@ def result_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any],
     code = body[names.RESULT_CODE]
     payload["code"] = names.RESULT_NAMES.get(code, str(code))
     payload["message"] = body.get(names.RESULT_MESSAGE, "")
-    payload["data"] = _jsonable(body.get(names.RESULT_DATA) or {})
+    payload["data"] = jsonable(body.get(names.RESULT_DATA) or {})
     return _tail(payload, RESULT, body, received_at)
 
 
