@@ -30,7 +30,7 @@ from .topics import Topics
 
 __all__ = ["NODE_DELAY_S", "Announcer", "FrameMessages", "ResultMatcher", "RetainedSink"]
 
-log = logging.getLogger("streetsense.gateway.session")
+log = logging.getLogger("streetsense.gateway.session")  # births are the session's news in the log
 
 NODE_DELAY_S = 60.0  # a reading older than this when it arrives was held back at the node
 
