@@ -104,7 +104,8 @@ class Signed:
                                    self.username, password, self.timeout_s))
         click.echo(json.dumps(result, ensure_ascii=False))
         if result.get("code") != "OK":
-            raise click.ClickException(f"{result.get('code')}: {result.get('message')}")
+            hint = " (here: add --confirm)" if result.get("code") == "CONFIRM_REQUIRED" else ""
+            raise click.ClickException(f"{result.get('code')}: {result.get('message')}{hint}")
 
 
 @click.command()
