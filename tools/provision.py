@@ -151,8 +151,9 @@ def _from_a_node(frame: Frame) -> bool:
 
 def _kind_refusal(port: str, claimed: str, kind: str, how: str) -> ProvisionError:
     return ProvisionError(
-        f"the node on {port} is a {claimed} node ({how}), not {kind}: check that it is the "
-        f"board you meant and give --kind {claimed}. (A board rewired for another kind is "
+        f"the node on {port} is {'an' if claimed[0] in 'aeiou' else 'a'} {claimed} node "
+        f"({how}), not {kind}: check that it is the board you meant and give --kind "
+        f"{claimed}. (A board rewired for another kind is "
         f"flashed again first: flashing erases what it was.) {NOTHING_SENT.capitalize()}.")
 
 
@@ -208,10 +209,10 @@ class Provisioning:
                 raise _no_frame(self.port, RESTART_TIMEOUT_S, " after its factory reset")
         else:
             hello = first
-            session.ack(hello)
             claimed = hello.body[names.HELLO_KIND]
-            if claimed in KINDS and claimed != node.kind:
+            if claimed in KINDS and claimed != node.kind:  # refused unacked: it keeps saying HELLO
                 raise _kind_refusal(self.port, claimed, node.kind, "its HELLO says so")
+            session.ack(hello)
         click.echo(f"factory-state node: {frame_summary(m.HELLO, hello.body)}")
 
         key = secrets.token_bytes(KEY_BYTES)

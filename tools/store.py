@@ -37,6 +37,7 @@ from paho.mqtt.properties import Properties
 from streetsense.gateway.failover import Failover
 from streetsense.gateway.topics import Topics
 
+from .command import read_password
 from .store_db import (
     KINDS,
     Database,
@@ -253,7 +254,7 @@ def store(brokers: tuple[str, ...], db_url: str, prefix: str, site: str, client_
         raise click.BadParameter(str(exc), param_hint="--db") from None
     password = None
     if password_file is not None:
-        password = password_file.read_text(encoding="utf-8").splitlines()[0]
+        password = read_password(password_file)
     logging.basicConfig(level=log_level.upper(), stream=sys.stdout, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("paho").setLevel(logging.WARNING)

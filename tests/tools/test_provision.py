@@ -165,6 +165,23 @@ def test_board_of_another_kind_is_refused(pty: Pty, node: FakeNode, tmp_path: Pa
     assert node.configs == [] and node.key is None
 
 
+@pytest.mark.parametrize("node", [{"kind": "traffic"}], indirect=True)
+def test_board_refused_for_its_kind_is_then_provisioned_with_the_kind_it_names(
+        pty: Pty, node: FakeNode, tmp_path: Path) -> None:
+    """The refusal sends nothing, not even the ACK of the HELLO: the node keeps saying it,
+    so the run with the --kind the error names finds it (an acked factory node said nothing
+    more, and that run ended in 'nothing came from a node')."""
+    registry = tmp_path / "nodes.toml"
+    refused = _provision(pty, "--registry", str(registry))
+    assert refused.exit_code == 1 and "give --kind traffic" in refused.output
+    assert node.seq == 0  # its HELLO is still unacked
+    result = CliRunner().invoke(provision, [
+        "--port", pty.path, "--node-id", "42", "--kind", "traffic", "--hello-timeout", "5",
+        "--registry", str(registry)])
+    assert result.exit_code == 0, result.output
+    assert Registry.load(registry).lookup(42).kind == "traffic"
+
+
 @pytest.mark.parametrize("node", [{"node_id": 7, "key": OLD_KEY, "kind": "traffic"}], indirect=True)
 def test_registered_node_of_another_kind_is_not_wiped(pty: Pty, node: FakeNode,
                                                       tmp_path: Path) -> None:
