@@ -23,10 +23,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from streetsense.gateway.command_auth import load_operator_key, make_operator_key, sign
+
+from .lifecycle import Managed
 
 __all__ = ["GatewayError", "GatewayProcess", "GatewayTopics", "NodeEntry", "SerialEntry",
            "to_toml"]
@@ -149,7 +150,7 @@ class GatewayTopics:
         return f"{self.prefix}/{self.site}/_gateway/{self.gateway_id}"
 
 
-class GatewayProcess(GatewayTopics):
+class GatewayProcess(GatewayTopics, Managed):
     """A gateway process for one test (or one bench session).
 
     ``mqtt_url`` is the broker, or a list of a cluster's members (``[mqtt] urls``).
@@ -333,11 +334,3 @@ class GatewayProcess(GatewayTopics):
         """Stop the process and remove the notification socket folder."""
         self.stop()
         shutil.rmtree(self._notify_dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

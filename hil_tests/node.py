@@ -28,11 +28,11 @@ import time
 import tty
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from streetsense.node_sources import firmware_dir, package_dir
 
+from .lifecycle import Managed
 from .micropython import find_micropython, stage_protocol
 
 __all__ = ["Console", "EmulatedNode", "LinkRelay", "NodeError", "provisioned_config"]
@@ -242,7 +242,7 @@ class LinkRelay:
             os.close(fd)
 
 
-class EmulatedNode:
+class EmulatedNode(Managed):
     """One node on the emulated board; see the module docstring.
 
     `node_id` and `key` given: a provisioned config.json is written before the first start
@@ -425,15 +425,3 @@ class EmulatedNode:
         self.stop()
         self.link.close()
         shutil.rmtree(self._rig_dir)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

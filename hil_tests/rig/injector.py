@@ -14,11 +14,12 @@ import termios
 import time
 import tty
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame, ProtocolError, parse_frame
 from streetsense.protocol.messages import ACK, DATA, HELLO
+
+from ..lifecycle import Managed
 
 __all__ = ["FrameInjector", "ScriptedNode"]
 
@@ -53,7 +54,7 @@ class ScriptedNode:
         return self.frame(DATA, {1: ts, 2: 0, 3: 60, 4: [[2, -1, pm2_5_tenths]]}, **kwargs)
 
 
-class FrameInjector:
+class FrameInjector(Managed):
     """One PTY pair: the gateway reads the slave (``port``), the test holds the master."""
 
     def __init__(self) -> None:
@@ -128,10 +129,3 @@ class FrameInjector:
                 os.close(fd)
             except OSError:
                 pass
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

@@ -137,7 +137,7 @@ class SlowCard:
 
 
 async def test_faults_50ms_retries_against_a_full_journal_lose_nothing(
-        tmp_path: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy) -> None:
+        tmp_path: Path, mosquitto: Mosquitto, mosquitto_proxy: TcpProxy) -> None:
     """A node retrying every 50 ms against a full journal whose commits take 150 ms while
     the broker is unreachable: once the broker is back, every frame the node saw ACKed is
     on MQTT (none was ACKed from a retransmission of a refused frame)."""
@@ -146,9 +146,9 @@ async def test_faults_50ms_retries_against_a_full_journal_lose_nothing(
     prefill = Journal(journal.path, max_bytes=journal.max_bytes)
     fill_journal(prefill)
     prefill.close()
-    mqtt_proxy.blackhole(True)
+    mosquitto_proxy.blackhole(True)
     async with LogWaiter("refus") as refused, \
-            gateway_with_node(tmp_path, mqtt_proxy.url, observer_url=mosquitto.url,
+            gateway_with_node(tmp_path, mosquitto_proxy.url, observer_url=mosquitto.url,
                               derivers=[SlowCard()], journal=journal) as rig:
         node, now = rig.node, int(time.time())
 
@@ -159,7 +159,7 @@ async def test_faults_50ms_retries_against_a_full_journal_lose_nothing(
         sender = asyncio.create_task(stream())
         try:
             await refused.wait()
-            mqtt_proxy.blackhole(False)
+            mosquitto_proxy.blackhole(False)
             await asyncio.wait_for(sender, 60)
             await rig.observer.expect(topic("HN-0042", "data"),
                                       lambda m: m.json()["seq"] == frames - 1, timeout=30)
@@ -170,7 +170,7 @@ async def test_faults_50ms_retries_against_a_full_journal_lose_nothing(
 
 
 async def test_faults_disk_full_refuses_keeps_running_and_recovers(
-        tmp_path: Path, small_disk: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy) -> None:
+        tmp_path: Path, small_disk: Path, mosquitto: Mosquitto, mosquitto_proxy: TcpProxy) -> None:
     """The journal on a 4 MiB tmpfs (max_bytes 256 MiB): filled by its own backlog it stops
     short of the disk's end and refuses frames (logged once, with figures); filled up by
     someone else, the delivered flags wait in memory. The gateway keeps running; once the
@@ -180,11 +180,11 @@ async def test_faults_disk_full_refuses_keeps_running_and_recovers(
     prefill = Journal(journal.path, max_bytes=journal.max_bytes)
     filler = len(fill_journal(prefill))  # stops at the disk's bound, not with ENOSPC
     prefill.close()
-    mqtt_proxy.blackhole(True)
+    mosquitto_proxy.blackhole(True)
     async with LogWaiter("journal full") as full, \
             LogWaiter("cannot record deliveries") as unrecorded, \
             LogWaiter("records deliveries again") as recorded, \
-            gateway_with_node(tmp_path, mqtt_proxy.url, observer_url=mosquitto.url,
+            gateway_with_node(tmp_path, mosquitto_proxy.url, observer_url=mosquitto.url,
                               journal=journal) as rig:
         node, now = rig.node, int(time.time())
         last = [1 << 30]  # the seq to stop after: set once the journal has recovered
@@ -198,7 +198,7 @@ async def test_faults_disk_full_refuses_keeps_running_and_recovers(
             await full.wait()  # the first frames filled what the disk had left
             refused = node.seq - 1
             fill_disk(small_disk / "someone-else")
-            mqtt_proxy.blackhole(False)  # the backlog goes out; its flags cannot be written
+            mosquitto_proxy.blackhole(False)  # the backlog goes out; its flags cannot be written
             await unrecorded.wait(timeout=30)
             assert node.seq - 1 == refused and not rig.gateway.failed.is_set()
             (small_disk / "someone-else").unlink()

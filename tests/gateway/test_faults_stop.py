@@ -80,20 +80,20 @@ class Bench:
 
 @pytest.mark.parametrize("state", STATES)
 async def test_faults_sigterm_ends_the_gateway_within_5_s(
-        tmp_path: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy, state: str) -> None:
+        tmp_path: Path, mosquitto: Mosquitto, mosquitto_proxy: TcpProxy, state: str) -> None:
     """SIGTERM in each of the hard states ends the process within 5 s, with a log line, by
     a graceful stop (status 0) or the stop deadline (status 1, saying so); every frame the
     node saw ACKed is in the journal afterwards."""
     full = state == "journal full"
-    bench = Bench(tmp_path, mqtt_proxy.url, max_bytes=(1 << 20) if full else 256 << 20)
+    bench = Bench(tmp_path, mosquitto_proxy.url, max_bytes=(1 << 20) if full else 256 << 20)
     try:
         if full:
-            mqtt_proxy.blackhole(True)
+            mosquitto_proxy.blackhole(True)
         async with MqttObserver(mosquitto.url, topics=[FILLER]) as observer:
             await bench.start()
             if state == "broker lost mid-drain":
                 await observer.expect(FILLER, timeout=10)
-                mqtt_proxy.blackhole(True)
+                mosquitto_proxy.blackhole(True)
             elif state == "links vanished":
                 await bench.node.wait_ack(1, timeout=10)
                 bench.port.unplug()
@@ -113,14 +113,14 @@ async def test_faults_sigterm_ends_the_gateway_within_5_s(
 
 
 async def test_faults_second_signal_ends_the_stop_at_once(
-        tmp_path: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy) -> None:
+        tmp_path: Path, mosquitto: Mosquitto, mosquitto_proxy: TcpProxy) -> None:
     """A second signal during a stop is not ignored: the gateway says so and exits at once
     (status 128 + signal), and what it committed stays in the journal."""
-    bench = Bench(tmp_path, mqtt_proxy.url, max_bytes=256 << 20)
+    bench = Bench(tmp_path, mosquitto_proxy.url, max_bytes=256 << 20)
     try:
         await bench.start()
         await bench.node.wait_ack(2, timeout=10)
-        mqtt_proxy.blackhole(True)  # the goodbye on MQTT would wait for its timeout
+        mosquitto_proxy.blackhole(True)  # the goodbye on MQTT would wait for its timeout
         status, _ = await bench.stop_with(signal.SIGTERM, signal.SIGINT)
         log = bench.gateway.log()
         assert status == 128 + signal.SIGINT, log[-3000:]

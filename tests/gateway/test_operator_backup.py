@@ -89,13 +89,13 @@ def test_journal_of_a_newer_schema_is_refused_in_one_sentence(tmp_path: Path) ->
 
 
 async def test_backup_while_running_and_restore_with_the_gateway_stopped(
-        tmp_path: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy) -> None:
+        tmp_path: Path, mosquitto: Mosquitto, mosquitto_proxy: TcpProxy) -> None:
     """A backup taken while the gateway writes (broker away: rows pile up) holds a consistent
     journal and the registry; restore refuses while a gateway runs on that journal, and once
     it has stopped puts the backup in place, keeping the replaced files beside it; the
     restored journal's undelivered rows are there for the next start."""
-    config = make_config(tmp_path / "site", mqtt_proxy.url, [], [node_info(42), node_info(43)])
-    mqtt_proxy.blackhole(True)
+    config = make_config(tmp_path / "site", mosquitto_proxy.url, [], [node_info(42), node_info(43)])
+    mosquitto_proxy.blackhole(True)
     dest = tmp_path / "backup"
     async with Gateway(config).running() as gateway:
         assert gateway.journal is not None
