@@ -26,12 +26,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from streetsense.hil.keys import KEY, NODE_ID
+from streetsense.hil.mini_gateway import MiniGateway
+from streetsense.hil.node import BOARD_SHIM, HEAP, EmulatedNode
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "firmware"))
-
-from node_harness import KEY, NODE_ID, MiniGateway  # noqa: E402
-
-from streetsense.hil.node import BOARD_SHIM, HEAP, EmulatedNode  # noqa: E402
 
 # What `import boot; import main` loads before the node starts (machine is the shim).
 IMPORTS = ("machine asyncio ssnode.app ssnode.node ssnode.control ssnode.link ssnode.spool "

@@ -25,7 +25,6 @@ import tempfile
 import termios
 import threading
 import time
-import tty
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +33,7 @@ from streetsense.node_sources import firmware_dir, package_dir
 
 from .lifecycle import Managed
 from .micropython import find_micropython, stage_protocol
+from .pty import PtyPair
 
 __all__ = ["Console", "EmulatedNode", "LinkRelay", "NodeError", "provisioned_config"]
 
@@ -123,10 +123,11 @@ class LinkRelay:
 
     def __init__(self, seed: int = 0) -> None:
         self._rng = random.Random(seed)
-        self._node_master, self._node_slave = self._pty()
-        self._gw_master, self._gw_slave = self._pty()
-        self.node_path = os.ttyname(self._node_slave)
-        self.port = os.ttyname(self._gw_slave)
+        self._node_pty, self._gw_pty = PtyPair(nonblocking=True), PtyPair(nonblocking=True)
+        self._node_master, self._node_slave = self._node_pty.master, self._node_pty.slave
+        self._gw_master = self._gw_pty.master
+        self.node_path = self._node_pty.path
+        self.port = self._gw_pty.path
         self.drop = 0.0
         self.ber = 0.0
         self.delay_ms = 0
@@ -143,13 +144,6 @@ class LinkRelay:
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._run, name="link-relay", daemon=True)
         self._thread.start()
-
-    @staticmethod
-    def _pty() -> tuple[int, int]:
-        master, slave = os.openpty()
-        tty.setraw(slave)  # bytes as on a wire: no echo, no line discipline
-        os.set_blocking(master, False)
-        return master, slave
 
     def set_faults(self, *, drop: float = 0.0, ber: float = 0.0, delay_ms: int = 0) -> None:
         with self._lock:
@@ -237,9 +231,10 @@ class LinkRelay:
         if self._thread.is_alive():
             os.write(self._wake_w, b"x")
             self._thread.join(5)
-        for fd in (self._node_master, self._node_slave, self._gw_master, self._gw_slave,
-                   self._wake_r, self._wake_w):  # fmt: skip
-            os.close(fd)
+        self._node_pty.close()
+        self._gw_pty.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
 
 class EmulatedNode(Managed):

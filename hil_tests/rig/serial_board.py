@@ -18,7 +18,6 @@ import re
 import select
 import threading
 import time
-import tty
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +29,7 @@ from streetsense.gateway.bench.relays import BenchPower
 from streetsense.gateway.bench.server import LinkFaults
 
 from ..artefacts import Artefacts, FrameLog
+from ..pty import PtyPair
 from .drivers import Board
 from .emulated import node_name
 from .resources import SerialBoard
@@ -42,10 +42,8 @@ class SerialRelay:
 
     def __init__(self, device: str, baud: int, seed: int) -> None:
         self._serial = serial.Serial(device, baud, timeout=0)
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        os.set_blocking(self._master, False)
-        self.port = os.ttyname(self._slave)
+        self._pty = PtyPair(nonblocking=True)
+        self._master, self.port = self._pty.master, self._pty.path
         self.faults = LinkFaults(random.Random(seed))
         self.frames = FrameLog()
         self._lock = threading.Lock()
@@ -96,8 +94,9 @@ class SerialRelay:
             os.write(self._wake_w, b"x")
             self._thread.join(5)
         self._serial.close()
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
-            os.close(fd)
+        self._pty.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
 
 class RelayLink:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ble_harness import MpNode, StartNode, find_node
 from bleak import BleakClient, BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
@@ -24,6 +23,7 @@ from streetsense.hil.ble.rig import BleRig, board_address
 from streetsense.hil.micropython import find_micropython
 from streetsense.hil.node import BOARD_SHIM
 from streetsense.protocol import cobs
+from tests.ble.ble_harness import MpNode, StartNode, find_node
 
 pytestmark = pytest.mark.micropython
 

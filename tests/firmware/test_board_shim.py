@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from sensor_harness import BOARD_DIR, MICROPYTHON
+from tests.firmware.sensor_harness import BOARD_DIR, MICROPYTHON
 
 SCRIPT = f"""
 import sys

@@ -6,7 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sensor_harness import FIRMWARE_DIR, MICROPYTHON
+
+from tests.firmware.sensor_harness import FIRMWARE_DIR, MICROPYTHON
 
 pytestmark = pytest.mark.micropython
 

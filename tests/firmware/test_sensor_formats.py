@@ -5,11 +5,10 @@ from __future__ import annotations
 import errno
 import subprocess
 
-from sensor_harness import FIRMWARE_DIR, MICROPYTHON
-
 from streetsense.hil.emulators import bme280, pms5003, scd4x, sds011
 from streetsense.hil.emulators.base import ManualClock
 from streetsense.hil.emulators.i2c_bus import I2CBus
+from tests.firmware.sensor_harness import FIRMWARE_DIR, MICROPYTHON
 
 WARM_S = 3600.0  # the UART models start warm: an hour of uptime
 

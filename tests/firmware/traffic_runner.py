@@ -8,10 +8,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import mp_traffic
 import pytest
 
 from streetsense.hil.micropython import find_micropython
+from tests.firmware import mp_traffic
 
 HERE = Path(__file__).resolve().parent
 FIRMWARE = HERE.parents[1] / "firmware"

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from fleet_helpers import keys
-
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry, SerialEntry
 from streetsense.hil.light_node import LightNode
 from streetsense.hil.observer import MqttObserver
+from tests.fleet.fleet_helpers import keys
 
 KEY = bytes(range(7, 39))
 STATE = "streetsense/test/HN-0042/state"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from fleet_helpers import message, rows, store_running, until
 
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.postgres import Postgres
+from tests.fleet.fleet_helpers import message, rows, store_running, until
 
 
 @pytest.fixture

@@ -8,12 +8,17 @@ import secrets
 import time
 from pathlib import Path
 
-from command_client import v5_client
-from pipeline_helpers import gateway_with_node, node_info, operator_key, topic, write_registry
-
 from streetsense.gateway.command_auth import sign
 from streetsense.hil.broker import Mosquitto, TcpProxy
 from streetsense.protocol.messages import COMMAND, CONFIG
+from tests.gateway.command_client import v5_client
+from tests.support.gateway_rig import (
+    gateway_with_node,
+    node_info,
+    operator_key,
+    topic,
+    write_registry,
+)
 
 
 async def test_commands_unsigned_forged_stale_replayed_and_retained_are_refused(

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import PersistentSubscriber, gateway_with_node, seqs, topic
 
 from streetsense.hil.broker import Mosquitto, TcpProxy
+from tests.support.gateway_rig import PersistentSubscriber, gateway_with_node, seqs, topic
 
 
 async def test_faults_broker_blackholed_then_back(

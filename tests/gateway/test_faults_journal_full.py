@@ -12,16 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_helpers import (
-    FILLER,
-    LogWaiter,
-    fill_disk,
-    fill_journal,
-    gateway_with_node,
-    node_info,
-    node_key,
-    topic,
-)
 
 from streetsense.gateway.config import JournalSection
 from streetsense.gateway.framing import Framing, Rejections
@@ -30,8 +20,18 @@ from streetsense.gateway.metrics import Metrics
 from streetsense.gateway.registry import NodeInfo
 from streetsense.gateway.session import Session, Topics
 from streetsense.hil.broker import Mosquitto, TcpProxy
+from streetsense.hil.keys import numbered_key
 from streetsense.protocol import Deframer, Frame, parse_frame
 from streetsense.protocol.messages import ACK, DATA
+from tests.support.gateway_rig import (
+    FILLER,
+    LogWaiter,
+    fill_disk,
+    fill_journal,
+    gateway_with_node,
+    node_info,
+    topic,
+)
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ class AuditLink:
 
     async def send(self, data: bytes) -> None:
         (raw,) = Deframer().feed(data)
-        frame = parse_frame(bytes(raw), node_key(42))
+        frame = parse_frame(bytes(raw), numbered_key(42))
         assert frame.type == ACK
         rows = [json.loads(r.payload) for r in self.journal.pending(0, 100_000)]
         held = any(r.get("node_id") == 42 and r.get("seq") == frame.body[2] for r in rows)
@@ -81,7 +81,7 @@ class AuditLink:
 
 def _data(seq: int) -> bytes:
     body = {1: int(time.time()), 2: 0, 3: 60, 4: [[2, -1, 300 + seq]]}
-    wire: bytes = Frame(DATA, 42, 1, seq, body, 0x01).encode(node_key(42))
+    wire: bytes = Frame(DATA, 42, 1, seq, body, 0x01).encode(numbered_key(42))
     return wire
 
 

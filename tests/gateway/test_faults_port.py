@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import gateway_with_node, links_up, seqs, topic
 
 from streetsense.gateway.config import JournalSection
 from streetsense.hil.broker import Mosquitto, TcpProxy
+from tests.support.gateway_rig import gateway_with_node, links_up, seqs, topic
 
 
 async def test_faults_port_unplugged_and_replugged_is_reopened(

@@ -12,12 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import FILLER, FakeNode, PtyPort, fill_journal, node_key
 
 from streetsense.gateway.journal import Journal
 from streetsense.hil.broker import Mosquitto, TcpProxy
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry, SerialEntry
+from streetsense.hil.keys import numbered_key
 from streetsense.hil.observer import MqttObserver
+from streetsense.hil.pty import PtyPort
+from tests.support.fake_node import PtyNode
+from tests.support.gateway_rig import FILLER, fill_journal
 
 STOP_BOUND_S = 5.0  # what systemd's stop may take, at most (issue 15)
 STATES = ("broker lost mid-drain", "links vanished", "journal full", "commit pending")
@@ -29,7 +32,7 @@ class Bench:
 
     def __init__(self, tmp_path: Path, broker_url: str, *, max_bytes: int) -> None:
         self.port = PtyPort(tmp_path / "tty0")
-        self.node = FakeNode(self.port, 42)
+        self.node = PtyNode(self.port, 42)
         self.journal_path = tmp_path / "gw" / "data" / "journal.sqlite"
         prefill = Journal(self.journal_path, max_bytes=1 << 20)
         self.backlog = len(fill_journal(prefill))
@@ -37,7 +40,7 @@ class Bench:
         self.gateway = GatewayProcess(
             workdir=tmp_path / "gw", mqtt_url=broker_url, site="test",
             serial=[SerialEntry(path=str(self.port.path), name="tty0")],
-            nodes=[NodeEntry(id=42, name="HN-0042", kind="air-quality", key=node_key(42))],
+            nodes=[NodeEntry(id=42, name="HN-0042", kind="air-quality", key=numbered_key(42))],
             settings={"journal": {"max_bytes": max_bytes}})
         self.acked: list[int] = []
         self._sender: asyncio.Task[None] | None = None
@@ -136,9 +139,8 @@ async def test_faults_a_task_that_drops_its_cancellation_does_not_hang_the_stop(
     arrives as its future completes, so the task goes on (the health loop did, right after a
     broker connection, and the stop ran into its deadline): stop() cancels such a task again
     until it ends."""
-    from pipeline_helpers import make_config, node_info
-
     from streetsense.gateway.service import Gateway
+    from tests.support.gateway_rig import make_config, node_info
 
     started, dropped = asyncio.Event(), asyncio.Event()
 

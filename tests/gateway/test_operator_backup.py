@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import make_config, node_info
 
 from streetsense.gateway.backup import BackupError, make_backup, restore_backup
 from streetsense.gateway.journal import SCHEMA_VERSION, Journal, JournalError
@@ -21,6 +20,7 @@ from streetsense.gateway.runlock import GatewayRunning
 from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto, TcpProxy
 from streetsense.hil.gateway_proc import to_toml
+from tests.support.gateway_rig import make_config, node_info
 
 # The journal schema as streetsense 0.1.0 made it, before versions were recorded (version 1).
 SCHEMA_V1 = """

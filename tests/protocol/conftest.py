@@ -6,7 +6,7 @@ import pytest
 
 from streetsense.hil.micropython import find_micropython, stage_protocol
 
-pytest.register_assert_rewrite("protocol_helpers")
+pytest.register_assert_rewrite("tests.protocol.protocol_helpers")
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,9 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from fake_node import FakeNode
-from tools_helpers import Pty
 
 from streetsense.hil.micropython import find_micropython
+from streetsense.hil.pty import PtyPair
 from streetsense.hil.rig.resources import SerialBoard
 from streetsense.node_sources import firmware_dir
 from streetsense.protocol import FLAG_ACK_REQ, Frame
@@ -32,6 +31,7 @@ from streetsense.tools.flash import (
     run_command,
     wait_for_hello,
 )
+from tests.support.fake_node import ProvisioningNode
 
 PORT = "/dev/ttyUSB7"
 
@@ -143,13 +143,13 @@ def test_compile_steps_make_mpy_files_that_micropython_runs(image: Path, firmwar
     assert out == Frame(m.DATA, 42, 3, 7, body, FLAG_ACK_REQ).encode(bytes(range(32))).hex()
 
 
-def test_hello_wait_reports_the_node(pty: Pty, node: FakeNode) -> None:
+def test_hello_wait_reports_the_node(pty: PtyPair, node: ProvisioningNode) -> None:
     """The last step returns what the node's HELLO says."""
     assert "factory state" in wait_for_hello(pty.path, 5)
 
 
 @pytest.mark.parametrize("node", [{"silent": True}], indirect=True)
-def test_hello_wait_explains_silence(pty: Pty, node: FakeNode) -> None:
+def test_hello_wait_explains_silence(pty: PtyPair, node: ProvisioningNode) -> None:
     """No HELLO in time: the error names the link port and the wiring to check."""
     with pytest.raises(click.ClickException, match=r"the node never said HELLO on .* within"):
         wait_for_hello(pty.path, 0.3)
