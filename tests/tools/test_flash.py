@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from streetsense.hil import micropython
 from streetsense.hil.micropython import find_micropython
 from streetsense.hil.pty import PtyPair
 from streetsense.hil.rig.resources import SerialBoard
@@ -132,14 +132,12 @@ def test_compile_steps_make_mpy_files_that_micropython_runs(image: Path, firmwar
             run_command(step, stage)
     assert (stage / "ssnode" / "drivers" / "sds011.mpy").read_bytes()[:2] == b"M\x06"
     assert not list(stage.rglob("*.py"))
-    micropython = find_micropython()
-    assert micropython, "no MicroPython interpreter: run `make venv`"
+    assert find_micropython(), "no MicroPython interpreter: run `make venv`"
     body = {1: 7, 2: m.CLOCK_UPTIME, 4: [[2, -1, 312]]}
     script = ("from streetsense.protocol import Frame\n"
               f"print(Frame(2, 42, 3, 7, {body!r}, 1).encode(bytes(range(32))).hex())")
-    out = subprocess.run([micropython, "-c", script], capture_output=True, text=True,
-                         env={**os.environ, "MICROPYPATH": f"{stage}:.frozen"}, check=True,
-                         cwd=tmp_path, timeout=20).stdout.strip()
+    out = micropython.run("-c", script, path=[stage], check=True, cwd=tmp_path,
+                          timeout=20).stdout.strip()
     assert out == Frame(m.DATA, 42, 3, 7, body, FLAG_ACK_REQ).encode(bytes(range(32))).hex()
 
 
