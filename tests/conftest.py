@@ -18,9 +18,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture
-def mosquitto() -> Iterator[Mosquitto]:
-    """A running mosquitto on a free 127.0.0.1 port; the test may stop, kill and restart it."""
-    with Mosquitto() as broker:
+def mosquitto(request: pytest.FixtureRequest) -> Iterator[Mosquitto]:
+    """A running mosquitto on a free 127.0.0.1 port; the test may stop, kill and restart it.
+    A ``mosquitto(extra_config=[...])`` marker adds lines to its config."""
+    marker = request.node.get_closest_marker("mosquitto")
+    with Mosquitto(**(marker.kwargs if marker else {})) as broker:
         yield broker
 
 

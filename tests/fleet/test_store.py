@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -17,12 +16,6 @@ import pytest
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.postgres import Postgres
 from tests.fleet.fleet_helpers import message, rows, store_running, until
-
-
-@pytest.fixture
-def mosquitto() -> Iterator[Mosquitto]:
-    with Mosquitto() as broker:
-        yield broker
 
 
 async def publish(url: str, messages: list[tuple[str, bytes]]) -> None:

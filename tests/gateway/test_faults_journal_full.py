@@ -7,7 +7,6 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,9 @@ from tests.support.gateway_rig import (
     topic,
 )
 
-
-@pytest.fixture
-def mosquitto() -> Iterator[Mosquitto]:
-    """A broker that queues every message for a slow subscriber (its default drops beyond
-    1,000): the observer must see the whole backlog to count duplicates and losses."""
-    with Mosquitto(extra_config=["max_queued_messages 0"]) as broker:
-        yield broker
+# A broker that queues every message for a slow subscriber (its default drops beyond 1,000):
+# the observer must see the whole backlog to count duplicates and losses.
+pytestmark = pytest.mark.mosquitto(extra_config=["max_queued_messages 0"])
 
 
 class HeldCommit:
