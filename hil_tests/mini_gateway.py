@@ -9,7 +9,6 @@ signed with the node's key. It is the protocol package's view of the node, nothi
 from __future__ import annotations
 
 import os
-import select
 import threading
 import time
 import tty
@@ -20,7 +19,7 @@ from streetsense.protocol import Deframer, Frame, ProtocolError, parse_frame
 from streetsense.protocol import messages as m
 
 from .keys import KEY, NODE_ID
-from .lifecycle import Managed
+from .lifecycle import Managed, SelectThread
 
 __all__ = ["MiniGateway"]
 
@@ -40,20 +39,16 @@ class MiniGateway(Managed):
         self._changed = threading.Condition()
         self._fd = os.open(port, os.O_RDWR | os.O_NOCTTY)
         tty.setraw(self._fd)
-        self._stop_r, self._stop_w = os.pipe()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = SelectThread(self._run, "mini-gateway")
         self._thread.start()
 
     def close(self) -> None:
-        os.write(self._stop_w, b"x")
-        self._thread.join(5)
-        for fd in (self._fd, self._stop_r, self._stop_w):
-            os.close(fd)
+        self._thread.close()
+        os.close(self._fd)
 
     def _run(self) -> None:
         while True:
-            readable, _, _ = select.select([self._fd, self._stop_r], [], [])
-            if self._stop_r in readable:
+            if self._thread.wait([self._fd]) is None:
                 return
             for item in self._deframer.feed(os.read(self._fd, 4096)):
                 if isinstance(item, ProtocolError):

@@ -17,7 +17,6 @@ import json
 import os
 import random
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -31,7 +30,7 @@ from typing import Any, Protocol
 
 from streetsense.node_sources import firmware_dir, package_dir
 
-from .lifecycle import Managed
+from .lifecycle import Managed, SelectThread
 from .micropython import MISSING, find_micropython, popen, stage_protocol
 from .pty import PtyPair
 
@@ -141,8 +140,7 @@ class LinkRelay:
         self._pending: list[tuple[float, int, int, bytes]] = []  # (due, order, fd, data)
         self._order = 0
         self._lock = threading.Lock()
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._run, name="link-relay", daemon=True)
+        self._thread = SelectThread(self._run, "link-relay")
         self._thread.start()
 
     def set_faults(self, *, drop: float = 0.0, ber: float = 0.0, delay_ms: int = 0) -> None:
@@ -167,8 +165,8 @@ class LinkRelay:
             with self._lock:
                 due = self._pending[0][0] if self._pending else None
             timeout = None if due is None else max(0.0, due - time.monotonic())
-            readable, _, _ = select.select([*peers, self._wake_r], [], [], timeout)
-            if self._wake_r in readable:
+            readable = self._thread.wait([*peers], timeout)
+            if readable is None:
                 return
             for fd in readable:
                 try:
@@ -228,13 +226,9 @@ class LinkRelay:
         self.counters["overflow_bytes"] += len(data) - written
 
     def close(self) -> None:
-        if self._thread.is_alive():
-            os.write(self._wake_w, b"x")
-            self._thread.join(5)
+        self._thread.close()
         self._node_pty.close()
         self._gw_pty.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
 
 
 class EmulatedNode(Managed):

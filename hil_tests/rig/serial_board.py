@@ -15,7 +15,6 @@ import collections
 import os
 import random
 import re
-import select
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from streetsense.gateway.bench.relays import BenchPower
 from streetsense.gateway.bench.server import LinkFaults
 
 from ..artefacts import Artefacts, FrameLog
+from ..lifecycle import SelectThread
 from ..pty import PtyPair
 from .drivers import Board
 from .emulated import node_name
@@ -48,8 +48,7 @@ class SerialRelay:
         self.frames = FrameLog()
         self._lock = threading.Lock()
         self._pending: collections.deque[tuple[float, str, bytes]] = collections.deque()
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._run, name="serial-relay", daemon=True)
+        self._thread = SelectThread(self._run, "serial-relay")
         self._thread.start()
 
     def _run(self) -> None:
@@ -58,9 +57,8 @@ class SerialRelay:
             with self._lock:
                 timeout = (max(0.0, self._pending[0][0] - time.monotonic())
                            if self._pending else None)
-            readable, _, _ = select.select([board_fd, self._master, self._wake_r], [], [],
-                                           timeout)
-            if self._wake_r in readable:
+            readable = self._thread.wait([board_fd, self._master], timeout)
+            if readable is None:
                 return
             for fd in readable:
                 direction = "up" if fd == board_fd else "down"
@@ -90,13 +88,9 @@ class SerialRelay:
             self.faults.counters["overflow_bytes"] += len(data)
 
     def close(self) -> None:
-        if self._thread.is_alive():
-            os.write(self._wake_w, b"x")
-            self._thread.join(5)
+        self._thread.close()
         self._serial.close()
         self._pty.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
 
 
 class RelayLink:
