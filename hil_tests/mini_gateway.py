@@ -15,7 +15,7 @@ import tty
 from collections.abc import Callable
 from typing import Any
 
-from streetsense.protocol import Deframer, Frame, ProtocolError, parse_frame
+from streetsense.protocol import Deframer, Frame, ProtocolError, parse_frame, peek_node_id
 from streetsense.protocol import messages as m
 
 from .keys import KEY, NODE_ID
@@ -57,7 +57,7 @@ class MiniGateway(Managed):
                     self._receive(item)
 
     def _receive(self, raw: bytes) -> None:
-        node_id = int.from_bytes(raw[3:7], "big")
+        node_id = peek_node_id(raw)
         unsigned = node_id in self.keys and self.keys[node_id] is None
         try:
             frame = parse_frame(raw, None if unsigned else self.keys.get)
