@@ -23,11 +23,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from streetsense.gateway.command_auth import load_operator_key, make_operator_key, sign
 from streetsense.gateway.topics import Topics
+
+from .lifecycle import Managed
 
 __all__ = ["GatewayError", "GatewayProcess", "GatewayTopics", "NodeEntry", "SerialEntry",
            "to_toml"]
@@ -155,7 +156,7 @@ class GatewayTopics:
         return self.topics.gateway_base
 
 
-class GatewayProcess(GatewayTopics):
+class GatewayProcess(GatewayTopics, Managed):
     """A gateway process for one test (or one bench session).
 
     ``mqtt_url`` is the broker, or a list of a cluster's members (``[mqtt] urls``).
@@ -339,11 +340,3 @@ class GatewayProcess(GatewayTopics):
         """Stop the process and remove the notification socket folder."""
         self.stop()
         shutil.rmtree(self._notify_dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

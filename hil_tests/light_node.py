@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import time
-import tty
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -35,6 +33,8 @@ from streetsense.protocol.messages import (
     HELLO,
     STATUS,
 )
+
+from .pty import PtyPair
 
 __all__ = ["LightNode", "StopAndWaitNode"]
 
@@ -166,12 +166,8 @@ class LightNode(StopAndWaitNode):
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(node_id, key, transmit=self._write, boot=boot, retry_s=retry_s,
                          clock=clock)
-        self.master, self._slave = os.openpty()
-        tty.setraw(self.master)
-        tty.setraw(self._slave)
-        flags = fcntl.fcntl(self.master, fcntl.F_GETFL)
-        fcntl.fcntl(self.master, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-        self.path = os.ttyname(self._slave)  # what the gateway opens
+        self._pty = PtyPair(nonblocking=True)
+        self.master, self.path = self._pty.master, self._pty.path  # the gateway opens path
         self.dropped_bytes = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -190,9 +186,7 @@ class LightNode(StopAndWaitNode):
             self._task = None
         with contextlib.suppress(ValueError, OSError):
             asyncio.get_running_loop().remove_reader(self.master)
-        for fd in (self.master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._pty.close()
 
     def replay(self, wire: bytes) -> None:
         """Write captured frame bytes on this node's link (an attacker's replay)."""

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 import select
-import termios
 import time
-import tty
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame, ProtocolError, names, parse_frame
 from streetsense.protocol.messages import ACK, CLOCK_UTC, DATA, HELLO
+
+from ..pty import PtyPair
 
 __all__ = ["FrameInjector", "ScriptedNode"]
 
@@ -57,27 +56,15 @@ class ScriptedNode:
             names.DATA_READINGS: [[2, -1, pm2_5_tenths]]}, **kwargs)
 
 
-class FrameInjector:
-    """One PTY pair: the gateway reads the slave (``port``), the test holds the master."""
+class FrameInjector(PtyPair):
+    """One PTY pair: the gateway reads the slave (``port``), the test holds the master and
+    ``write``s towards the gateway."""
 
     def __init__(self) -> None:
-        self._master, slave = os.openpty()
-        tty.setraw(slave)
-        attrs = termios.tcgetattr(slave)
-        attrs[3] &= ~termios.ECHO
-        termios.tcsetattr(slave, termios.TCSANOW, attrs)
-        self.port = os.ttyname(slave)
-        # Keep the slave open too: closing the last slave fd would hang up the master.
-        self._slave = slave
+        super().__init__()
+        self.port = self.path
         self._deframer = Deframer()
         self.received: list[Frame] = []
-
-    def write(self, wire: bytes) -> None:
-        """Write bytes towards the gateway."""
-        view = memoryview(wire)
-        while view:
-            written = os.write(self._master, view)
-            view = view[written:]
 
     def wait_ack(self, node_id: int, boot: int, seq: int, *, timeout: float = 10.0) -> Frame:
         """Wait for an ACK covering (node_id, boot, seq); raises AssertionError on timeout."""
@@ -101,20 +88,20 @@ class FrameInjector:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            readable, _, _ = select.select([self._master], [], [], remaining)
+            readable, _, _ = select.select([self.master], [], [], remaining)
             if readable:
                 self._read()
 
     def drain(self) -> list[Frame]:
         """Read whatever the gateway has written so far; returns all frames received."""
-        while select.select([self._master], [], [], 0)[0]:
+        while select.select([self.master], [], [], 0)[0]:
             if not self._read():
                 break
         return self.received
 
     def _read(self) -> bool:
         try:
-            chunk = os.read(self._master, 4096)
+            chunk = os.read(self.master, 4096)
         except OSError:
             return False
         for item in self._deframer.feed(chunk):
@@ -124,18 +111,3 @@ class FrameInjector:
                 except ProtocolError:
                     continue
         return bool(chunk)
-
-    def close(self) -> None:
-        """Close both ends."""
-        for fd in (self._master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

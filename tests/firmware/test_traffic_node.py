@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_harness import AppRun, readings
-from node_harness import KEY, NODE_ID, MiniGateway
 
 from streetsense.hil.environment import Environment, expected_counts
+from streetsense.hil.keys import KEY, NODE_ID
+from streetsense.hil.mini_gateway import MiniGateway
 from streetsense.hil.node import EmulatedNode
 from streetsense.protocol import messages as m
+from tests.firmware.app_harness import AppRun, readings
 
 pytestmark = pytest.mark.micropython
 

@@ -11,11 +11,13 @@ import resource
 import time
 from pathlib import Path
 
-from pipeline_helpers import FakeNode, PtyPort, node_key, topic
-
 from streetsense.hil.broker import Mosquitto, TcpProxy
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry, SerialEntry
+from streetsense.hil.keys import numbered_key
 from streetsense.hil.observer import MqttObserver
+from streetsense.hil.pty import PtyPort
+from tests.support.fake_node import PtyNode
+from tests.support.gateway_rig import topic
 
 MARGIN = 64 * 1024  # what the files may still grow by: a few commits' WAL pages
 RETRIES = 5  # retransmissions of the refused frame seen before the limit is lifted
@@ -26,15 +28,15 @@ def _size(path: Path) -> int:
 
 
 async def test_faults_file_size_limit_refuses_keeps_running_and_recovers(
-        tmp_path: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy) -> None:
+        tmp_path: Path, mosquitto: Mosquitto, mosquitto_proxy: TcpProxy) -> None:
     """Frames past the limit are refused, not ACKed; the node retransmits; the process stays
     up; with the limit lifted the frames are taken, and every ACKed frame is published once."""
     port = PtyPort(tmp_path / "tty0")
-    node = FakeNode(port, 42)
+    node = PtyNode(port, 42)
     gateway = GatewayProcess(
-        workdir=tmp_path / "gw", mqtt_url=mqtt_proxy.url, site="test",
+        workdir=tmp_path / "gw", mqtt_url=mosquitto_proxy.url, site="test",
         serial=[SerialEntry(path=str(port.path), name="tty0")],
-        nodes=[NodeEntry(id=42, name="HN-0042", kind="air-quality", key=node_key(42))])
+        nodes=[NodeEntry(id=42, name="HN-0042", kind="air-quality", key=numbered_key(42))])
     journal = tmp_path / "gw" / "data" / "journal.sqlite"
     acked: list[int] = []
     writes: dict[int, int] = {}
@@ -54,7 +56,7 @@ async def test_faults_file_size_limit_refuses_keeps_running_and_recovers(
                 progress.clear()
                 await progress.wait()
 
-    mqtt_proxy.blackhole(True)  # nothing is delivered: the rows stay in the journal
+    mosquitto_proxy.blackhole(True)  # nothing is delivered: the rows stay in the journal
     async with MqttObserver(mosquitto.url, topics=[topic("HN-0042", "data")]) as observer:
         await asyncio.to_thread(gateway.start)
         node.attach()
@@ -82,7 +84,7 @@ async def test_faults_file_size_limit_refuses_keeps_running_and_recovers(
                              (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
             frames[0] = stalled + 3
             await asyncio.wait_for(sender, 30)
-            mqtt_proxy.blackhole(False)
+            mosquitto_proxy.blackhole(False)
             await observer.expect(topic("HN-0042", "data"),
                                   lambda m: m.json()["seq"] == frames[0] - 1, timeout=60)
         finally:

@@ -17,7 +17,11 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from pipeline_helpers import (
+
+from streetsense.gateway.command_auth import load_operator_key, make_operator_key, sign
+from streetsense.hil.broker import Mosquitto
+from streetsense.hil.observer import Observed, parse_mqtt_url
+from tests.support.gateway_rig import (
     GatewayRig,
     LogWaiter,
     gateway_with_node,
@@ -26,10 +30,6 @@ from pipeline_helpers import (
     topic,
     write_registry,
 )
-
-from streetsense.gateway.command_auth import load_operator_key, make_operator_key, sign
-from streetsense.hil.broker import Mosquitto
-from streetsense.hil.observer import Observed, parse_mqtt_url
 
 BRIDGE = "streetsense/test/_gateway/gw-test"
 

@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline_helpers import gateway_with_node, node_info
-
 from streetsense.hil.broker import Mosquitto
+from tests.support.gateway_rig import gateway_with_node, node_info
 
 
 async def test_bridge_cli_renames_a_node_and_says_what_failed(

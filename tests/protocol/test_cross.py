@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from protocol_helpers import from_tagged, same, to_tagged
-from protocol_strategies import KEYS_OR_NONE, frames
 
 from streetsense.protocol import (
     Deframer,
@@ -23,6 +21,8 @@ from streetsense.protocol import (
     cobs,
     parse_frame,
 )
+from tests.protocol.protocol_helpers import from_tagged, same, to_tagged
+from tests.protocol.protocol_strategies import KEYS_OR_NONE, frames
 
 HERE = Path(__file__).resolve().parent
 ADAPTER = HERE.parents[1] / "protocol" / "vectors" / "adapter.py"
