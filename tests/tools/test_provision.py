@@ -170,7 +170,7 @@ def test_board_of_another_kind_is_refused(pty: PtyPair, node: ProvisioningNode,
 
 @pytest.mark.parametrize("node", [{"kind": "traffic"}], indirect=True)
 def test_board_refused_for_its_kind_is_then_provisioned_with_the_kind_it_names(
-        pty: Pty, node: FakeNode, tmp_path: Path) -> None:
+        pty: PtyPair, node: ProvisioningNode, tmp_path: Path) -> None:
     """The refusal sends nothing, not even the ACK of the HELLO: the node keeps saying it,
     so the run with the --kind the error names finds it (an acked factory node said nothing
     more, and that run ended in 'nothing came from a node')."""
