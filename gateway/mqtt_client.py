@@ -139,7 +139,7 @@ class MqttClient(asyncio.Protocol):
         """DISCONNECT (the Will is dropped), then close."""
         if self._transport is not None and not self.closed:
             self._send(wire.encode_disconnect())
-            self._flush()
+            self.flush()
             transport = self._transport
             self._end(MqttError("disconnected"))
             transport.close()
@@ -150,6 +150,12 @@ class MqttClient(asyncio.Protocol):
         self._out.append(packet)
         if self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
+
+    def flush(self) -> None:
+        """Write the packets queued so far now (otherwise at the end of this loop turn)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        self._flush()
 
     def _flush(self) -> None:
         self._flush_handle = None

@@ -360,6 +360,7 @@ class Publisher:
                 self._publish_row(client, row)
                 cursor = row.id
                 room -= 1
+            client.flush()  # this batch in one write now, not at the next loop turn
 
     def _publish_row(self, client: MqttClient, row: Row) -> None:
         payload = row.payload
@@ -385,11 +386,18 @@ class Publisher:
         # Published flags ride along with the next commit; when none comes within
         # MARK_DELAY_S they are written on their own. A crash in between republishes
         # at most that long's worth of messages (at-least-once). A full disk holds them
-        # back longer: they are tried again every MARK_RETRY_S.
+        # back longer: they are tried again every MARK_RETRY_S. While frames keep coming,
+        # the commits carry every flag and this loop writes none (no fsync of its own).
+        journal = self._journal
         while True:
             await self._acked_wake.wait()
             self._acked_wake.clear()
+            commits = journal.commits
             await asyncio.sleep(MARK_DELAY_S)
+            if journal.commits != commits:  # it took the flags queued before the pause
+                if journal.marks_pending:
+                    self._acked_wake.set()
+                continue
             if not await self._flush_marks():
                 await asyncio.sleep(MARK_RETRY_S)
                 self._acked_wake.set()
