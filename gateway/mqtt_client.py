@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import mqtt_wire as wire
+from .logbudget import LogBudget
 
 __all__ = ["Message", "MqttClient", "MqttError", "PubackHandler"]
 
@@ -56,6 +57,7 @@ class MqttClient(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._decoder = wire.Decoder()
+        self._log = LogBudget(log)
         self._out: list[bytes] = []
         self._flush_handle: asyncio.Handle | None = None
         self._next_id = 0
@@ -248,7 +250,9 @@ class MqttClient(asyncio.Protocol):
 
     def _handle(self, packet: wire.Packet) -> None:
         kind = packet.type
-        if kind == wire.PUBACK:
+        if packet.dropped:
+            self._oversized(packet)
+        elif kind == wire.PUBACK:
             packet_id, code = wire.parse_puback(packet.body)
             if packet_id not in self._in_flight:
                 raise wire.MalformedPacket(f"PUBACK for packet id {packet_id}, not in flight")
@@ -292,6 +296,19 @@ class MqttClient(asyncio.Protocol):
         self._connack.set_result(None)
         if self.keepalive_s:
             self._keepalive = self._loop.call_later(self.keepalive_s / 2, self._tick)
+
+    def _oversized(self, packet: wire.Packet) -> None:
+        """A PUBLISH over the decoder's bound: acknowledged (else a retained one would come
+        back after every reconnection), logged, not delivered."""
+        if packet.type != wire.PUBLISH:
+            raise wire.MalformedPacket(f"a packet of type {packet.type} with "
+                                       f"{len(packet.body) + packet.dropped} bytes")
+        topic, qos, packet_id = wire.publish_head(packet)
+        if qos == 1:
+            self._send(wire.encode_puback(packet_id))
+        self._log.log(logging.WARNING, "MQTT message on %s dropped: %d bytes, over the %d "
+                      "this gateway takes", topic, len(packet.body) + packet.dropped,
+                      self._decoder.max_packet)
 
     def _received(self, packet: wire.Packet) -> None:
         topic, payload, qos, packet_id, retain, props = wire.parse_publish(packet, v5=self._v5)

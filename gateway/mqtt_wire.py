@@ -17,7 +17,8 @@ __all__ = ["CONNACK", "DISCONNECT", "PINGREQ_BYTES", "PINGRESP", "PUBACK", "PUBL
            "SUBACK", "Connect", "Decoder", "MalformedPacket", "Packet", "connack_reason",
            "encode_connect", "encode_disconnect", "encode_puback", "encode_publish",
            "encode_subscribe", "parse_connack", "parse_disconnect", "parse_puback",
-           "parse_publish", "parse_suback", "reason_text", "topic_matches", "varint"]
+           "parse_publish", "parse_suback", "publish_head", "reason_text", "topic_matches",
+           "varint"]
 
 # Control packet types, the high nibble of the first byte (5.0 §2.1.2, 3.1.1 §2.2.1).
 CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
@@ -311,18 +312,28 @@ def encode_disconnect() -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Packet:
-    """One packet received: type, fixed-header flags and body."""
+    """One packet received: type, fixed-header flags and body. A packet over the decoder's
+    bound keeps only the head of its body (``dropped`` says how many bytes were not kept)."""
 
     type: int
     flags: int
     body: bytes
+    dropped: int = 0
+
+
+HEAD_KEPT = 2 + 0xFFFF + 2  # a PUBLISH's longest topic and its packet id
 
 
 class Decoder:
-    """Splits the bytes from the broker into packets (fixed header, 5.0 §2.1, 3.1.1 §2.2)."""
+    """Splits the bytes from the broker into packets (fixed header, 5.0 §2.1, 3.1.1 §2.2).
+
+    A packet longer than ``max_packet`` is not held in memory: the head of its body is kept
+    (a PUBLISH's topic and packet id, to answer and log it) and the rest skipped as it comes.
+    """
 
     def __init__(self, *, max_packet: int = 1 << 20) -> None:
         self._buffer = bytearray()
+        self._skip = 0  # bytes of an oversized packet still to skip
         self.max_packet = max_packet
 
     def feed(self, data: bytes) -> list[Packet]:
@@ -331,7 +342,15 @@ class Decoder:
         buffer += data
         packets: list[Packet] = []
         pos, end = 0, len(buffer)
-        while end - pos >= 2:
+        while True:
+            if self._skip:
+                step = min(self._skip, end - pos)
+                pos += step
+                self._skip -= step
+                if self._skip:
+                    break
+            if end - pos < 2:
+                break
             first = buffer[pos]
             length, shift, i, complete = 0, 0, pos + 1, False
             while i < end:
@@ -347,8 +366,13 @@ class Decoder:
             if not complete:
                 break  # the length itself is incomplete
             if length > self.max_packet:
-                raise MalformedPacket(f"a packet of {length} bytes, over the "
-                                      f"{self.max_packet} this client accepts")
+                kept = min(length, HEAD_KEPT)
+                if i + kept > end:
+                    break
+                packets.append(Packet(first >> 4, first & 0x0F, bytes(buffer[i:i + kept]),
+                                      length - kept))
+                pos, self._skip = i + kept, length - kept
+                continue
             if i + length > end:
                 break
             packets.append(Packet(first >> 4, first & 0x0F, bytes(buffer[i:i + length])))
@@ -381,6 +405,13 @@ def parse_publish(packet: Packet, *, v5: bool
     if "+" in topic or "#" in topic:  # 5.0 §3.3.2.1: no wildcards in a topic name
         raise MalformedPacket(f"PUBLISH to {topic!r}, a topic name with a wildcard")
     return topic, reader.rest(), qos, packet_id, bool(packet.flags & 1), props
+
+
+def publish_head(packet: Packet) -> tuple[str, int, int]:
+    """(topic, QoS, packet id) of a PUBLISH whose body was cut (``Packet.dropped``)."""
+    reader = _Reader(packet.body, "PUBLISH")
+    qos = (packet.flags >> 1) & 3
+    return reader.string(), qos, reader.two() if qos else 0
 
 
 def parse_puback(body: bytes) -> tuple[int, int]:

@@ -103,6 +103,26 @@ async def test_mqtt_client_will_on_a_dropped_connection_not_on_disconnect(
     await watcher.disconnect()
 
 
+async def test_mqtt_client_drops_a_message_over_its_bound_and_stays_connected(
+        mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
+    """A 2 MiB retained message on a subscribed topic is acknowledged, logged and dropped
+    (not held in memory, not a reason to reconnect); the next message arrives."""
+    caplog.set_level(logging.WARNING, "streetsense.gateway.mqtt")
+    sender = await _open(mosquitto, "sender", lambda _: None, v5=False)
+    for v5 in (True, False):
+        inbox = Inbox()
+        client = await _open(mosquitto, f"receiver-{v5}", inbox, v5=v5)
+        await client.subscribe(["big/#"])
+        await sender.publish_acked("big/cmd", b"z" * (2 << 20), retain=True)
+        await sender.publish_acked("big/next", b"small")  # after it, in order (QoS 1)
+        [message] = await inbox.wait(1)
+        assert message == Message("big/next", b"small") and not client.closed
+        await client.disconnect()
+    assert caplog.text.count("MQTT message on big/cmd dropped: 2097163 bytes, over the "
+                             "1048576 this gateway takes") >= 2  # and the retained one
+    await sender.disconnect()
+
+
 @pytest.fixture
 async def fake_broker() -> AsyncIterator[tuple[asyncio.Server, list[bytes]]]:
     """A socket server whose answer to CONNECT is set by the test (``server.answer``)."""

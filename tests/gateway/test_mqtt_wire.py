@@ -96,9 +96,17 @@ def test_mqtt_wire_decoder_reassembles_packets_fed_byte_by_byte() -> None:
     assert wire.Decoder().feed(stream) == packets
 
 
-def test_mqtt_wire_decoder_refuses_a_packet_over_its_bound() -> None:
-    with pytest.raises(wire.MalformedPacket, match="over the 100"):
-        wire.Decoder(max_packet=100).feed(b"\x30\xc8\x01")
+def test_mqtt_wire_decoder_keeps_only_the_head_of_a_packet_over_its_bound() -> None:
+    """A PUBLISH longer than the bound is not held: its topic and packet id are kept, the
+    rest skipped as it arrives, and the stream goes on with the next packet."""
+    big = wire.encode_publish("cmd/x", b"y" * 300, packet_id=4, v5=False)
+    decoder = wire.Decoder(max_packet=100)
+    stream = big + bytes.fromhex("d000")
+    packets = [p for i in range(0, len(stream), 7) for p in decoder.feed(stream[i:i + 7])]
+    assert [p.type for p in packets] == [wire.PUBLISH, wire.PINGRESP]
+    assert packets[0].dropped == len(big) - 3 - len(packets[0].body)
+    assert wire.publish_head(packets[0]) == ("cmd/x", 1, 4)
+    assert len(decoder._buffer) == 0
 
 
 def test_mqtt_wire_connack_codes_and_properties() -> None:
