@@ -238,8 +238,9 @@ class MqttClient(asyncio.Protocol):
         self._last_in = time.monotonic()
         self._ping_sent = 0.0
         try:
-            packets = self._decoder.feed(data)
-            for packet in packets:
+            for packet in self._decoder.feed(data):
+                if self.closed:  # a DISCONNECT or a refusal before the rest of this read
+                    break
                 self._handle(packet)
         except wire.MalformedPacket as exc:
             log.warning("MQTT protocol error from the broker: %s; closing the connection", exc)
