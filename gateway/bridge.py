@@ -30,7 +30,7 @@ from .config import LOG_LEVELS
 from .logbudget import LogBudget
 from .publisher import Message, Publisher
 from .registry import NodeInfo, Registry, RegistryError, remove_node, rename_node
-from .session import Topics
+from .topics import Topics
 
 __all__ = ["ACTIONS", "Bridge"]
 

@@ -26,11 +26,13 @@ from .framing import Framing, Rejections
 from .journal import Journal, Row
 from .metrics import Metrics
 from .mqtt_wire import topic_matches
+from .node_state import NodeState
 from .ownership import Ownership
 from .publisher import BrokerSettings, Message, Publisher
 from .registry import NodeInfo, Registry
 from .runlock import RunLock
-from .session import Deriver, NodeState, Session, Topics
+from .session import Deriver, Session
+from .topics import Topics
 from .transports.base import LinkCallbacks, Transport
 from .transports.serial import PortSpec, SerialTransport
 from .version import gateway_version
@@ -121,7 +123,7 @@ class Gateway:
             BrokerSettings.from_config(cfg.mqtt), journal,
             state_topic=self.topics.gateway("state"), online_payload=self._online_payload,
             offline_payload=payloads.encode(self._gateway_state(online=False)),
-            subscriptions=[self.topics.node("+", "cmd/+"), self.topics.gateway("request/#"),
+            subscriptions=[self.topics.command("+", "+"), self.topics.gateway("request/#"),
                            *(self.ownership.subscriptions if self.ownership else [])],
             metrics=self.metrics)
         self.publisher = publisher

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import click
 
+from streetsense.gateway.topics import Topics
+
 __all__ = ["Signed", "broker_options", "command", "parse_values"]
 
 
@@ -113,8 +115,8 @@ def command(node: str, name: str, args: tuple[str, ...], confirm: bool,
     if confirm:
         request["confirm"] = node
     signed = Signed(**options)
-    topic = f"{signed.prefix}/{signed.site}/{node}/cmd/{name}"
-    signed.send(topic, f"{topic}/result", request)
+    topics = Topics(signed.prefix, signed.site)
+    signed.send(topics.command(node, name), topics.result(node, name), request)
 
 
 async def _send(url: str, topic: str, answer_topic: str, key: bytes, request: dict[str, Any],

@@ -35,6 +35,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from streetsense.gateway.failover import Failover
+from streetsense.gateway.topics import Topics
 
 from .store_db import (
     KINDS,
@@ -88,7 +89,7 @@ class Store:
                  seed: int | None = None) -> None:
         self.members = [broker_address(url) for url in brokers]
         self.db_url = db_url
-        self.topics = [f"{prefix}/{site}/+/{kind}" for kind in KINDS]
+        self.topics = [Topics(prefix, site).node("+", kind) for kind in KINDS]
         self.client_id = client_id
         self.protocol = protocol
         self.username = username

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
-from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame, ProtocolError, parse_frame
-from streetsense.protocol.messages import ACK, DATA, HELLO
+from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame, ProtocolError, names, parse_frame
+from streetsense.protocol.messages import ACK, CLOCK_UTC, DATA, HELLO
 
 __all__ = ["FrameInjector", "ScriptedNode"]
 
@@ -45,12 +45,16 @@ class ScriptedNode:
 
     def hello(self, **kwargs: Any) -> bytes:
         """A HELLO for this boot."""
-        return self.frame(HELLO, {1: "streetsense-node", 2: "scripted", 3: [1, 0],
-                                  4: ["pms5003"], 5: 1, 6: self.boot}, **kwargs)
+        return self.frame(HELLO, {
+            names.HELLO_KIND: "streetsense-node", names.HELLO_FIRMWARE: "scripted",
+            names.HELLO_PROTOCOL: [1, 0], names.HELLO_SENSORS: ["pms5003"],
+            names.HELLO_RESET_CAUSE: 1, names.HELLO_BOOT: self.boot}, **kwargs)
 
     def data(self, pm2_5_tenths: int, ts: int, **kwargs: Any) -> bytes:
         """A DATA with one PM2.5 sample (``pm2_5_tenths`` * 0.1 ug/m3) at Unix time ``ts``."""
-        return self.frame(DATA, {1: ts, 2: 0, 3: 60, 4: [[2, -1, pm2_5_tenths]]}, **kwargs)
+        return self.frame(DATA, {
+            names.DATA_TS: ts, names.DATA_CLOCK: CLOCK_UTC, names.DATA_INTERVAL_S: 60,
+            names.DATA_READINGS: [[2, -1, pm2_5_tenths]]}, **kwargs)
 
 
 class FrameInjector:
@@ -78,8 +82,8 @@ class FrameInjector:
     def wait_ack(self, node_id: int, boot: int, seq: int, *, timeout: float = 10.0) -> Frame:
         """Wait for an ACK covering (node_id, boot, seq); raises AssertionError on timeout."""
         found = self.wait_frame(
-            lambda f: f.type == ACK and f.node_id == node_id and f.body.get(1) == boot
-            and f.body.get(2, -1) >= seq, timeout=timeout)
+            lambda f: f.type == ACK and f.node_id == node_id and f.body.get(names.ACK_BOOT) == boot
+            and f.body.get(names.ACK_SEQ, -1) >= seq, timeout=timeout)
         if found is None:
             raise AssertionError(f"no ACK for node {node_id} boot {boot} seq {seq} "
                                  f"within {timeout} s; got {self.received}")

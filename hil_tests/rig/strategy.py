@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from streetsense.protocol import peek_node_id
 from streetsense.protocol.messages import HELLO
 
 from ..observer import MqttObserver, Observed
@@ -120,7 +121,7 @@ class BoardStrategy:
         node_id = self.board.node_id
         await link.frames.wait(
             lambda f: f.raw is not None and f.raw[1] == HELLO
-            and int.from_bytes(f.raw[3:7], "big") == node_id,
+            and peek_node_id(f.raw) == node_id,
             timeout=self.boot_timeout_s, since=after)
 
     async def wait_birth(self, *, since: int = 0) -> Observed:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from streetsense.hil.node import EmulatedNode
-from streetsense.protocol import Deframer, Frame, ProtocolError, parse_frame
+from streetsense.protocol import Deframer, Frame, ProtocolError, parse_frame, peek_node_id
 from streetsense.protocol import messages as m
 
 KEY = bytes(range(32))
@@ -78,7 +78,7 @@ class MiniGateway:
                     self._receive(item)
 
     def _receive(self, raw: bytes) -> None:
-        node_id = int.from_bytes(raw[3:7], "big")
+        node_id = peek_node_id(raw)
         unsigned = node_id in self.keys and self.keys[node_id] is None
         try:
             frame = parse_frame(raw, None if unsigned else self.keys.get)

@@ -36,6 +36,7 @@ from streetsense.gateway.publisher import Publisher
 from streetsense.gateway.registry import NodeInfo
 from streetsense.gateway.service import Gateway
 from streetsense.gateway.session import Deriver
+from streetsense.gateway.topics import Topics
 from streetsense.hil.observer import MqttObserver
 from streetsense.protocol import Deframer, Frame, ProtocolError, parse_frame
 from streetsense.protocol.messages import ACK, DATA, HELLO
@@ -92,8 +93,11 @@ def operator_key(config: GatewayConfig) -> bytes:
     return load_operator_key(config.commands.operator_key_file)
 
 
+TOPICS = Topics(PREFIX, SITE, GATEWAY_ID)
+
+
 def topic(node: str, sub: str) -> str:
-    return f"{PREFIX}/{SITE}/{node}/{sub}"
+    return TOPICS.node(node, sub)
 
 
 FILLER = topic("filler", "data")

@@ -28,7 +28,8 @@ from streetsense.gateway.framing import Framing, Rejections
 from streetsense.gateway.journal import Journal
 from streetsense.gateway.metrics import Metrics
 from streetsense.gateway.registry import NodeInfo
-from streetsense.gateway.session import Session, Topics
+from streetsense.gateway.session import Session
+from streetsense.gateway.topics import Topics
 from streetsense.hil.broker import Mosquitto, TcpProxy
 from streetsense.protocol import Deframer, Frame, parse_frame
 from streetsense.protocol.messages import ACK, DATA

@@ -41,6 +41,7 @@ async def test_pipeline_reading_reaches_mqtt_with_units_and_meta(
         birth = state.json()["birth"]
         assert birth["boot"] == 7 and birth["firmware"] == "0.1.0"
         assert birth["sensors"] == ["pms5003", "scd41"]
+        assert birth["kind"] == "streetsense-node" and "device" not in birth  # HELLO kind
         time_frame = await node.wait_for(lambda f: f.type == TIME)
         assert time_frame.boot == 7 and time_frame.seq == 1
         assert abs(time_frame.body[1] / 1000 - time.time()) < 5

@@ -16,7 +16,9 @@ from streetsense.gateway.framing import LOG_BURST, LOGGED_MAX, Framing, Rejectio
 from streetsense.gateway.journal import Journal
 from streetsense.gateway.metrics import Metrics
 from streetsense.gateway.payloads import iso_utc
-from streetsense.gateway.session import MAX_BOOTS, Session, Topics, replay_verdict
+from streetsense.gateway.replay import MAX_BOOTS, replay_verdict
+from streetsense.gateway.session import Session
+from streetsense.gateway.topics import Topics
 from streetsense.protocol import Deframer, Frame, parse_frame
 from streetsense.protocol.messages import ACK, DATA, HELLO
 
@@ -161,6 +163,24 @@ async def test_session_replay_state_survives_restart(tmp_path: Path) -> None:
     await _settle(session, 1)
     assert framing.rejections.counts["replay"] == 1
     assert _published_seqs(journal) == [0, 1, 2, 3]
+    task.cancel()
+    journal.close()
+
+
+async def test_session_restores_a_birth_saved_before_the_kind_rename(tmp_path: Path) -> None:
+    """A birth a gateway saved with the old field name "device" comes back as "kind"."""
+    framing, session, journal, task = await _session(tmp_path)
+    framing.on_bytes(RecordingLink(), _data(0))
+    await _settle(session, 1)
+    journal.save_state("session.births", {"42": {"boot": 1, "device": "air-quality",
+                                                 "anchors": {"1": 1000.0}}})
+    task.cancel()
+    journal.close()
+    framing, session, journal, task = await _session(tmp_path)
+    session.restore()
+    assert session.nodes[42].birth == {"boot": 1, "kind": "air-quality",
+                                       "anchors": {"1": 1000.0}}
+    assert session.nodes[42].anchors == {1: 1000.0}
     task.cancel()
     journal.close()
 
