@@ -46,8 +46,8 @@ class Message:
 class MqttClient(asyncio.Protocol):
     """One MQTT connection: ``await MqttClient.open(...)``, then ``publish``/``subscribe``.
 
-    ``on_message`` gets each message of the subscriptions. ``lost`` is done (with the
-    `MqttError`) once the connection is gone, whichever side ended it.
+    ``on_message`` gets each message of the subscriptions. ``wait_lost`` raises the
+    `MqttError` once the connection is gone, whichever side ended it.
     """
 
     def __init__(self, connect: wire.Connect, on_message: Callable[[Message], None]) -> None:
@@ -68,7 +68,8 @@ class MqttClient(asyncio.Protocol):
         self.receive_maximum = 65535  # the broker's, from CONNACK (5.0 §3.2.2.3.3)
         self.keepalive_s = connect.keepalive_s
         self._connack: asyncio.Future[None] = self._loop.create_future()
-        self.lost: asyncio.Future[None] = self._loop.create_future()
+        self._lost: asyncio.Future[None] = self._loop.create_future()  # see wait_lost
+        self._closed = False
         self._keepalive: asyncio.TimerHandle | None = None
         self._last_out = self._last_in = time.monotonic()
         self._ping_sent = 0.0
@@ -110,17 +111,19 @@ class MqttClient(asyncio.Protocol):
         self._end(why)
 
     def _end(self, why: MqttError) -> None:
+        self._closed = True
         if self._keepalive is not None:
             self._keepalive.cancel()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        futures: list[asyncio.Future[Any]] = [self._connack, self.lost,
+        futures: list[asyncio.Future[Any]] = [self._connack, self._lost,
                                               *self._subscribing.values()]
         for future in futures:
             if not future.done():
                 future.set_exception(why)
-        self.lost.exception()  # retrieved: nobody has to await it
+        if not self._lost.cancelled():
+            self._lost.exception()  # retrieved: nobody has to await it
         self._subscribing.clear()
         self._in_flight.clear()  # the journal sends these again on the next connection
         self._space.set()  # waiters wake and see `closed`
@@ -130,7 +133,12 @@ class MqttClient(asyncio.Protocol):
 
     @property
     def closed(self) -> bool:
-        return self.lost.done()
+        return self._closed
+
+    async def wait_lost(self) -> None:
+        """Raises the `MqttError` once the connection is gone. Shielded: a cancelled waiter
+        does not cancel ``_lost`` (the connection is not gone because a task was cancelled)."""
+        await asyncio.shield(self._lost)
 
     def abort(self, why: str = "connection aborted") -> None:
         """Drop the connection at once (no DISCONNECT: the broker publishes the Will)."""
@@ -179,11 +187,11 @@ class MqttClient(asyncio.Protocol):
         """Until ``room(window)`` is positive; `MqttError` if the connection is gone."""
         while not self.room(window):
             if self.closed:
-                await self.lost
+                await self.wait_lost()
             self._space.clear()
             await self._space.wait()
         if self.closed:
-            await self.lost
+            await self.wait_lost()
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False,
                 correlation: bytes | None = None, on_ack: PubackHandler | None = None) -> None:
@@ -191,7 +199,7 @@ class MqttClient(asyncio.Protocol):
         is called on its PUBACK. Mind ``room``: the broker may close a client that goes
         beyond its Receive Maximum."""
         if self.closed:
-            self.lost.result()  # raises the MqttError
+            raise MqttError("the connection is closed")
         packet_id = self._new_id()
         self._in_flight[packet_id] = on_ack
         self._send(wire.encode_publish(topic, payload, packet_id=packet_id, v5=self._v5,
@@ -217,10 +225,10 @@ class MqttClient(asyncio.Protocol):
                 acked.set_result(code)
 
         self.publish(topic, payload, retain=retain, correlation=correlation, on_ack=on_ack)
-        done, _ = await asyncio.wait((acked, self.lost), return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait((acked, self._lost), return_when=asyncio.FIRST_COMPLETED)
         if acked not in done:
             acked.cancel()
-            await self.lost
+            await self.wait_lost()
         return acked.result()
 
     async def subscribe(self, filters: list[str]) -> list[int]:

@@ -430,7 +430,7 @@ class Publisher:
 
 async def _until_lost(client: MqttClient) -> None:
     """Raises the connection's `MqttError` once it is lost (ends the session's tasks)."""
-    await client.lost
+    await client.wait_lost()
 
 
 def _mark_delayed(payload: bytes) -> bytes:

@@ -76,6 +76,23 @@ async def test_mqtt_client_publishes_a_batch_and_receives_it_in_order(mosquitto:
     await subscriber.disconnect()
 
 
+async def test_mqtt_client_a_cancelled_waiter_leaves_the_connection_open(
+        mosquitto: Mosquitto) -> None:
+    """Cancelling a task that waits for the connection's end (the publisher's session
+    tasks at a stop) neither closes it nor breaks the next waits and publishes."""
+    client = await _open(mosquitto, "gw", lambda _: None, v5=True)
+    waiter = asyncio.create_task(client.wait_lost())
+    await asyncio.sleep(0)  # let it start waiting (a scheduling step, not a timed wait)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert not client.closed
+    assert await client.publish_acked("t", b"still open") < 0x80
+    await client.disconnect()
+    with pytest.raises(MqttError, match="disconnected"):
+        await client.wait_lost()
+
+
 @pytest.mark.parametrize("v5", [True, False], ids=["mqtt5", "mqtt311"])
 async def test_mqtt_client_will_on_a_dropped_connection_not_on_disconnect(
         mosquitto: Mosquitto, v5: bool) -> None:
@@ -166,7 +183,7 @@ async def test_mqtt_client_refusal_and_protocol_errors_are_sentences(
             client = await MqttClient.open("127.0.0.1", _port(server),
                                            wire.Connect(client_id="gw"), on_message=print)
             async with asyncio.timeout(5):
-                await client.lost
+                await client.wait_lost()
     assert "MQTT protocol error from the broker: PUBACK for packet id 9" in caplog.text
 
 
