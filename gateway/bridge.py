@@ -24,14 +24,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
-
 from . import payloads
 from .command_auth import CommandAuth
 from .commands import parse_request
 from .config import LOG_LEVELS
 from .logbudget import LogBudget
-from .publisher import Publisher
+from .publisher import Message, Publisher
 from .registry import NodeInfo, Registry, RegistryError, remove_node, rename_node
 from .topics import Topics
 
@@ -78,14 +76,12 @@ class Bridge:
         self._publisher.set_retained(self._topics.gateway("nodes"), payloads.encode(
             {"gateway": self._topics.gateway_id, "site": self._topics.site, "nodes": nodes}))
 
-    async def on_message(self, message: aiomqtt.Message) -> None:
+    async def on_message(self, message: Message) -> None:
         """One request on ``.../request/<action>``: checked, run, answered."""
-        topic = message.topic.value
+        topic = message.topic
         action = topic[len(self._topics.gateway("request/")):]
         self.requests += 1
-        correlation = None
-        if message.properties is not None and hasattr(message.properties, "CorrelationData"):
-            correlation = bytes(message.properties.CorrelationData)
+        correlation = message.correlation
         request, refusal = parse_request(message.payload)
         if refusal is None:
             if action not in ACTIONS:

@@ -30,8 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiomqtt
-
 from streetsense.protocol import ProtocolError, limits, names
 from streetsense.protocol.messages import COMMAND, CONFIG
 
@@ -39,7 +37,7 @@ from . import payloads
 from .command_auth import CommandAuth
 from .logbudget import LogBudget
 from .node_state import NodeState
-from .publisher import Publisher
+from .publisher import Message, Publisher
 from .registry import NodeInfo
 from .session import Session
 from .topics import Topics
@@ -111,9 +109,9 @@ class Commands:
             pending.task.cancel()
         return pending.name, pending.correlation, pending.request_id
 
-    async def on_message(self, message: aiomqtt.Message) -> None:
+    async def on_message(self, message: Message) -> None:
         """Handle one message on ``<prefix>/<site>/<node>/cmd/<name>``."""
-        topic = message.topic.value
+        topic = message.topic
         parts = topic.split("/")
         if len(parts) < 3 or parts[-2] != "cmd":
             return
@@ -121,9 +119,7 @@ class Commands:
         if not self._session.answers_commands_for(node_name):
             return  # another gateway owns the node: it answers
         self.received += 1
-        correlation = None
-        if message.properties is not None and hasattr(message.properties, "CorrelationData"):
-            correlation = bytes(message.properties.CorrelationData)
+        correlation = message.correlation
         request, refusal = parse_request(message.payload)
         request_id = None if request.get("id") is None else str(request["id"])
         target = refusal or self._check(topic, node_name, name, request, message.retain)

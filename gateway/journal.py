@@ -156,6 +156,7 @@ class Journal:
         self.dropped_messages = 0  # unpublished messages deleted by drop-oldest
         self.pruned_messages = 0  # published messages deleted to make room
         self.pruned_downlinks = 0  # downlink counters of boots long gone
+        self.commits = 0  # group commits written (each also wrote the marks queued before it)
         self._lock = threading.RLock()
         # PUBACKed ids not yet flagged: written with the next commit or by flush_marks.
         # Their own small lock: the event loop appends without waiting for a commit.
@@ -397,7 +398,8 @@ class Journal:
         except BaseException:
             self._rollback()
             raise
-        self._marks_taken = []
+        self._marks_written()
+        self.commits += 1
         return rows
 
     def _insert_message(self, node_id: int, boot: int, seq: int, received_at: float,
@@ -466,11 +468,15 @@ class Journal:
             except BaseException:
                 self._rollback()
                 raise
-            self._marks_taken = []
-            if self._marks_refused:
-                self._marks_refused = False
-                log.warning("journal records deliveries again")
+            self._marks_written()
             return True
+
+    def _marks_written(self) -> None:
+        """The transaction with ``_marks_taken`` committed (a commit or ``flush_marks``)."""
+        if self._marks_taken and self._marks_refused:
+            self._marks_refused = False
+            log.warning("journal records deliveries again")
+        self._marks_taken = []
 
     def _write_marks(self) -> None:
         with self._marks_lock:

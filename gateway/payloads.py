@@ -43,10 +43,17 @@ __all__ = [
 
 def iso_utc(ts: float, *, ms: bool = False) -> str:
     """``2026-12-04T10:00:00Z`` (or with milliseconds) for a Unix time."""
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
+    text = _utc_second(int(ts)) if ts >= 0 else time.strftime("%Y-%m-%dT%H:%M:%S",
+                                                                time.gmtime(ts))
     if ms:
         return f"{text}.{int(ts * 1000) % 1000:03d}Z"
     return text + "Z"
+
+
+@functools.lru_cache(maxsize=256)
+def _utc_second(second: int) -> str:
+    # Frames of the same second share the text: strftime was two calls a frame.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)

@@ -1,41 +1,43 @@
-"""MQTT out: drains the journal to the broker with aiomqtt, QoS 1, pipelined.
+"""MQTT out: drains the journal to the broker, QoS 1, pipelined and batched (`mqtt_client`).
 
 One connection at a time, to the broker or to one member of a broker cluster: when the
 member in use is lost the next is tried at once, and only once every member has failed is
 the next attempt held back by a capped, jittered backoff (`Failover`). On every connection the
 gateway's retained ``state`` goes online (its Will says offline), the retained node states
 are republished, the command topics subscribed, and the journal drained in id order with
-up to ``window`` publishes in flight. A journal row is marked published only after its
-PUBACK; whatever was in flight when a connection broke is sent again on the next one.
+up to ``window`` publishes in flight, those of one loop turn in one write. A journal row is
+marked published only after its PUBACK; whatever was in flight when a connection broke is
+sent again on the next one.
 Messages that waited for the broker are published with their original timestamps and
 ``"delayed": true``: those received by an earlier run of the gateway, and, on a reconnect
 (or a first connect that needed retries), those received before the connection came up.
+Messages of the subscriptions come out of ``messages()``, an async iterator that lasts
+across reconnections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import random
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
+from . import mqtt_wire
 from .config import MqttSection
 from .failover import Failover
 from .journal import Journal, Row
+from .logbudget import LogBudget
 from .metrics import Metrics
+from .mqtt_client import Message, MqttClient, MqttError
 
-__all__ = ["BrokerSettings", "Publisher"]
+__all__ = ["BrokerSettings", "Message", "Publisher"]
 
 log = logging.getLogger("streetsense.gateway.publisher")
 
@@ -45,6 +47,7 @@ FETCH_ROWS = 500
 LIVE_MAX = 10_000  # rows held in memory for the drain; beyond, it reads the journal
 MARK_DELAY_S = 0.1
 MARK_RETRY_S = 1.0
+SETUP_S = 10.0  # for the broker's answers to a new connection's first packets
 
 
 @dataclass(frozen=True)
@@ -92,38 +95,35 @@ class BrokerSettings:
         return context
 
 
-MessageHandler = Callable[[aiomqtt.Message], Coroutine[Any, Any, None]]
-
-
 class Publisher:
     """The gateway's MQTT client: journal drain, retained states, subscriptions."""
 
     def __init__(self, settings: BrokerSettings, journal: Journal, *, state_topic: str,
                  online_payload: Callable[[], bytes], offline_payload: bytes,
-                 subscriptions: Sequence[str] = (), on_message: MessageHandler | None = None,
-                 metrics: Metrics | None = None, seed: int | None = None) -> None:
+                 subscriptions: Sequence[str] = (), metrics: Metrics | None = None,
+                 seed: int | None = None) -> None:
         self.settings = settings
         self._journal = journal
         self._state_topic = state_topic
         self._online_payload = online_payload
         self._offline_payload = offline_payload
         self._subscriptions = list(subscriptions)
-        self._on_message = on_message
         self._rng = random.Random(seed)
         self._tls_context = settings.tls_context()  # files read once: checked by the config
         self.failover = Failover(settings.members, rng=self._rng, min_s=BACKOFF_MIN_S,
                                  max_s=BACKOFF_MAX_S)
         self.metrics = metrics or Metrics()
-        self._client: aiomqtt.Client | None = None
+        self._client: MqttClient | None = None
         self._wake = asyncio.Event()
         self._retained: dict[str, bytes] = {}
         self._retained_dirty: dict[str, None] = {}
         self._retained_wake = asyncio.Event()
         self._live: deque[Row] = deque()
         self._acked_wake = asyncio.Event()
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
         self._attempt_waiters: list[asyncio.Future[None]] = []
         self._published_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._refusals = LogBudget(log)
         self.connected = asyncio.Event()
         self.offline = asyncio.Event()  # set while there is no broker connection
         self.offline.set()
@@ -135,6 +135,7 @@ class Publisher:
         self.reconnects = 0
         self.published = 0
         self.published_delayed = 0
+        self.refused = 0  # PUBACKs with a failure reason (MQTT 5), logged
         self.last_error = ""
         self._stopping = False
 
@@ -171,20 +172,32 @@ class Publisher:
         if client is None:
             return False
         try:
-            await client.publish(topic, payload, qos=1, retain=retain,
-                                 properties=self._properties(correlation), timeout=timeout_s)
-        except aiomqtt.MqttError as exc:
-            log.debug("publish to %s failed: %s", topic, exc)
+            async with asyncio.timeout(timeout_s):
+                code = await client.publish_acked(
+                    topic, payload, retain=retain, window=self.settings.window,
+                    correlation=correlation if self.is_v5 else None)
+        except (MqttError, TimeoutError) as exc:
+            log.debug("publish to %s failed: %s", topic, exc or "timeout")
             self.metrics.publish_failed()
             return False
-        return True
+        return self._accepted(topic, code)
 
-    def _properties(self, correlation: bytes | None) -> Properties | None:
-        if correlation is None or not self.is_v5:
-            return None
-        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        properties.CorrelationData = correlation
-        return properties
+    def _refused(self, topic: str, code: int) -> None:
+        self._accepted(topic, code)
+
+    def _accepted(self, topic: str, code: int) -> bool:
+        """Whether a PUBACK's reason code is a success (5.0 §3.4.2.1); a refusal is logged."""
+        if code < 0x80:
+            return True
+        self.refused += 1
+        self._refusals.log(logging.WARNING, "the broker refused the message on %s: %s", topic,
+                           mqtt_wire.reason_text(code))
+        return False
+
+    async def messages(self) -> AsyncIterator[Message]:
+        """The messages of the subscriptions, from every connection, in arrival order."""
+        while True:
+            yield await self._inbox.get()
 
     # ---- connection loop ----------------------------------------------------------------
 
@@ -221,37 +234,34 @@ class Publisher:
         """The URL of the broker (cluster member) in use, or tried next."""
         return self.settings.member_url(self.failover.current)
 
-    def _make_client(self) -> aiomqtt.Client:
+    async def _open(self) -> MqttClient:
         s = self.settings
-        v5 = self.is_v5
         host, port = self.failover.current
-        client = aiomqtt.Client(
-            host, port, identifier=s.client_id, username=s.username, password=s.password,
-            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            will=aiomqtt.Will(self._state_topic, self._offline_payload, qos=1, retain=True),
-            clean_session=None if v5 else True, keepalive=s.keepalive_s, timeout=10.0,
-            max_inflight_messages=s.window, tls_context=self._tls_context)
-        client.pending_calls_threshold = s.window + 20
-        return client
+        connect = mqtt_wire.Connect(
+            client_id=s.client_id, v5=self.is_v5, keepalive_s=s.keepalive_s,
+            username=s.username, password=s.password, will_topic=self._state_topic,
+            will_payload=self._offline_payload, will_retain=True)
+        return await MqttClient.open(host, port, connect, on_message=self._inbox.put_nowait,
+                                     tls=self._tls_context, timeout_s=10.0)
 
     async def run(self) -> None:
         """Stay connected until cancelled; every session drains the journal."""
         while True:
-            client = self._make_client()
+            client: MqttClient | None = None
             try:
-                async with client:
-                    self._client = client
-                    self.connections += 1
-                    if self.connections > 1:
-                        self.reconnects += 1
-                    self.connected_since = time.time()
-                    if self.failures:
-                        self._held_before = self.connected_since
-                    log.info("connected to MQTT broker %s as %s (MQTT %s)", self.member_url,
-                             self.settings.client_id, self.settings.protocol)
-                    self.failover.connected()
-                    await self._session(client)
-            except* (aiomqtt.MqttError, OSError) as group:
+                client = await self._open()
+                self._client = client
+                self.connections += 1
+                if self.connections > 1:
+                    self.reconnects += 1
+                self.connected_since = time.time()
+                if self.failures:
+                    self._held_before = self.connected_since
+                log.info("connected to MQTT broker %s as %s (MQTT %s)", self.member_url,
+                         self.settings.client_id, self.settings.protocol)
+                self.failover.connected()
+                await self._session(client)
+            except* MqttError as group:
                 self.last_error = "; ".join(str(e) for e in group.exceptions)
                 self.failures += 1
                 self._attempt_ended()
@@ -261,6 +271,8 @@ class Publisher:
                 self.connected.clear()
                 self.offline.set()
                 self.metrics.set_broker(False)
+                if client is not None:
+                    await client.disconnect()  # a clean stop: DISCONNECT, no Will
             if self._stopping:
                 # A stop's cancellation that met a broker error inside the TaskGroup
                 # surfaces as that error alone (Python 3.11): no reconnect after goodbye.
@@ -271,10 +283,20 @@ class Publisher:
                         self.last_error, self.member_url, sleep_s)
             await asyncio.sleep(sleep_s)
 
-    async def _session(self, client: aiomqtt.Client) -> None:
-        await client.publish(self._state_topic, self._online_payload(), qos=1, retain=True)
-        for topic in self._subscriptions:
-            await client.subscribe(topic, qos=1)
+    async def _session(self, client: MqttClient) -> None:
+        try:
+            async with asyncio.timeout(SETUP_S):
+                await client.publish_acked(self._state_topic, self._online_payload(),
+                                           retain=True)
+                codes = await client.subscribe(self._subscriptions) \
+                    if self._subscriptions else []
+        except TimeoutError:
+            client.abort("no answer to the state publish or the subscriptions")
+            raise MqttError(f"the broker did not answer within {SETUP_S:.0f} s") from None
+        for topic_filter, code in zip(self._subscriptions, codes, strict=False):
+            if code >= 0x80:
+                log.warning("the broker refused the subscription to %s: %s", topic_filter,
+                            mqtt_wire.reason_text(code))
         self._retained_dirty = dict.fromkeys(self._retained)
         self._retained_wake.set()
         await self._flush_marks()
@@ -286,88 +308,96 @@ class Publisher:
             group.create_task(self._drain(client), name="mqtt:drain")
             group.create_task(self._mark_loop(), name="mqtt:mark")
             group.create_task(self._retained_loop(client), name="mqtt:retained")
-            group.create_task(self._receive(client), name="mqtt:receive")
+            group.create_task(_until_lost(client), name="mqtt:connection")
 
-    async def _receive(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            if self._on_message is not None:
-                task: asyncio.Task[None] = asyncio.create_task(self._on_message(message))
-                self._handlers.add(task)
-                task.add_done_callback(self._handlers.discard)
-
-    async def _retained_loop(self, client: aiomqtt.Client) -> None:
+    async def _retained_loop(self, client: MqttClient) -> None:
+        window = self.settings.window
         while True:
             await self._retained_wake.wait()
             self._retained_wake.clear()
             while self._retained_dirty:
+                await client.wait_room(window)
                 topic = next(iter(self._retained_dirty))
                 del self._retained_dirty[topic]
-                await client.publish(topic, self._retained[topic], qos=1, retain=True)
+                client.publish(topic, self._retained[topic], retain=True,
+                               on_ack=functools.partial(self._refused, topic))
 
-    async def _drain(self, client: aiomqtt.Client) -> None:
+    async def _drain(self, client: MqttClient) -> None:
         """Publish unpublished rows in id order: first read from the journal (after a start,
-        a reconnect or a gap), then, once caught up, straight from ``offer`` (no read)."""
-        window = asyncio.Semaphore(self.settings.window)
+        a reconnect or a gap), then, once caught up, straight from ``offer`` (no read). As
+        many as the window has room for go out together, in one write."""
+        window = self.settings.window
         cursor = 0  # every row up to here is published or in flight on this connection
         caught_up = False
-        async with asyncio.TaskGroup() as group:
-            while True:
-                if not caught_up:
-                    rows, top = await self._journal.call(self._journal.catch_up, cursor,
-                                                         FETCH_ROWS)
-                    for row in rows:
-                        await window.acquire()
-                        group.create_task(self._publish_row(client, row, window))
-                        cursor = row.id
-                    if len(rows) < FETCH_ROWS:
-                        caught_up = True
-                        cursor = max(cursor, top)
-                    continue
-                if not self._live:
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                row = self._live.popleft()
+        while True:
+            if not caught_up:
+                rows, top = await self._journal.call(self._journal.catch_up, cursor,
+                                                     FETCH_ROWS)
+                for row in rows:
+                    if not client.room(window):
+                        await client.wait_room(window)
+                    self._publish_row(client, row)
+                    cursor = row.id
+                if len(rows) < FETCH_ROWS:
+                    caught_up = True
+                    cursor = max(cursor, top)
+                continue
+            if not self._live:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if not client.room(window):
+                await client.wait_room(window)
+            room, live = client.room(window), self._live
+            while room and live:
+                row = live.popleft()
                 if row.id <= cursor:
                     continue
                 if row.id != cursor + 1:  # rows missing from memory: read the journal
-                    self._live.appendleft(row)
+                    live.appendleft(row)
                     caught_up = False
-                    continue
-                await window.acquire()
-                group.create_task(self._publish_row(client, row, window))
+                    break
+                self._publish_row(client, row)
                 cursor = row.id
+                room -= 1
+            client.flush()  # this batch in one write now, not at the next loop turn
 
-    async def _publish_row(self, client: aiomqtt.Client, row: Row,
-                           window: asyncio.Semaphore) -> None:
-        try:
-            payload = row.payload
-            if row.delayable and row.received_at < self._held_before:
-                payload = _mark_delayed(payload)
-                self.published_delayed += 1
-            await client.publish(row.topic, payload, qos=1, retain=row.retain,
-                                 properties=self._properties(row.correlation))
-            self._journal.mark_soon((row.id,))
-            self._acked_wake.set()
-            self.published += 1
-            self.metrics.published()
-            if self._published_waiters:
-                self._wake_published()
-        except aiomqtt.MqttError:
-            self.metrics.publish_failed()
-            raise
-        finally:
-            window.release()
+    def _publish_row(self, client: MqttClient, row: Row) -> None:
+        payload = row.payload
+        if row.delayable and row.received_at < self._held_before:
+            payload = _mark_delayed(payload)
+            self.published_delayed += 1
+        client.publish(row.topic, payload, retain=row.retain,
+                       correlation=row.correlation if self.is_v5 else None,
+                       on_ack=lambda code: self._acked(row, code))
+
+    def _acked(self, row: Row, code: int) -> None:
+        """A row's PUBACK: marked published (a refusal too, logged: resending it would
+        only be refused again)."""
+        self._accepted(row.topic, code)
+        self._journal.mark_soon((row.id,))
+        self._acked_wake.set()
+        self.published += 1
+        self.metrics.published()
+        if self._published_waiters:
+            self._wake_published()
 
     async def _mark_loop(self) -> None:
         # Published flags ride along with the next commit; when none comes within
         # MARK_DELAY_S they are written on their own. A crash in between republishes
         # at most that long's worth of messages (at-least-once). A full disk holds them
-        # back longer: they are tried again every MARK_RETRY_S.
+        # back longer: they are tried again every MARK_RETRY_S. While frames keep coming,
+        # the commits carry every flag and this loop writes none (no fsync of its own).
+        journal = self._journal
         while True:
             await self._acked_wake.wait()
             self._acked_wake.clear()
+            commits = journal.commits
             await asyncio.sleep(MARK_DELAY_S)
+            if journal.commits != commits:  # it took the flags queued before the pause
+                if journal.marks_pending:
+                    self._acked_wake.set()
+                continue
             if not await self._flush_marks():
                 await asyncio.sleep(MARK_RETRY_S)
                 self._acked_wake.set()
@@ -385,19 +415,22 @@ class Publisher:
         client = self._client
         if client is None:
             return
-        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+        with contextlib.suppress(MqttError, TimeoutError):
             async with asyncio.timeout(timeout_s):
                 for topic, payload in extra:
-                    await client.publish(topic, payload, qos=1, retain=True)
-                await client.publish(self._state_topic, self._offline_payload, qos=1,
-                                     retain=True)
+                    await client.wait_room(self.settings.window)
+                    client.publish(topic, payload, retain=True)
+                await client.publish_acked(self._state_topic, self._offline_payload,
+                                           retain=True)
         await self._flush_marks()
 
     async def close(self) -> None:
-        for task in list(self._handlers):
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
         await self._flush_marks()
+
+
+async def _until_lost(client: MqttClient) -> None:
+    """Raises the connection's `MqttError` once it is lost (ends the session's tasks)."""
+    await client.wait_lost()
 
 
 def _mark_delayed(payload: bytes) -> bytes:

@@ -25,9 +25,10 @@ from .discovery import HomeAssistantDiscovery
 from .framing import Framing, Rejections
 from .journal import Journal, Row
 from .metrics import Metrics
+from .mqtt_wire import topic_matches
 from .node_state import NodeState
 from .ownership import Ownership
-from .publisher import BrokerSettings, Publisher
+from .publisher import BrokerSettings, Message, Publisher
 from .registry import NodeInfo, Registry
 from .runlock import RunLock
 from .session import Deriver, Session
@@ -38,8 +39,6 @@ from .version import gateway_version
 from .web import HttpServer, StatusBoard, serve_http
 
 if TYPE_CHECKING:
-    import aiomqtt
-
     from .bench.server import BenchLinks, HilServer
 
 __all__ = ["Gateway"]
@@ -101,6 +100,7 @@ class Gateway:
         self.transports: list[Transport] = []
         self.started_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        self._handlers: set[asyncio.Task[None]] = set()  # of MQTT messages
         self.failed = asyncio.Event()
         self.stop_step = ""  # the step of stop() under way
         self._run_lock = RunLock(config.journal.path)
@@ -119,20 +119,18 @@ class Gateway:
         journal = Journal(cfg.journal.path, max_bytes=cfg.journal.max_bytes,
                           when_full=cfg.journal.when_full)
         self.journal = journal
-        commands_box: list[Commands] = []
         publisher = Publisher(
             BrokerSettings.from_config(cfg.mqtt), journal,
             state_topic=self.topics.gateway("state"), online_payload=self._online_payload,
             offline_payload=payloads.encode(self._gateway_state(online=False)),
             subscriptions=[self.topics.command("+", "+"), self.topics.gateway("request/#"),
                            *(self.ownership.subscriptions if self.ownership else [])],
-            on_message=self._on_message, metrics=self.metrics)
+            metrics=self.metrics)
         self.publisher = publisher
         rejections = Rejections(self.metrics)
         session = Session(lookup=self._lookup, journal=journal, topics=self.topics,
                           states=publisher, on_committed=self._committed,
-                          match_result=lambda node, request: commands_box[0].match_result(
-                              node, request),
+                          match_result=self._match_result,
                           derivers=self._derivers, amenders=self._amenders,
                           rejections=rejections,
                           announce=HomeAssistantDiscovery.from_config(cfg).on_data
@@ -146,7 +144,6 @@ class Gateway:
             session, publisher, self.topics, auth=self.command_auth,
             lookup_name=self.registry.by_name,
             per_node_per_minute=cfg.commands.per_node_per_minute)
-        commands_box.append(commands)
         self.commands = commands
         self.bridge = Bridge(self.topics, self.registry, publisher, auth=self.command_auth,
                              reload_registry=self._reload_registry, renamed=self._node_renamed,
@@ -168,18 +165,29 @@ class Gateway:
                                                             self.registry.lookup))
         self.transports += self._extra_transports
 
-    async def _on_message(self, message: aiomqtt.Message) -> None:
-        """Messages of the subscriptions: bridge requests, commands for nodes, and
-        (ownership) the site's states."""
+    def _match_result(self, node_id: int,
+                      request: int) -> tuple[str, bytes | None, str | None] | None:
+        assert self.commands is not None
+        return self.commands.match_result(node_id, request)
+
+    async def _messages(self) -> None:
+        """Messages of the subscriptions, from the publisher's iterator: bridge requests and
+        commands for nodes (each handled in its own task: it may wait for the broker or the
+        node), and (ownership) the site's states."""
+        assert self.publisher is not None and self.session is not None
+        async for message in self.publisher.messages():
+            if self.ownership is not None and any(
+                    topic_matches(sub, message.topic) for sub in self.ownership.subscriptions):
+                self.session.on_state(message.topic, message.payload)
+            else:
+                task = asyncio.create_task(self._handle(message))
+                self._handlers.add(task)
+                task.add_done_callback(self._handlers.discard)
+
+    async def _handle(self, message: Message) -> None:
         assert self.bridge is not None and self.commands is not None
-        assert self.session is not None
-        if self.bridge.handles(message.topic.value):
+        if self.bridge.handles(message.topic):
             await self.bridge.on_message(message)
-        elif self.ownership is not None and any(
-                message.topic.matches(sub) for sub in self.ownership.subscriptions):
-            payload = message.payload
-            self.session.on_state(message.topic.value,
-                                  payload if isinstance(payload, bytes) else b"")
         else:
             await self.commands.on_message(message)
 
@@ -272,6 +280,7 @@ class Gateway:
         self.started_at = time.time()
         self._spawn(self.session.run(), "session:commit")
         self._spawn(self.publisher.run(), "mqtt")
+        self._spawn(self._messages(), "mqtt:messages")
         for index, transport in enumerate(self.transports):
             self._spawn(transport.run(), f"transport:{index}")
         self._spawn(self._housekeeping(), "housekeeping")
@@ -330,6 +339,9 @@ class Gateway:
                 task.cancel()
             _, pending = await asyncio.wait(pending, timeout=CANCEL_AGAIN_S)
         self._tasks.clear()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
         for closer in (self.commands, session, publisher):
             if closer is not None:
                 self.stop_step = f"closing the {type(closer).__name__.lower()}"

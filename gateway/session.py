@@ -396,17 +396,23 @@ class Session:
             key = (arrival.link.name, frame.node_id, frame.boot)
             if key not in highest or frame.seq > highest[key][1]:
                 highest[key] = (arrival, frame.seq)
+        # The ACKs for one link leave in one write (one syscall, one wakeup of the reader).
+        by_link: dict[str, tuple[Link, list[bytes], list[str]]] = {}
         for (_, node_id, boot), (arrival, seq) in highest.items():
             node = arrival.node
             ack = Frame(ACK, node_id, node.current_boot or boot, 0,
                         {names.ACK_BOOT: boot, names.ACK_SEQ: seq})
+            _, acks, receivers = by_link.setdefault(arrival.link.name, (arrival.link, [], []))
+            acks.append(ack.encode(node.info.key))
+            receivers.append(node.info.name)
+        for link, acks, receivers in by_link.values():
             try:
-                await arrival.link.send(ack.encode(node.info.key))
+                await link.send(b"".join(acks))
             except ConnectionError as exc:
-                log.warning("ACK to %s not sent: %s", node.info.name, exc)
+                log.warning("ACK to %s not sent: %s", ", ".join(receivers), exc)
                 continue
-            self.stats.acks_sent += 1
-            self.metrics.downlink("ack")
+            self.stats.acks_sent += len(acks)
+            self.metrics.downlink("ack", len(acks))
 
     # ---- downlinks ----------------------------------------------------------------------
 

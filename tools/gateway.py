@@ -68,8 +68,6 @@ def _setup_logging(level: str) -> None:
         formatter.converter = time.gmtime
         handler.setFormatter(formatter)
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    # aiomqtt warns on every publish beyond its threshold; the publisher sets it to the window.
-    logging.getLogger("paho").setLevel(logging.WARNING)
 
 
 @click.group()

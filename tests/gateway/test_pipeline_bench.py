@@ -21,3 +21,7 @@ def test_pipeline_bench_quick_prints_ratio_latency_footprint_and_flood() -> None
     assert re.search(r"^b\. .* p50 \d+\.\d ms, p99 \d+\.\d ms", run.stdout, re.M), run.stdout
     assert re.search(r"^c\. .* RSS \d+\.\d MB .* CPU \d+\.\d\d %", run.stdout, re.M), run.stdout
     assert re.search(r"^d\. .* ratio \d+\.\d\d ", run.stdout, re.M), run.stdout
+    assert re.search(r"^e\. .* \(\d+ lost, .* CPU \d+\.\d % of a core", run.stdout, re.M), \
+        run.stdout
+    assert re.search(r"^f\. .* saturated \d+\.\d{3}, 200 frames/s \d+\.\d{3}, ", run.stdout,
+                     re.M), run.stdout
