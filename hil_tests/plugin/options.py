@@ -152,6 +152,12 @@ def read_options(config: pytest.Config) -> HilOptions:
             board = parse_board(board_spec)
         except BoardSpecError as exc:
             raise pytest.UsageError(str(exc)) from None
+        if isinstance(board, SerialBoard):
+            for port in (board.port, board.console_port):
+                if port and not os.path.exists(port):
+                    raise pytest.UsageError(
+                        f"--hil-board {board_spec}: no serial port {port} (is the board's "
+                        "USB adapter plugged in? `ls /dev/serial/by-id/` lists the ports)")
     artefacts = _setting(config, "--hil-artefacts", "STREETSENSE_HIL_ARTEFACTS")
     overrides: dict[str, float] = {}
     known = Durations.__dataclass_fields__

@@ -127,6 +127,14 @@ def test_bad_board_option_is_a_usage_error(tmp_path: Path) -> None:
     assert "--hil-board must be 'emulated' or 'serial:/dev/PORT[,...]'" in result.stderr
 
 
+def test_missing_serial_port_is_a_usage_error(tmp_path: Path) -> None:
+    """A bench board on a port that is not there is refused once, before any test runs."""
+    result = _run(tmp_path, "--hil-board", "serial:/dev/ttyUSB-not-here")
+    assert result.returncode == 4
+    assert "no serial port /dev/ttyUSB-not-here" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def _shows_key_bytes(text: str, key: bytes) -> list[int]:
     """Offsets of the runs of 4 key bytes that ``text`` shows, as hex or as a bytes literal."""
     return [start for start in range(len(key) - 3)
