@@ -315,7 +315,7 @@ class EmulatedNode:
     def _stage(self) -> None:
         """Copy firmware and protocol package onto the flash, as flashing a board would."""
         ignore = shutil.ignore_patterns("__pycache__")
-        for name in ("boot.py", "main.py"):
+        for name in ("boot.py", "main.py", "ssboot.py"):
             shutil.copy(FIRMWARE / name, self.flash_dir / name)
         shutil.copytree(FIRMWARE / "ssnode", self.flash_dir / "ssnode", ignore=ignore,
                         dirs_exist_ok=True)  # fmt: skip

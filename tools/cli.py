@@ -19,6 +19,8 @@ from .extras import missing_extra, needs_extra
 COMMANDS: dict[str, tuple[str, str, str | None, str]] = {
     "bridge": ("bridge", "bridge", "gateway",
                "Sign and send one request to a gateway's bridge (rename, remove, log level)."),
+    "bundle": ("bundle", "bundle", None,
+               "Build a firmware update bundle (.mpy files, manifest, SHA-256) from firmware/."),
     "command": ("command", "command", "gateway",
                 "Sign and send one command to a node, print its result."),
     "conformance": ("conformance", "conformance", None,
