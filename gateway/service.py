@@ -14,10 +14,12 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import payloads
 from .bridge import Bridge
+from .bundles import BundleStore
 from .command_auth import CommandAuth, load_operator_key
 from .commands import Commands
 from .config import GatewayConfig
@@ -25,6 +27,7 @@ from .discovery import HomeAssistantDiscovery
 from .framing import Framing, Rejections
 from .journal import Journal, Row
 from .metrics import Metrics
+from .ota import Ota
 from .ownership import Ownership
 from .publisher import BrokerSettings, Publisher
 from .registry import NodeInfo, Registry
@@ -93,6 +96,7 @@ class Gateway:
         self.session: Session | None = None
         self.publisher: Publisher | None = None
         self.commands: Commands | None = None
+        self.ota: Ota | None = None
         self.command_auth: CommandAuth | None = None
         self.bridge: Bridge | None = None
         self.ownership: Ownership | None = None
@@ -123,6 +127,7 @@ class Gateway:
             state_topic=self.topics.gateway("state"), online_payload=self._online_payload,
             offline_payload=payloads.encode(self._gateway_state(online=False)),
             subscriptions=[self.topics.node("+", "cmd/+"), self.topics.gateway("request/#"),
+                           self.topics.node("_bundles", "+"),
                            *(self.ownership.subscriptions if self.ownership else [])],
             on_message=self._on_message, metrics=self.metrics)
         self.publisher = publisher
@@ -146,6 +151,9 @@ class Gateway:
             per_node_per_minute=cfg.commands.per_node_per_minute)
         commands_box.append(commands)
         self.commands = commands
+        self.ota = Ota(session, publisher, self.topics, journal,
+                       BundleStore(Path(f"{cfg.journal.path}.bundles")))
+        session.ota = commands.ota = self.ota
         self.bridge = Bridge(self.topics, self.registry, publisher, auth=self.command_auth,
                              reload_registry=self._reload_registry, renamed=self._node_renamed,
                              removed=self._node_removed, clock=time.time)
@@ -173,6 +181,9 @@ class Gateway:
         assert self.session is not None
         if self.bridge.handles(message.topic.value):
             await self.bridge.on_message(message)
+        elif self.ota is not None and self.ota.handles(message.topic.value):
+            payload = message.payload
+            self.ota.on_bundle(message.topic.value, payload if isinstance(payload, bytes) else b"")
         elif self.ownership is not None and any(
                 message.topic.matches(sub) for sub in self.ownership.subscriptions):
             payload = message.payload
@@ -267,6 +278,9 @@ class Gateway:
             raise
         assert self.session is not None and self.publisher is not None
         self.session.restore()
+        if self.ota is not None:
+            self.ota.restore()
+            self._spawn(self.ota.run(), "ota")
         self.started_at = time.time()
         self._spawn(self.session.run(), "session:commit")
         self._spawn(self.publisher.run(), "mqtt")

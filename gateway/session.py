@@ -28,6 +28,7 @@ from streetsense.protocol.messages import (
     EVENT,
     HELLO,
     LOG,
+    OTA_STATUS,
     RESULT,
     STATUS,
     TIME,
@@ -69,6 +70,13 @@ class DataAmender(Protocol):
 
     def amend_data(self, message: dict[str, Any]) -> None:
         """Change ``message`` in place."""
+
+
+class OtaStatusSink(Protocol):
+    """Where a node's OTA_STATUS goes (gateway/ota.py): the messages to journal for it."""
+
+    def on_status(self, node: NodeState, body: dict[int, Any], now: float) -> list[Message]:
+        ...
 
 
 class RetainedSink(Protocol):
@@ -196,6 +204,7 @@ class Session:
         self._inbox_ready = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unknown_type_logged: dict[int, float] = {}
+        self.ota: OtaStatusSink | None = None  # firmware updates (gateway/ota.py)
         self.committed = asyncio.Condition()  # notified after each group commit
 
     # ---- startup ------------------------------------------------------------------------
@@ -376,6 +385,8 @@ class Session:
                                              request_id=request_id)
             arrival.messages.append(Message(topic(info.name, f"cmd/{name}/result"),
                                             payloads.encode(result), correlation=correlation))
+        elif frame.type == OTA_STATUS and self.ota is not None:
+            arrival.messages.extend(self.ota.on_status(node, body, now))
         else:
             self.stats.unknown_types += 1
             self._reject_unknown_type(frame)

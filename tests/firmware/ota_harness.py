@@ -9,10 +9,11 @@ from pathlib import Path
 
 from node_harness import TEST_KIND, MiniGateway
 
+from streetsense.gateway.bundles import Bundle, parse_bundle
 from streetsense.node_sources import firmware_dir
 from streetsense.protocol import Frame
 from streetsense.protocol import messages as m
-from streetsense.tools.bundle import Bundle, build_bundle, parse_bundle
+from streetsense.tools.bundle import build_bundle
 
 RESENDS = 5
 RESEND_AFTER_S = 3.0
