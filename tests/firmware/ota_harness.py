@@ -52,8 +52,11 @@ class Sender:
 
     def next_status(self, timeout: float = 15.0) -> Frame:
         """The next OTA_STATUS the node sent after the ones already consumed."""
-        statuses = [f for f in self.gw.accepted if f.type == m.OTA_STATUS]
-        frame = self.gw.wait(lambda f: f.type == m.OTA_STATUS and f not in statuses, timeout)
+        def unread(frame: Frame) -> bool:  # called by wait() with the harness's lock held
+            statuses = [f for f in self.gw.accepted if f.type == m.OTA_STATUS]
+            return any(f is frame for f in statuses[self._seen:])
+
+        frame = self.gw.wait(unread, timeout)
         self._seen += 1
         return frame
 
@@ -69,8 +72,12 @@ class Sender:
         raise AssertionError(f"no OTA_STATUS for the chunk at {offset} after {RESENDS} tries")
 
     def begin(self) -> Frame:
+        """Send OTA_BEGIN; the node's answer (statuses of earlier transfers are skipped)."""
         self.gw.send(m.OTA_BEGIN, begin_body(self.bundle, self.request))
-        return self.next_status()
+        while True:
+            status = self.next_status()
+            if status.body[1] == self.request:
+                return status
 
     def send_from(self, offset: int, *, stop_at: int | None = None,
                   corrupt_at: int | None = None) -> Frame:

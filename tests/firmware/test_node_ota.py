@@ -21,29 +21,29 @@ def pointer(node) -> dict:
 
 def test_whole_update_switches_slot_and_confirms(tmp_path: Path) -> None:
     """A whole bundle: every chunk confirmed, verified, installed into app_a, a reset on
-    trial, the new version in HELLO, confirmed once its HELLO is acknowledged; DATA went on."""
+    trial, the new version in HELLO, confirmed once its HELLO is acknowledged. The node
+    reports as usual while a transfer is under way."""
     bundle = make_bundle(tmp_path, "0.2.0")
     with make_node(tmp_path, node_id=NODE_ID, key=KEY,
-                   extra_config={"test_burst": 30}) as node, \
+                   extra_config={"report_interval_s": 1}) as node, \
             MiniGateway(node.port, {NODE_ID: KEY}) as gw:  # fmt: skip
         first = gw.wait(hello(1))
         sender = Sender(gw, bundle, request=7)
         start = sender.begin()
         assert start.body[2] == m.OTA_RECEIVING and start.body[3] == 0
-        done = sender.send_from(0)
+        half = sender.send_from(0, stop_at=len(bundle.image) // 2)
+        last = max(f.seq for f in gw.accepted if f.boot == 1)
+        gw.wait(lambda f: f.type == m.DATA and f.seq > last)  # reporting goes on meanwhile
+        done = sender.send_from(half.body[3])
         assert done.body[2] == m.OTA_INSTALLED and done.body[3] == len(bundle.image), done.body
         second = gw.wait(hello(2), timeout=20)
         confirmed = sender.next_status()
-        statuses = [f.seq for f in gw.accepted if f.type == m.OTA_STATUS and f.boot == 1]
-        data_during = [f for f in gw.accepted if f.type == m.DATA and f.boot == 1
-                       and statuses[0] < f.seq < statuses[-1]]  # fmt: skip
         wait_until(lambda: not pointer(node)["trial"])
         slot = pointer(node)
     assert "ota" in first.body[7] and first.body[2] == "0.1.0"
     assert second.body[2] == "0.2.0"
     assert confirmed.body[2] == m.OTA_CONFIRMED and confirmed.body[4] == "0.2.0"
     assert slot["active"] == "app_a" and slot["previous"] == ""
-    assert data_during  # the node's DATA went on between the transfer's frames
     assert (node.flash_dir / "app_a" / "ssnode" / "node.mpy").is_file()
     assert not (node.flash_dir / "ota_stage").exists()
 
@@ -61,7 +61,6 @@ def test_power_cut_mid_transfer_resumes_from_flash(tmp_path: Path) -> None:
         node.power_cycle()
         gw.wait(hello(2))
         again = Sender(gw, bundle, request=9)
-        again._seen = sender._seen
         resumed = again.begin()
         assert resumed.body[2] == m.OTA_RECEIVING and resumed.body[1] == 9
         assert resumed.body[3] == cut.body[3] > 0
@@ -154,7 +153,6 @@ def test_power_cut_mid_switch_leaves_a_bootable_node(tmp_path: Path) -> None:
         node.start()
         old = gw.wait(hello(3))
         again = Sender(gw, bundle, request=6)
-        again._seen = sender._seen + 1  # the confirmation of boot 2
         fresh = again.begin()
         assert fresh.body[3] == 0  # the stale job was dropped: from the start
         assert again.send_from(0).body[2] == m.OTA_INSTALLED

@@ -14,8 +14,8 @@ from streetsense.hil.node import EmulatedNode
 from streetsense.hil.observer import MqttObserver
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
-from ota_harness import make_bundle  # noqa: E402  (tests/firmware: bundles of a new version)
-from pipeline_helpers import node_key  # noqa: E402
+from ota_harness import make_bundle
+from pipeline_helpers import node_key
 
 pytestmark = pytest.mark.micropython
 
