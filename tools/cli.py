@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str, str | None, str]] = {
                 "Run the gateway (serial/BLE nodes in, MQTT out) or check its config."),
     "monitor": ("monitor", "monitor", "technician",
                 "Live decoded frames from a serial port, tags checked."),
+    "ota": ("ota", "ota", "gateway",
+            "Roll a firmware bundle out to a site: canaries first, then the rest."),
     "provision": ("provision", "provision", "technician",
                   "Give a factory-state node its id, key and kind; register it."),
     "store": ("store", "store", "store",
