@@ -15,7 +15,7 @@ from ota_harness import firmware_copy
 from streetsense.gateway.bundles import BundleError, BundleStore, parse_bundle
 from streetsense.hil.micropython import find_micropython, stage_protocol
 from streetsense.node_sources import firmware_dir
-from streetsense.tools.bundle import bundle, build_bundle
+from streetsense.tools.bundle import build_bundle, bundle
 
 MANIFESTS = [  # (manifest, image size, manifest size, what the node says)
     ({"version": "1", "files": [["../boot.py", 5, "00"]]}, 15, 10, "bad path in manifest"),
