@@ -46,8 +46,11 @@ def begin_body(bundle: Bundle, request: int) -> dict[int, object]:
 class Sender:
     """Sends a bundle chunk by chunk, each after the node's OTA_STATUS for the one before."""
 
-    def __init__(self, gw: MiniGateway, bundle: Bundle, request: int, chunk: int = 448) -> None:
+    def __init__(self, gw: MiniGateway, bundle: Bundle, request: int, chunk: int = 448, *,
+                 resend_after_s: float = RESEND_AFTER_S) -> None:
         self.gw, self.bundle, self.request, self.chunk = gw, bundle, request, chunk
+        self.resend_after_s = resend_after_s
+        self.resent = 0
         self._seen = 0  # accepted OTA_STATUS frames consumed
 
     def next_status(self, timeout: float = 15.0) -> Frame:
@@ -66,9 +69,9 @@ class Sender:
         for _ in range(RESENDS):
             self.gw.send(m.OTA_CHUNK, {1: self.request, 2: offset, 3: data})
             try:
-                return self.next_status(RESEND_AFTER_S)
+                return self.next_status(self.resend_after_s)
             except AssertionError:
-                continue
+                self.resent += 1
         raise AssertionError(f"no OTA_STATUS for the chunk at {offset} after {RESENDS} tries")
 
     def begin(self) -> Frame:

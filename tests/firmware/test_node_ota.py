@@ -181,3 +181,22 @@ def test_a_transfer_costs_the_heap_little(tmp_path: Path) -> None:
         during = gw.wait(lambda f: f.type == m.STATUS and f.seq > half.seq + 1).body[2]
     assert half.body[3] < len(bundle.image)
     assert before - during <= 16 * 1024, (before, during)
+
+
+def test_line_noise_drops_chunks_that_are_sent_again(tmp_path: Path) -> None:
+    """Bit errors on the link (BER 1e-4: about one chunk frame in three): a damaged chunk
+    fails its CRC and is dropped by the node, no status comes, the chunk is sent again; the
+    image that arrives verifies and installs."""
+    bundle = make_bundle(tmp_path, "0.2.0")
+    with make_node(tmp_path, node_id=NODE_ID, key=KEY) as node, \
+            MiniGateway(node.port, {NODE_ID: KEY}) as gw:  # fmt: skip
+        gw.wait(hello(1))
+        sender = Sender(gw, bundle, request=11, resend_after_s=1.0)
+        sender.begin()
+        node.link.set_faults(ber=1e-4)
+        noisy = sender.send_from(0, stop_at=448 * 15)
+        node.link.set_faults()
+        done = sender.send_from(noisy.body[3])
+        gw.wait(hello(2), timeout=20)
+    assert node.link.counters["flipped_bits"] > 0 and sender.resent > 0
+    assert done.body[2] == m.OTA_INSTALLED
