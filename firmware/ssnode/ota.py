@@ -69,6 +69,15 @@ def _make_dirs(path):
             os.mkdir(folder)
 
 
+def _free_bytes():
+    """Free bytes on the filesystem the node runs from, or None if it cannot say."""
+    try:
+        stat = os.statvfs(".")
+    except (OSError, AttributeError):
+        return None
+    return stat[1] * stat[4]  # f_frsize * f_bavail
+
+
 def manifest_error(manifest, image_size, manifest_size):
     """What is wrong with a parsed manifest, or None."""
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
@@ -164,6 +173,11 @@ class Ota:
                 and job["size"] == size and job["manifest_size"] == manifest_size)  # fmt: skip
         if not same:
             self._drop()
+            free = _free_bytes()
+            if free is not None and free < size:
+                self.status(m.OTA_FAILED, 0, version,
+                            f"the image needs {size} bytes of flash, {free} are free")
+                return
             os.mkdir(STAGE)
             job = {"request": request, "version": version, "size": size,
                    "sha256": hexlify(digest).decode(), "manifest_size": manifest_size}  # fmt: skip
