@@ -75,6 +75,7 @@ class Ota:
         self._sent_at: dict[int, float] = {}  # node -> monotonic time of the last downlink
         self._requests = itertools.count(int(clock()) & 0xFFFFFF)
         self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.chunks_sent = 0
 
     @property
@@ -141,14 +142,14 @@ class Ota:
         transfer.message = body.get(5, "")
         self._sent_at.pop(node.node_id, None)
         if state == "receiving" and transfer.offset < transfer.total:
-            asyncio.get_running_loop().create_task(self._send_chunk(node, transfer))
+            self._spawn(self._send_chunk(node, transfer))
         elif state in DONE or state == "idle":
             if state == "idle":  # the node forgot it (a factory reset): start again
                 transfer.state = "starting"
             else:
                 del self.transfers[node.node_id]
         self._wake.set()
-        asyncio.get_running_loop().create_task(self._save())
+        self._spawn(self._save())
         return [self._message(node, state, transfer.offset, transfer.total, transfer.version,
                               transfer.message, now)]
 
@@ -164,8 +165,17 @@ class Ota:
     def _publish_now(self, node: NodeState, transfer: Transfer) -> None:
         message = self._message(node, transfer.state, transfer.offset, transfer.total,
                                 transfer.version, transfer.message, self._clock())
-        asyncio.get_running_loop().create_task(
-            self._publisher.publish_now(message.topic, message.payload))
+        self._spawn(self._publisher.publish_now(message.topic, message.payload))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # ---- downlinks ------------------------------------------------------------------------
 

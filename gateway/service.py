@@ -342,7 +342,7 @@ class Gateway:
                 task.cancel()
             _, pending = await asyncio.wait(pending, timeout=CANCEL_AGAIN_S)
         self._tasks.clear()
-        for closer in (self.commands, session, publisher):
+        for closer in (self.commands, self.ota, session, publisher):
             if closer is not None:
                 self.stop_step = f"closing the {type(closer).__name__.lower()}"
                 await closer.close()
