@@ -76,11 +76,16 @@ class Sender:
 
     def begin(self) -> Frame:
         """Send OTA_BEGIN; the node's answer (statuses of earlier transfers are skipped)."""
-        self.gw.send(m.OTA_BEGIN, begin_body(self.bundle, self.request))
-        while True:
-            status = self.next_status()
-            if status.body[1] == self.request:
-                return status
+        for _ in range(RESENDS):
+            self.gw.send(m.OTA_BEGIN, begin_body(self.bundle, self.request))
+            try:
+                while True:
+                    status = self.next_status(self.resend_after_s)
+                    if status.body[1] == self.request:
+                        return status
+            except AssertionError:
+                self.resent += 1
+        raise AssertionError(f"no OTA_STATUS for OTA_BEGIN after {RESENDS} tries")
 
     def send_from(self, offset: int, *, stop_at: int | None = None,
                   corrupt_at: int | None = None) -> Frame:
