@@ -211,6 +211,9 @@ class Node:
                 self.ota.chunk(body)
         except OSError as exc:  # the flash is full or failing: say so, keep running
             self.ota.fail(f"flash: {exc!r}")
+        except MemoryError:  # a fragmented heap: what is on flash stays, the chunk comes again
+            gc.collect()
+            self.ota.status(m.OTA_RECEIVING)
 
     def send_ota_status(self, body):
         return self._send(m.OTA_STATUS, body)

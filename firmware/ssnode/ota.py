@@ -12,6 +12,7 @@ switch to it, with one atomic write, for a trial boot.
 """
 
 import asyncio
+import gc
 import hashlib
 import json
 import os
@@ -203,6 +204,9 @@ class Ota:
         if body[2] != self.offset or self.offset >= job["size"]:
             self.status(m.OTA_RECEIVING)  # where to go on from
             return
+        if self.offset >= job["manifest_size"] and not self._listed \
+                and not self._read_manifest():  # fmt: skip
+            return  # (a manifest complete on flash, not parsed yet: out of memory before)
         data = memoryview(body[3])
         if len(data) > job["size"] - self.offset:
             self.fail("chunk beyond the image's size")
@@ -254,9 +258,10 @@ class Ota:
         if job["manifest_size"] > _MANIFEST_MAX:
             self.fail(f"manifest of {job['manifest_size']} bytes: at most {_MANIFEST_MAX}")
             return False
+        gc.collect()  # the parsed list is many small blocks; never the whole text at once
         try:
             with open(STAGE + "/" + MANIFEST) as f:
-                manifest = json.loads(f.read())
+                manifest = json.load(f)
         except ValueError:
             manifest = None
         wrong = manifest_error(manifest, job["size"], job["manifest_size"])

@@ -90,12 +90,13 @@ class Sender:
     def send_from(self, offset: int, *, stop_at: int | None = None,
                   corrupt_at: int | None = None) -> Frame:
         """Chunks from `offset` until the node stops answering `receiving` or `stop_at`
-        bytes are confirmed; `corrupt_at`: that chunk's data arrives with a bit flipped."""
+        bytes are confirmed; `corrupt_at`: that byte of the image arrives with a bit flipped."""
         image = self.bundle.image
         while True:
             data = image[offset:offset + self.chunk]
-            if offset == corrupt_at:
-                data = bytes([data[0] ^ 1]) + data[1:]
+            if corrupt_at is not None and offset <= corrupt_at < offset + len(data):
+                at = corrupt_at - offset  # whichever chunk carries that byte
+                data = data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
             status = self._send_chunk(offset, data)
             if status.body[2] == m.OTA_RECEIVING and status.body[3] == len(image):
                 return self.next_status(30)  # after the verification: installed or failed

@@ -36,7 +36,7 @@ def test_whole_update_switches_slot_and_confirms(tmp_path: Path) -> None:
         gw.wait(lambda f: f.type == m.DATA and f.seq > last)  # reporting goes on meanwhile
         done = sender.send_from(half.body[3])
         assert done.body[2] == m.OTA_INSTALLED and done.body[3] == len(bundle.image), done.body
-        second = gw.wait(hello(2), timeout=20)
+        second = gw.wait(lambda f: f.type == m.HELLO and f.body[2] == "0.2.0", timeout=20)
         confirmed = sender.next_status()
         wait_until(lambda: not pointer(node)["trial"])
         slot = pointer(node)
@@ -79,7 +79,7 @@ def test_corrupted_chunk_fails_verification_and_nothing_switches(tmp_path: Path)
         gw.wait(hello(1))
         sender = Sender(gw, bundle, request=3)
         sender.begin()
-        failed = sender.send_from(0, corrupt_at=448 * 10)
+        failed = sender.send_from(0, corrupt_at=bundle.manifest_size + 5000)
         assert failed.body[2] == m.OTA_FAILED, failed.body
         gw.send(m.COMMAND, {1: 1, 2: "echo"})
         gw.result(1)  # still running the old firmware, on the same boot
