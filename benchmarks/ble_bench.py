@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from aq_frame import KEY, air_quality_frame
 from bleak import BleakClient, BleakScanner
 
 from streetsense.gateway.transports.ble import NUS_RX, NUS_SERVICE, NUS_TX, parse_advert
+from streetsense.hil import micropython
 from streetsense.hil.ble.bleak_backend import BumbleAdapter, bumble_backends
 from streetsense.hil.ble.nus import NUS_DEFINITION, node_advert
 from streetsense.hil.ble.peripheral import IRQ_GATTS_WRITE, Peripheral
@@ -102,11 +102,9 @@ async def micropython_rate(rig: BleRig, workdir: Path, mtu: int, frames: int,
     board = workdir / f"board-{mtu}-{run}.json"
     board.write_text(json.dumps(rig.board_entries(unique_id)))
     node_id = 1000 + mtu * 10 + run
-    proc = await asyncio.create_subprocess_exec(
-        find_micropython() or "micropython", str(MP_SCRIPT), str(BOARD_SHIM),
-        str(FIRMWARE), str(workdir / "lib"), str(node_id), str(mtu), str(frames),
-        stdout=asyncio.subprocess.PIPE, env=dict(os.environ, STREETSENSE_BOARD=str(board)),
-    )  # fmt: skip
+    proc = await micropython.start(
+        MP_SCRIPT, BOARD_SHIM, FIRMWARE, workdir / "lib", str(node_id), str(mtu), str(frames),
+        board=board, stdout=asyncio.subprocess.PIPE)
     adapter = BumbleAdapter(transport=rig.central_transport(), mtu=247)
     try:
         assert proc.stdout is not None and (await proc.stdout.readline()).strip() == b"ready"

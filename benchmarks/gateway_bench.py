@@ -32,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-import tty
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -42,6 +41,7 @@ import aiomqtt
 from streetsense.gateway import payloads
 from streetsense.hil.broker import Mosquitto, free_port
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry, SerialEntry
+from streetsense.hil.pty import PtyPair
 from streetsense.protocol import Deframer, Frame, ProtocolError
 from streetsense.protocol.messages import ACK, DATA
 
@@ -62,14 +62,11 @@ def data_frame(node_id: int, seq: int, ts: int) -> bytes:
     return wire
 
 
-class Pty:
-    """A PTY pair: the gateway opens ``slave_path``; we write frames on the master."""
+class Pty(PtyPair):
+    """A PTY pair: the gateway opens ``path``; we write frames on the master."""
 
     def __init__(self, *, discard: bool = True) -> None:
-        self.master, self._slave = os.openpty()
-        tty.setraw(self.master)
-        tty.setraw(self._slave)
-        self.slave_path = os.ttyname(self._slave)
+        super().__init__()
         if discard:  # else the caller reads the gateway's ACKs
             threading.Thread(target=self._discard, daemon=True).start()
 
@@ -78,16 +75,6 @@ class Pty:
         with contextlib.suppress(OSError):
             while os.read(self.master, 65536):
                 pass
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.master, view):]
-
-    def close(self) -> None:
-        for fd in (self.master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 class Subscriber:
@@ -122,7 +109,7 @@ def start_gateway(workdir: Path, broker: Mosquitto, ptys: list[Pty], node_ids: r
                   http: str | bool = False) -> GatewayProcess:
     gateway = GatewayProcess(
         workdir=workdir, mqtt_url=broker.url, prefix="bench", site="bench",
-        serial=[SerialEntry(path=p.slave_path, name=f"pty{i}") for i, p in enumerate(ptys)],
+        serial=[SerialEntry(path=p.path, name=f"pty{i}") for i, p in enumerate(ptys)],
         nodes=[NodeEntry(id=n, name=f"N{n:04d}", kind="air-quality", key=key(n))
                for n in node_ids],
         settings={"mqtt": {"keepalive_s": 30, "inflight": WINDOW},

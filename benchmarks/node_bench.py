@@ -18,20 +18,18 @@ b. frames/s delivered end to end (node -> PTY relay -> gateway -> ACK, stop-and-
 """
 
 import argparse
-import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from streetsense.hil import micropython
+from streetsense.hil.keys import KEY, NODE_ID
+from streetsense.hil.mini_gateway import MiniGateway
+from streetsense.hil.node import BOARD_SHIM, HEAP, EmulatedNode
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "firmware"))
-
-from node_harness import KEY, NODE_ID, MiniGateway  # noqa: E402
-
-from streetsense.hil.node import BOARD_SHIM, HEAP, EmulatedNode  # noqa: E402
 
 # What `import boot; import main` loads before the node starts (machine is the shim).
 IMPORTS = ("machine asyncio ssnode.app ssnode.node ssnode.control ssnode.link ssnode.spool "
@@ -46,11 +44,10 @@ PEAK_TARGET = 64 * 1024
 GROWTH_NOISE = 512
 
 
-def code_bytes(micropython, flash):
+def code_bytes(flash):
     """Heap taken by importing the firmware (bytecode, module globals, the shim)."""
-    env = dict(os.environ, MICROPYPATH=f"{flash}:{BOARD_SHIM}:.frozen")
-    out = subprocess.run([micropython, "-X", f"heapsize={HEAP}", "-c", CODE_SCRIPT], cwd=flash,
-                         env=env, capture_output=True, text=True, timeout=30, check=True)
+    out = micropython.run("-c", CODE_SCRIPT, heap=HEAP, path=[flash, BOARD_SHIM], cwd=flash,
+                          timeout=30, check=True)
     return int(out.stdout.split()[-1])
 
 
@@ -73,7 +70,7 @@ def run(frames):
                 for m in (re.match(r"^bench frames (\d+) live (\d+) peak (\d+)", line)
                           for line in node.console) if m
             ]  # fmt: skip
-            code = code_bytes(node.micropython or "micropython", flash)
+            code = code_bytes(flash)
         return code, idle, samples, int(sent[1]), encode
     finally:
         shutil.rmtree(work)

@@ -20,7 +20,6 @@ Python, else ``micropython`` on PATH; without one, part c is reported as skipped
 import argparse
 import json
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 import msgpack
 from aq_frame import AIR_QUALITY, KEY, TS, air_quality_frame
 
+from streetsense.hil import micropython
 from streetsense.hil.micropython import find_micropython, stage_protocol
 from streetsense.protocol import Deframer, parse_frame
 from streetsense.protocol import messages as m
@@ -124,21 +124,14 @@ def reading_json(frame):
 
 def bench_micropython(iterations):
     """Output of mp_alloc.py as a dict, or None when there is no MicroPython interpreter."""
-    exe = find_micropython()
-    if exe is None:
+    if find_micropython() is None:
         return None
     with tempfile.TemporaryDirectory(prefix="ss-mp-") as tmp:
         stage_protocol(Path(tmp))
-        proc = subprocess.run(
-            [exe, str(MP_SCRIPT), tmp, str(iterations)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        proc = micropython.run(MP_SCRIPT, tmp, str(iterations), timeout=60)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
-        raise SystemExit(f"mp_alloc.py failed under {exe} (exit {proc.returncode})")
+        raise SystemExit(f"mp_alloc.py failed under {proc.args[0]} (exit {proc.returncode})")
     out = {}
     for line in proc.stdout.splitlines():
         name, _, value = line.partition(" ")

@@ -26,21 +26,19 @@ import argparse
 import bisect
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from streetsense.hil.micropython import find_micropython
+from streetsense.hil.micropython import run as run_micropython
+from streetsense.hil.street import LAYOUTS, Layout
+from streetsense.hil.street_scenarios import SCENARIOS, Passage, Plan, plan
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "firmware"))
-
-import mp_traffic  # noqa: E402
-
-from streetsense.hil.micropython import find_micropython  # noqa: E402
-from streetsense.hil.street import LAYOUTS, Layout  # noqa: E402
-from streetsense.hil.street_scenarios import SCENARIOS, Passage, Plan, plan  # noqa: E402
+MP_TRAFFIC = REPO / "tests" / "firmware" / "mp_traffic.py"  # the firmware tests' driver
 
 STEP_US = 100_000  # the node's task wakes every 100 ms
 REPORT_S = 60
@@ -124,14 +122,12 @@ def spec(p: Plan) -> dict[str, object]:
 def run_firmware(micropython: str, job: dict[str, object], work: Path) -> dict[str, object]:
     path = work / "spec.json"
     path.write_text(json.dumps(job))
-    proc = subprocess.run(
-        [micropython, "-X", "heapsize=4M", str(REPO / "tests" / "firmware" / "mp_traffic.py"),
-         str(path), str(REPO / "firmware")],
-        capture_output=True, text=True, timeout=1800, check=False,
-    )  # fmt: skip
+    proc = run_micropython(MP_TRAFFIC, path, REPO / "firmware", heap="4M", timeout=1800,
+                           exe=micropython)
     if proc.returncode != 0:
         raise SystemExit(f"the firmware failed under MicroPython:\n{proc.stderr}{proc.stdout}")
-    out: dict[str, object] = mp_traffic.parse_output(proc.stdout)
+    *events, result = proc.stdout.strip().splitlines()  # event lines, then the result
+    out: dict[str, object] = {**json.loads(result), "events": [json.loads(e) for e in events]}
     return out
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -32,7 +33,7 @@ from .config import LOG_LEVELS
 from .logbudget import LogBudget
 from .publisher import Publisher
 from .registry import NodeInfo, Registry, RegistryError, remove_node, rename_node
-from .session import Topics
+from .topics import Topics
 
 __all__ = ["ACTIONS", "Bridge"]
 
@@ -122,7 +123,7 @@ class Bridge:
             try:
                 node = remove_node(path, name)
             except (RegistryError, OSError) as exc:
-                return "FAILED", f"the registry was not changed: {_why(exc)}", {}
+                return "FAILED", f"the registry was not changed: {_why(exc, path)}", {}
             self._reload_registry()
             self._removed(node)
             return "OK", f"{name} removed from the registry", {"node": name, "id": node.id}
@@ -132,7 +133,8 @@ class Bridge:
         try:
             node = rename_node(path, name, new_name)
         except (RegistryError, OSError) as exc:
-            return "BAD_ARGS", f"the registry was not changed: {_why(exc)}", {}
+            code = "BAD_ARGS" if isinstance(exc, RegistryError) else "FAILED"
+            return code, f"the registry was not changed: {_why(exc, path)}", {}
         self._reload_registry()
         self._renamed(name, node)
         return "OK", f"{name} is now {new_name}", {"from": name, "to": new_name, "id": node.id}
@@ -148,8 +150,10 @@ def _set_level(level: Any) -> Answer:
             "[log] level set", {"level": level.upper(), "was": before})
 
 
-def _why(exc: Exception) -> str:
+def _why(exc: Exception, path: Path) -> str:
     if isinstance(exc, RegistryError):
         return "; ".join(problem.message for problem in exc.problems)
     assert isinstance(exc, OSError)
-    return f"cannot write {exc.filename}: {exc.strerror}"
+    return (f"cannot write the registry {path} ({exc.strerror}): the gateway's user needs "
+            f"write access to its folder {path.parent}, or edit the file by hand and reload "
+            f"the gateway (SIGHUP)")

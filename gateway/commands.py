@@ -32,15 +32,17 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
-from streetsense.protocol import ProtocolError, limits
+from streetsense.protocol import ProtocolError, limits, names
 from streetsense.protocol.messages import COMMAND, CONFIG
 
 from . import payloads
 from .command_auth import CommandAuth
 from .logbudget import LogBudget
+from .node_state import NodeState
 from .publisher import Publisher
 from .registry import NodeInfo
-from .session import NodeState, Session, Topics
+from .session import Session
+from .topics import Topics
 
 if TYPE_CHECKING:
     from .ota import Ota
@@ -65,6 +67,12 @@ class _Pending:
     node: NodeState
     attempts: int = 0
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def request(self) -> int:
+        """The request number the node's RESULT will echo."""
+        return int(self.body[names.COMMAND_REQUEST if self.mtype == COMMAND
+                             else names.CONFIG_REQUEST])
 
 
 class Commands:
@@ -95,7 +103,7 @@ class Commands:
 
     @property
     def subscription(self) -> str:
-        return self._topics.node("+", "cmd/+")
+        return self._topics.command("+", "+")
 
     def match_result(self, node_id: int,
                      request: int) -> tuple[str, bytes | None, str | None] | None:
@@ -184,11 +192,12 @@ class Commands:
                        correlation: bytes | None, request_id: str | None) -> None:
         number = next(self._requests)
         if name == "config":
-            mtype, body = CONFIG, {1: number, 2: request.get("settings", {})}
+            mtype, body = CONFIG, {names.CONFIG_REQUEST: number,
+                                   names.CONFIG_SETTINGS: request.get("settings", {})}
         else:
-            mtype, body = COMMAND, {1: number, 2: name}
+            mtype, body = COMMAND, {names.COMMAND_REQUEST: number, names.COMMAND_NAME: name}
             if request.get("args"):
-                body[3] = request["args"]
+                body[names.COMMAND_ARGS] = request["args"]
         pending = _Pending(name, correlation, request_id, body, mtype, node)
         self._pending[(node.node_id, number)] = pending
         try:
@@ -210,7 +219,7 @@ class Commands:
             return
         self.sent += 1
         log.info("command %s (request %d) sent to %s, downlink seq %d", pending.name,
-                 pending.body[1], pending.node.info.name, seq)
+                 pending.request, pending.node.info.name, seq)
 
     async def _resend_until_result(self, node_id: int, number: int) -> None:
         while True:
@@ -250,7 +259,7 @@ class Commands:
                                    "at": payloads.iso_utc(self._clock(), ms=True)}
         if request_id is not None:
             payload["id"] = request_id
-        await self._publisher.publish_now(self._topics.node(node_name, f"cmd/{name}/result"),
+        await self._publisher.publish_now(self._topics.result(node_name, name),
                                           payloads.encode(payload), correlation=correlation)
 
     async def close(self) -> None:

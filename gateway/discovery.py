@@ -18,6 +18,7 @@ from typing import Any
 
 from .config import GatewayConfig
 from .registry import NodeInfo
+from .topics import Topics
 
 __all__ = ["HomeAssistantDiscovery", "SensorKind", "sensor_config"]
 
@@ -76,27 +77,24 @@ def sensor_config(
     *,
     node: NodeInfo,
     reading: str,
-    topic_base: str,
-    gateway_id: str,
+    topics: Topics,
 ) -> tuple[str, dict[str, Any]]:
-    """(unique id, discovery config) of one reading of ``node``; ``topic_base`` is
-    ``<prefix>/<site>``."""
+    """(unique id, discovery config) of one reading of ``node`` at ``topics``' gateway."""
     quantity, instance = _split(reading)
     kind = SENSORS.get(quantity, SensorKind(reading, None))
     label = kind.label
     if instance:
         label += f" lane {instance}" if node.kind == "traffic" else f" {instance + 1}"
-    site = topic_base.rpartition("/")[2]
+    site, gateway_id = topics.site, topics.gateway_id
     unique_id = f"streetsense_{_slug(site)}_{_slug(node.name)}_{reading}"
-    node_topic = f"{topic_base}/{node.name}"
     config: dict[str, Any] = {
         "name": label,
         "unique_id": unique_id,
-        "state_topic": f"{node_topic}/data",
+        "state_topic": topics.node(node.name, "data"),
         "value_template": f"{{{{ value_json.readings['{reading}'].value }}}}",
         "state_class": "measurement",
         "availability": [
-            {"topic": f"{node_topic}/state", "value_template": "{{ value_json.state }}"}
+            {"topic": topics.node(node.name, "state"), "value_template": "{{ value_json.state }}"}
         ],
         "payload_available": "online",
         "payload_not_available": "offline",
@@ -125,8 +123,7 @@ class HomeAssistantDiscovery:
     """Which discovery configs to publish (retained, QoS 1) as nodes report."""
 
     def __init__(self, *, prefix: str, site: str, gateway_id: str, ha_prefix: str) -> None:
-        self.topic_base = f"{prefix}/{site}"
-        self.gateway_id = gateway_id
+        self.topics = Topics(prefix, site, gateway_id)
         self.ha_prefix = ha_prefix
         self._announced: dict[str, set[str]] = {}  # node name -> unique ids published
 
@@ -150,7 +147,7 @@ class HomeAssistantDiscovery:
         out = []
         for reading in sorted(readings):
             unique_id, config = sensor_config(
-                node=node, reading=reading, topic_base=self.topic_base, gateway_id=self.gateway_id
+                node=node, reading=reading, topics=self.topics
             )
             if unique_id not in done:
                 done.add(unique_id)

@@ -14,7 +14,9 @@ then the configured policy applies (``WHEN_FULL``). A write the disk refuses any
 because something else filled it, EFBIG, EIO) takes the same path: the frames are refused,
 delivered flags stay queued in memory; nothing raises out of the journal, and it recovers by
 itself once there is room. Each full spell is logged once, with its figures, and once more
-when it ends.
+when it ends; under the refusing policy a spell ends only once a group fits with room to
+spare (half the refused group's, at least a 64th of the bound), so a journal at the disk's edge
+does not flap between taking and refusing.
 
 All database work runs on one worker thread (``await journal.call(fn, ...)``), so a commit
 (an fsync) never blocks the event loop, and frames that arrive meanwhile form the next group.
@@ -87,6 +89,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 _DROP_BATCH = 256  # oldest unpublished messages deleted per step under drop-oldest
+_ROW_BYTES = 64  # a message row's own columns and its index entries, roughly
+_SPARE_ROW = 256  # the rows that test for room to spare (``_insert``)
 _PRUNE_BATCH = 1000  # delivered messages deleted per step (one small transaction each)
 _WAL_MIN, _WAL_MAX = 64 * 1024, 1024 * 1024  # the WAL's share of max_bytes: 1/32, clamped
 _SHM_BYTES = 32 * 1024  # the WAL index (-shm) of a WAL of up to 4096 pages
@@ -183,6 +187,7 @@ class Journal:
         # the database by as much: with it, a full disk never wedges the journal.
         self._reserve = 2 * self.wal_bytes + _SHM_BYTES
         self._limit = 0  # max_page_count as set now
+        self._resume_bytes = 0  # room to spare for a refusing spell to end
         self._disk_free = 0
         self._full_since: float | None = None  # a full spell: logged at its start and end
         self._full_counts = (0, 0)
@@ -261,10 +266,14 @@ class Journal:
 
     def _insert_with_policy(self, batch: Batch, derived: list[tuple[int, Message]],
                             state: dict[str, str]) -> list[Row]:
+        # A refusing spell ends only when the group fits with room to spare (half the
+        # refused group's, at least a 64th of the bound); without this margin a journal at the
+        # disk's edge flaps, taking a small group and refusing the next, and logs each turn.
+        spare = self._resume_bytes if self._full_since is not None else 0
         dropped = False
         while True:
             try:
-                rows = self._insert(batch, derived, state)
+                rows = self._insert(batch, derived, state, spare)
             except sqlite3.OperationalError as exc:
                 if not _refused_by_disk(exc):
                     raise
@@ -287,6 +296,10 @@ class Journal:
                     continue
             self._full_began(error, f"refusing new frames, not ACKed (policy {self.when_full}; "
                              "nodes keep them and retransmit)")
+            size = sum(len(m.topic) + len(m.payload) + _ROW_BYTES
+                       for *_, messages in batch.frames for m in messages)
+            self._resume_bytes = max(self._resume_bytes, size // 2,
+                                     self._limit * self._page_size // 64)
             self.rejected_frames += len(batch.frames)
             raise JournalFull("journal full", max_bytes=self.max_bytes)
 
@@ -351,9 +364,12 @@ class Journal:
                     self.rejected_frames - self._full_counts[0],
                     self.dropped_messages - self._full_counts[1])
         self._full_since = None
+        self._resume_bytes = 0
 
     def _insert(self, batch: Batch, derived: list[tuple[int, Message]],
-                state: dict[str, str]) -> list[Row]:
+                state: dict[str, str], spare: int = 0) -> list[Row]:
+        """Insert and commit the group; with ``spare`` bytes, only if that much more would
+        also fit (rows of that size are written and deleted in the same transaction)."""
         rows: list[Row] = []
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -372,6 +388,11 @@ class Journal:
             db.executemany(
                 "INSERT INTO state(name, value) VALUES (?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET value = excluded.value", state.items())
+            if spare:  # in rows of a message's size, which fill pages as messages do
+                db.executemany("INSERT INTO state(name, value) VALUES (?, zeroblob(?))",
+                               [(f"spare {i}", _SPARE_ROW)
+                                for i in range(1 + spare // _SPARE_ROW)])
+                db.execute("DELETE FROM state WHERE name LIKE 'spare %'")
             db.execute("COMMIT")
         except BaseException:
             self._rollback()

@@ -30,8 +30,10 @@ from streetsense.protocol.names import OTA_STATE_NAMES
 from . import payloads
 from .bundles import BundleStore
 from .journal import Journal, Message
+from .node_state import NodeState
 from .publisher import Publisher
-from .session import NodeState, Session, Topics
+from .session import Session
+from .topics import Topics
 
 __all__ = ["Ota", "Transfer"]
 

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .topics import Topics
+
 __all__ = ["Claim", "Ownership"]
 
 log = logging.getLogger("streetsense.gateway.ownership")
@@ -52,7 +54,7 @@ class Ownership:
                  clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.gateway_id = gateway_id
-        self._prefix = f"{prefix}/{site}/"
+        self._topics = Topics(prefix, site)
         self.claim_after_s = claim_after_s
         self._clock = clock
         self._monotonic = monotonic
@@ -63,7 +65,7 @@ class Ownership:
 
     @property
     def subscriptions(self) -> list[str]:
-        return [f"{self._prefix}+/state", f"{self._prefix}_gateway/+/state"]
+        return [self._topics.node("+", "state"), self._topics.any_gateway("state")]
 
     def subscribed(self) -> None:
         """The subscriptions are in place: claims may start ``claim_after_s`` from now."""
@@ -109,21 +111,21 @@ class Ownership:
         """A retained state seen on the broker. Returns (node, "lost") when another gateway's
         earlier claim takes a node from this one, (node, "reassert") when a later claim
         overwrote this gateway's retained state; None otherwise."""
-        if not topic.startswith(self._prefix) or not topic.endswith("/state"):
+        gateway_state = self._topics.gateway_sub(topic)
+        node_state = self._topics.node_sub(topic)
+        if (gateway_state or node_state or ("", ""))[1] != "state":
             return None
-        levels = topic[len(self._prefix):].split("/")
         try:
             state = json.loads(payload) if payload else {}
         except ValueError:
             return None
         if not isinstance(state, dict):
             return None
-        if len(levels) == 3 and levels[0] == "_gateway":
-            self.gateways[levels[1]] = state.get("state") == "online"
+        if gateway_state is not None:
+            self.gateways[gateway_state[0]] = state.get("state") == "online"
             return None
-        if len(levels) != 2:
-            return None
-        node, gateway = levels[0], state.get("gateway")
+        assert node_state is not None
+        node, gateway = node_state[0], state.get("gateway")
         if not isinstance(gateway, str):
             return None
         claim = Claim(gateway, state.get("state") == "online",

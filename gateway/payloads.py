@@ -13,17 +13,26 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from streetsense.protocol.messages import QUANTITIES, SCHEMAS
+from streetsense.protocol import names
+from streetsense.protocol.messages import (
+    DATA,
+    EVENT,
+    EVENT_VEHICLE,
+    LOG,
+    QUANTITIES,
+    RESULT,
+    SCHEMAS,
+    STATUS,
+)
 
 __all__ = [
-    "EVENT_NAMES",
-    "RESULT_NAMES",
     "Origin",
     "Stamp",
     "data_payload",
     "encode",
     "event_payload",
     "iso_utc",
+    "jsonable",
     "log_payload",
     "reading_key",
     "readings_payload",
@@ -31,13 +40,6 @@ __all__ = [
     "state_payload",
     "status_payload",
 ]
-
-EVENT_NAMES = {1: "vehicle"}
-VEHICLE_CLASSES = {1: "motorbike", 2: "car", 3: "heavy_vehicle", 4: "unknown"}
-RESULT_NAMES = {0: "OK", 1: "UNKNOWN_COMMAND", 2: "BAD_ARGS", 3: "FAILED"}
-LOG_LEVELS = {0: "emergency", 1: "alert", 2: "critical", 3: "error", 4: "warning",
-              5: "notice", 6: "info", 7: "debug"}
-
 
 def iso_utc(ts: float, *, ms: bool = False) -> str:
     """``2026-12-04T10:00:00Z`` (or with milliseconds) for a Unix time."""
@@ -129,19 +131,20 @@ def readings_payload(readings: list[list[int]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A decoded body (or part of one) as JSON takes it: bytes as hex, map keys as strings."""
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
 def _extra(mtype: int, body: dict[Any, Any]) -> dict[str, Any]:
     known = SCHEMAS[mtype][1]
-    return {str(k): _jsonable(v) for k, v in body.items() if k not in known}
+    return {str(k): jsonable(v) for k, v in body.items() if k not in known}
 
 
 def _head(origin: Origin, boot: int, seq: int) -> dict[str, Any]:
@@ -160,13 +163,13 @@ def _tail(payload: dict[str, Any], mtype: int, body: dict[Any, Any],
 
 def data_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any], stamp: Stamp,
                  received_at: float, *, delayed: bool) -> dict[str, Any]:
-    """The ``data`` message of a DATA frame (body keys 1..4, SPEC §5.3)."""
+    """The ``data`` message of a DATA frame (SPEC §5.3)."""
     payload = _head(origin, boot, seq) | stamp.fields()
-    payload["interval_s"] = body.get(3)
+    payload["interval_s"] = body.get(names.DATA_INTERVAL_S)
     payload["delayed"] = delayed
     payload["received_at"] = None
-    payload["readings"] = readings_payload(body[4])
-    return _tail(payload, 2, body, received_at)
+    payload["readings"] = readings_payload(body[names.DATA_READINGS])
+    return _tail(payload, DATA, body, received_at)
 
 
 def _vehicle(args: dict[str, Any]) -> dict[str, Any]:
@@ -177,22 +180,22 @@ def _vehicle(args: dict[str, Any]) -> dict[str, Any]:
     if "speed_dkmh" in args:
         out["speed_kmh"] = args["speed_dkmh"] / 10
     if "class" in args:
-        out["class"] = VEHICLE_CLASSES.get(args["class"], args["class"])
+        out["class"] = names.VEHICLE_CLASSES.get(args["class"], args["class"])
     return out
 
 
 def event_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any], stamp: Stamp,
                   received_at: float, *, delayed: bool) -> dict[str, Any]:
     """The ``event`` message of an EVENT frame; a vehicle's args in readable units."""
-    code = body[3]
-    args = body.get(4) or {}
+    code = body[names.EVENT_CODE]
+    args = body.get(names.EVENT_ARGS) or {}
     payload = _head(origin, boot, seq) | stamp.fields()
     payload["delayed"] = delayed
     payload["received_at"] = None
-    payload["event"] = EVENT_NAMES.get(code, f"e{code}")
+    payload["event"] = names.EVENT_NAMES.get(code, f"e{code}")
     payload["code"] = code
-    payload["args"] = _vehicle(args) if code == 1 else _jsonable(args)
-    return _tail(payload, 3, body, received_at)
+    payload["args"] = _vehicle(args) if code == EVENT_VEHICLE else jsonable(args)
+    return _tail(payload, EVENT, body, received_at)
 
 
 def status_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any],
@@ -201,13 +204,13 @@ def status_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any],
     payload = _head(origin, boot, seq)
     if stamp is not None:
         payload |= stamp.fields()
-    payload["uptime_s"] = body[1]
-    payload["free_heap"] = body[2]
-    payload["link"] = _jsonable(body[3])
-    payload["faults"] = _jsonable(body.get(4) or {})
-    if 7 in body:
-        payload["counters"] = _jsonable(body[7])
-    return _tail(payload, 4, body, received_at)
+    payload["uptime_s"] = body[names.STATUS_UPTIME_S]
+    payload["free_heap"] = body[names.STATUS_FREE_HEAP]
+    payload["link"] = jsonable(body[names.STATUS_LINK])
+    payload["faults"] = jsonable(body.get(names.STATUS_FAULTS) or {})
+    if names.STATUS_COUNTERS in body:
+        payload["counters"] = jsonable(body[names.STATUS_COUNTERS])
+    return _tail(payload, STATUS, body, received_at)
 
 
 def log_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any],
@@ -216,9 +219,10 @@ def log_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any],
     payload = _head(origin, boot, seq)
     if stamp is not None:
         payload |= stamp.fields()
-    payload["level"] = LOG_LEVELS.get(body[1], str(body[1]))
-    payload["message"] = body[2]
-    return _tail(payload, 5, body, received_at)
+    level = body[names.LOG_LEVEL]
+    payload["level"] = names.LOG_LEVEL_NAMES.get(level, str(level))
+    payload["message"] = body[names.LOG_MESSAGE]
+    return _tail(payload, LOG, body, received_at)
 
 
 def result_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any],
@@ -227,13 +231,14 @@ def result_payload(origin: Origin, boot: int, seq: int, body: dict[Any, Any],
     """The ``cmd/<name>/result`` message of a RESULT frame (``id``: the requester's id)."""
     payload = _head(origin, boot, seq)
     payload["command"] = command
-    payload["request"] = body[1]
+    payload["request"] = body[names.RESULT_REQUEST]
     if request_id is not None:
         payload["id"] = request_id
-    payload["code"] = RESULT_NAMES.get(body[2], str(body[2]))
-    payload["message"] = body.get(3, "")
-    payload["data"] = _jsonable(body.get(4) or {})
-    return _tail(payload, 6, body, received_at)
+    code = body[names.RESULT_CODE]
+    payload["code"] = names.RESULT_NAMES.get(code, str(code))
+    payload["message"] = body.get(names.RESULT_MESSAGE, "")
+    payload["data"] = jsonable(body.get(names.RESULT_DATA) or {})
+    return _tail(payload, RESULT, body, received_at)
 
 
 def state_payload(origin: Origin, *, online: bool, birth: dict[str, Any] | None,

@@ -272,6 +272,10 @@ def _read_file(path: Path) -> tuple[tuple[NodeInfo, ...], list[Problem]]:
 
 
 def _read_nodes(root: Table) -> tuple[tuple[NodeInfo, ...], list[Problem]]:
+    if "node" not in root.data and ("gateway" in root.data or "registry_path" in root.data):
+        named = root.data.get("registry_path", "nodes.toml")
+        return (), [Problem("", None, f"this is a gateway config, not a node registry: give "
+                                      f"the registry it names in registry_path ({named})")]
     nodes: list[NodeInfo] = []
     first_line: dict[tuple[str, object], tuple[str, int | None]] = {}
     for table in root.tables("node"):

@@ -27,12 +27,14 @@ from .discovery import HomeAssistantDiscovery
 from .framing import Framing, Rejections
 from .journal import Journal, Row
 from .metrics import Metrics
+from .node_state import NodeState
 from .ota import Ota
 from .ownership import Ownership
 from .publisher import BrokerSettings, Publisher
 from .registry import NodeInfo, Registry
 from .runlock import RunLock
-from .session import Deriver, NodeState, Session, Topics
+from .session import Deriver, Session
+from .topics import Topics
 from .transports.base import LinkCallbacks, Transport
 from .transports.serial import PortSpec, SerialTransport
 from .version import gateway_version
@@ -126,7 +128,7 @@ class Gateway:
             BrokerSettings.from_config(cfg.mqtt), journal,
             state_topic=self.topics.gateway("state"), online_payload=self._online_payload,
             offline_payload=payloads.encode(self._gateway_state(online=False)),
-            subscriptions=[self.topics.node("+", "cmd/+"), self.topics.gateway("request/#"),
+            subscriptions=[self.topics.command("+", "+"), self.topics.gateway("request/#"),
                            self.topics.node("_bundles", "+"),
                            *(self.ownership.subscriptions if self.ownership else [])],
             on_message=self._on_message, metrics=self.metrics)

@@ -1,11 +1,11 @@
 """Node sessions: verified frames in (from ``framing``), deduplicated, journaled, then ACKed.
 
-The replay rule of SPEC §6.2 per (node, boot), 16 boots per node. New frames become
-journal messages; the committer task commits every frame that arrived meanwhile in one
-transaction (group commit) and only then sends the ACKs (SPEC §6.3). Duplicates are
-re-ACKed after the same commit, never journaled again. HELLO is the node's birth: a
-retained ``state`` with its birth info, then a TIME. Uptime timestamps (clock 1) are mapped
-to UTC with the boot's anchor (the HELLO's arrival minus its ``uptime_ms``).
+The session loop: the replay rule (``replay``) per (node, boot) drops replays; new frames
+become journal messages (``frame_messages``); the committer task commits every frame that
+arrived meanwhile in one transaction (group commit) and only then sends the ACKs (SPEC
+§6.3). Duplicates are re-ACKed after the same commit, never journaled again. HELLO is the
+node's birth: a retained ``state`` with its birth info, then a TIME. Downlinks (TIME,
+CONFIG, COMMAND) are signed with the next (node, boot) downlink counter.
 
 Nothing here reaches back up to MQTT except through the journal, the retained-state sink and
 the RESULT matcher handed in.
@@ -17,38 +17,28 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from streetsense.protocol import Frame
-from streetsense.protocol.messages import (
-    ACK,
-    CLOCK_UPTIME,
-    DATA,
-    EVENT,
-    HELLO,
-    LOG,
-    OTA_STATUS,
-    RESULT,
-    STATUS,
-    TIME,
-)
+from streetsense.protocol import Frame, names
+from streetsense.protocol.messages import ACK, CLOCK_UPTIME, DATA, HELLO, OTA_STATUS, TIME
 
 from . import payloads
+from .frame_messages import Announcer, FrameMessages, ResultMatcher, RetainedSink
 from .framing import LOG_EVERY_S, Rejections
 from .journal import Batch, Journal, JournalFull, Message, Row
 from .metrics import Metrics
+from .node_state import NodeState
 from .ownership import Ownership
 from .registry import NodeInfo
+from .replay import advance, replay_verdict
+from .topics import Topics
 from .transports.base import Link
 
-__all__ = ["MAX_BOOTS", "DataAmender", "Deriver", "NodeState", "Session", "Topics",
-           "replay_verdict"]
+__all__ = ["DataAmender", "Deriver", "Session", "SessionStats"]
 
 log = logging.getLogger("streetsense.gateway.session")
 
-MAX_BOOTS = 16  # boots tracked per node (SPEC §6.2)
-NODE_DELAY_S = 60.0  # a reading older than this when it arrives was held back at the node
 TIME_RESEND_S = 60.0  # a node still on its uptime clock gets a TIME at most this often
 FLOOR_EVERY_S = 10.0  # an owned node's retained state carries its replay floor this fresh
 
@@ -77,72 +67,6 @@ class OtaStatusSink(Protocol):
 
     def on_status(self, node: NodeState, body: dict[int, Any], now: float) -> list[Message]:
         ...
-
-
-class RetainedSink(Protocol):
-    """Where retained node states go (the publisher keeps the latest per topic)."""
-
-    def set_retained(self, topic: str, payload: bytes) -> None:
-        """Publish ``payload`` retained on ``topic`` now and after every reconnect."""
-
-    def forget_retained(self, topic: str) -> None:
-        """Stop republishing ``topic`` after reconnects."""
-
-
-ResultMatcher = Callable[[int, int], "tuple[str, bytes | None, str | None] | None"]
-# Home Assistant discovery: (topic, retained payload) pairs for a node's ``data`` message.
-Announcer = Callable[[NodeInfo, dict[str, Any]], list[tuple[str, bytes]]]
-
-
-@dataclass(frozen=True)
-class Topics:
-    """``<prefix>/<site>/<node>/<sub>`` and the gateway's own ``.../_gateway/<id>/<sub>``."""
-
-    prefix: str
-    site: str
-    gateway_id: str
-
-    def node(self, name: str, sub: str) -> str:
-        return f"{self.prefix}/{self.site}/{name}/{sub}"
-
-    def gateway(self, sub: str) -> str:
-        return f"{self.prefix}/{self.site}/_gateway/{self.gateway_id}/{sub}"
-
-
-def replay_verdict(boots: dict[int, int], boot: int, seq: int) -> str:
-    """``new``, ``duplicate`` or ``replay`` for (boot, seq) against a node's tracked boots."""
-    highest = boots.get(boot)
-    if highest is None:
-        if len(boots) >= MAX_BOOTS and boot < min(boots):
-            return "replay"
-        return "new"
-    if seq > highest:
-        return "new"
-    return "duplicate" if seq == highest else "replay"
-
-
-def _advance(boots: dict[int, int], boot: int, seq: int) -> None:
-    boots[boot] = seq
-    while len(boots) > MAX_BOOTS:
-        del boots[min(boots)]
-
-
-@dataclass
-class NodeState:
-    """What the gateway knows about one node."""
-
-    node_id: int
-    info: NodeInfo
-    boots: dict[int, int] = field(default_factory=dict)  # incl. frames not yet committed
-    committed: dict[int, int] = field(default_factory=dict)  # as in the journal
-    current_boot: int | None = None
-    link: Link | None = None
-    last_seen: float | None = None
-    online: bool = False
-    birth: dict[str, Any] | None = None
-    anchors: dict[int, float] = field(default_factory=dict)  # boot -> UTC at uptime 0
-    time_sent_at: float = 0.0  # monotonic
-    floor_sent: tuple[dict[int, int], float] = ({}, 0.0)  # replay floor last in the state
 
 
 @dataclass
@@ -185,15 +109,15 @@ class Session:
                  amenders: Sequence[DataAmender] = (),
                  ownership: Ownership | None = None) -> None:
         self._lookup = lookup
+        self._messages = FrameMessages(topics=topics, states=states, match_result=match_result,
+                                       amend=self._amend, announce=announce)
         self.ownership = ownership
         self._journal = journal
         self._topics = topics
         self._states = states
         self._on_committed = on_committed
-        self._match_result = match_result
         self._derivers = list(derivers)
         self._amenders = list(amenders)
-        self._announce = announce
         self._rejections = rejections or Rejections(Metrics())
         self.metrics = self._rejections.metrics
         self._journal_losses = 0  # journal.rejected_frames + dropped_messages already counted
@@ -223,6 +147,8 @@ class Session:
         for key, birth in births.items():
             node_state = self.nodes.get(int(key))
             if node_state is not None:
+                if "device" in birth:  # saved before the field took the wire's name "kind"
+                    birth["kind"] = birth.pop("device")
                 node_state.birth = birth
                 node_state.anchors = {int(b): a for b, a in birth.get("anchors", {}).items()}
 
@@ -259,7 +185,7 @@ class Session:
                 self._push(_Arrival(link, node, frame, now, False, []))
             return
         self.stats.frames_new += 1
-        _advance(node.boots, frame.boot, frame.seq)
+        advance(node.boots, frame.boot, frame.seq)
         arrival = _Arrival(link, node, frame, now, True, [])
         self._build(arrival)
         if not node.online:
@@ -278,13 +204,13 @@ class Session:
         if not ownership.may_claim(name):
             self.stats.standby_frames += 1
             if frame.seq > 0 and replay_verdict(node.boots, frame.boot, frame.seq - 1) == "new":
-                _advance(node.boots, frame.boot, frame.seq - 1)
-                _advance(node.committed, frame.boot, frame.seq - 1)
+                advance(node.boots, frame.boot, frame.seq - 1)
+                advance(node.committed, frame.boot, frame.seq - 1)
             return False
         for boot, seq in ownership.claim(name).items():
             for replay in (node.boots, node.committed):
                 if replay_verdict(replay, boot, seq) == "new":
-                    _advance(replay, boot, seq)
+                    advance(replay, boot, seq)
         if node.current_boot is None and node.committed:
             node.current_boot = max(node.committed)
         node.online = False  # the first frame it accepts publishes the claim
@@ -320,76 +246,22 @@ class Session:
     # ---- messages -----------------------------------------------------------------------
 
     def origin(self, info: NodeInfo) -> payloads.Origin:
-        return payloads.Origin(info.name, info.id, info.kind, self._topics.site,
-                               self._topics.gateway_id)
-
-    def _stamp(self, node: NodeState, boot: int, body: dict[Any, Any], ts_key: int,
-               clock_key: int) -> payloads.Stamp | None:
-        if ts_key not in body:
-            return None
-        ts, clock = body[ts_key], body.get(clock_key, 0)
-        if clock == CLOCK_UPTIME:
-            anchor = node.anchors.get(boot)
-            if anchor is None:
-                return payloads.Stamp(None, "uptime", ts)
-            return payloads.Stamp(anchor + ts, "mapped", ts)
-        return payloads.Stamp(float(ts), "utc")
-
-    def _held_at_node(self, node: NodeState, boot: int, stamp: payloads.Stamp | None,
-                      received_at: float) -> bool:
-        if node.current_boot is not None and boot < node.current_boot:
-            return True
-        return stamp is not None and stamp.ts is not None and received_at - stamp.ts > NODE_DELAY_S
+        return self._messages.origin(info)
 
     def _build(self, arrival: _Arrival) -> None:
-        frame, node, now = arrival.frame, arrival.node, arrival.received_at
-        info, body, boot, seq = node.info, frame.body, frame.boot, frame.seq
-        origin = self.origin(info)
-        topic = self._topics.node
-        if frame.type == HELLO:
-            self._birth(node, frame, now)
+        if arrival.frame.type == HELLO:
+            self._birth(arrival.node, arrival.frame, arrival.received_at)
             return
-        if frame.type == DATA:
-            stamp = self._stamp(node, boot, body, 1, 2)
-            assert stamp is not None
-            data = payloads.data_payload(origin, boot, seq, body, stamp, now,
-                                         delayed=self._held_at_node(node, boot, stamp, now))
-            self._amend(data, info)
-            arrival.data = data
-            arrival.messages.append(Message(topic(info.name, "data"), payloads.encode(data),
-                                            delayable=True))
-            if self._announce is not None:
-                for config_topic, config in self._announce(info, data):
-                    self._states.set_retained(config_topic, config)
-        elif frame.type == EVENT:
-            stamp = self._stamp(node, boot, body, 1, 2)
-            assert stamp is not None
-            event = payloads.event_payload(origin, boot, seq, body, stamp, now,
-                                           delayed=self._held_at_node(node, boot, stamp, now))
-            arrival.messages.append(Message(topic(info.name, "event"), payloads.encode(event),
-                                            delayable=True))
-        elif frame.type == STATUS:
-            if 1 in body and boot == node.current_boot and boot not in node.anchors:
-                node.anchors[boot] = now - body[1]
-            status = payloads.status_payload(origin, boot, seq, body,
-                                             self._stamp(node, boot, body, 5, 6), now)
-            arrival.messages.append(Message(topic(info.name, "status"), payloads.encode(status)))
-        elif frame.type == LOG:
-            line = payloads.log_payload(origin, boot, seq, body,
-                                        self._stamp(node, boot, body, 3, 4), now)
-            arrival.messages.append(Message(topic(info.name, "log"), payloads.encode(line)))
-        elif frame.type == RESULT:
-            matched = self._match_result(info.id, body[1])
-            name, correlation, request_id = matched or ("unknown", None, None)
-            result = payloads.result_payload(origin, boot, seq, body, now, command=name,
-                                             request_id=request_id)
-            arrival.messages.append(Message(topic(info.name, f"cmd/{name}/result"),
-                                            payloads.encode(result), correlation=correlation))
-        elif frame.type == OTA_STATUS and self.ota is not None:
-            arrival.messages.extend(self.ota.on_status(node, body, now))
-        else:
+        if arrival.frame.type == OTA_STATUS and self.ota is not None:
+            arrival.messages = self.ota.on_status(arrival.node, arrival.frame.body,
+                                                  arrival.received_at)
+            return
+        built = self._messages.build(arrival.node, arrival.frame, arrival.received_at)
+        if built is None:
             self.stats.unknown_types += 1
-            self._reject_unknown_type(frame)
+            self._reject_unknown_type(arrival.frame)
+            return
+        arrival.messages, arrival.data = built
 
     def _reject_unknown_type(self, frame: Frame) -> None:
         now = time.monotonic()
@@ -399,18 +271,7 @@ class Session:
                      frame.node_id, frame.type)
 
     def _birth(self, node: NodeState, frame: Frame, now: float) -> None:
-        body = frame.body
-        uptime_ms = body.get(8, 0)
-        node.anchors[frame.boot] = now - uptime_ms / 1000
-        for old in [b for b in node.anchors if b not in node.boots]:
-            del node.anchors[old]
-        node.birth = {"boot": frame.boot, "device": body[1], "firmware": body[2],
-                      "protocol": body[3], "sensors": body[4], "reset_cause": body[5],
-                      "capabilities": body.get(7, []),
-                      "booted_at": payloads.iso_utc(node.anchors[frame.boot], ms=True),
-                      "anchors": {str(b): a for b, a in node.anchors.items()}}
-        log.info("node %s (id %d) booted: boot %d, firmware %s, reset cause %s",
-                 node.info.name, node.node_id, frame.boot, body[2], body[5])
+        self._messages.birth(node, frame, now)
         node.online = True
         self._publish_state(node)
 
@@ -453,7 +314,7 @@ class Session:
             batch.frames.append((frame.node_id, frame.boot, frame.seq, arrival.received_at,
                                  arrival.messages))
             replay = batch.replay.setdefault(frame.node_id, dict(arrival.node.committed))
-            _advance(replay, frame.boot, frame.seq)
+            advance(replay, frame.boot, frame.seq)
             touched[frame.node_id] = arrival.node
         data = [(a.node.info, a.data) for a in arrivals if a.new and a.data is not None]
         births = any(a.new and a.frame.type == HELLO for a in arrivals)
@@ -480,7 +341,7 @@ class Session:
             if arrival.new and arrival.frame.type == HELLO:
                 self._spawn(self.send_time(arrival.node))
             elif (arrival.new and arrival.frame.type == DATA
-                  and arrival.frame.body.get(2) == CLOCK_UPTIME
+                  and arrival.frame.body.get(names.DATA_CLOCK) == CLOCK_UPTIME
                   and time.monotonic() - arrival.node.time_sent_at > TIME_RESEND_S):
                 self._spawn(self.send_time(arrival.node))
 
@@ -496,7 +357,7 @@ class Session:
             node.boots = dict(node.committed)
             for later in self._inbox:  # other boots of this node: still new
                 if later.new and later.node.node_id == node_id:
-                    _advance(node.boots, later.frame.boot, later.frame.seq)
+                    advance(node.boots, later.frame.boot, later.frame.seq)
 
     def _amend(self, data: dict[str, Any], info: NodeInfo) -> None:
         for amender in self._amenders:
@@ -549,7 +410,8 @@ class Session:
                 highest[key] = (arrival, frame.seq)
         for (_, node_id, boot), (arrival, seq) in highest.items():
             node = arrival.node
-            ack = Frame(ACK, node_id, node.current_boot or boot, 0, {1: boot, 2: seq})
+            ack = Frame(ACK, node_id, node.current_boot or boot, 0,
+                        {names.ACK_BOOT: boot, names.ACK_SEQ: seq})
             try:
                 await arrival.link.send(ack.encode(node.info.key))
             except ConnectionError as exc:
@@ -597,7 +459,7 @@ class Session:
         """Push the gateway's UTC time to ``node`` (after HELLO, on request, periodically)."""
         node.time_sent_at = time.monotonic()
         try:
-            await self.send_downlink(node, TIME, {1: int(self._clock() * 1000)})
+            await self.send_downlink(node, TIME, {names.TIME_UTC_MS: int(self._clock() * 1000)})
         except ConnectionError as exc:
             log.warning("TIME to %s not sent: %s", node.info.name, exc)
 

@@ -24,10 +24,11 @@ import threading
 import time
 from collections.abc import Coroutine, Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 from streetsense.loopback import LOCALHOST, free_port
+
+from .lifecycle import Managed
 
 __all__ = [
     "BrokerError",
@@ -80,7 +81,7 @@ def accepts(host: str, port: int) -> bool:
         return False
 
 
-class ManagedServer:
+class ManagedServer(Managed):
     """A server (or a group of them) for one test: ``start()``, then ``close()`` stops it and
     removes its temporary ``workdir``; usable as ``with``."""
 
@@ -96,22 +97,6 @@ class ManagedServer:
         """Stop it and remove its temporary directory."""
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()  # __exit__ will not run: remove the temporary directory here
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class ServerProcess(ManagedServer):
@@ -263,7 +248,7 @@ class Mosquitto(ServerProcess):
         return f"mqtt://{self.host}:{self.port}"
 
 
-class TcpProxy:
+class TcpProxy(Managed):
     """Forwards ``127.0.0.1:<port>`` to ``target_host:target_port``, one upstream connection
     per client; if the target refuses, the client's connection is reset.
 
@@ -325,17 +310,6 @@ class TcpProxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _call(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coro`` on the proxy's loop and wait for its result."""

@@ -39,6 +39,7 @@ from .emulators.pms5003 import Pms5003
 from .emulators.scd4x import Scd4x
 from .emulators.sds011 import Sds011
 from .emulators.uart_pty import UartPty
+from .lifecycle import Managed
 from .street import CLASSES, DIMENSIONS_M, Layout, body, class_of_length
 from .street_scenarios import (
     Change,
@@ -96,7 +97,7 @@ def expected_counts(vehicles: Iterable[Vehicle], lanes: int) -> list[dict[str, i
     return out
 
 
-class Environment:
+class Environment(Managed):
     """Sensor emulators and detector lines for one emulated node (see the module docstring)."""
 
     def __init__(
@@ -351,9 +352,3 @@ class Environment:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
         self._loop.close()
-
-    def __enter__(self) -> Environment:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

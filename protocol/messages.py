@@ -232,7 +232,9 @@ def _kind_name(value, body, boot):
     if value:
         return None
     capabilities = body.get(7)
-    if isinstance(capabilities, list) and "factory" in capabilities:
+    # Compared item by item as strings: MicroPython warns on bytes == str (a bin capability).
+    if isinstance(capabilities, list) and any(
+            isinstance(item, str) and item == "factory" for item in capabilities):
         return None
     return "empty outside a factory-state HELLO"
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from streetsense.gateway.topics import Topics
+
 from .command import Signed, broker_options, parse_values
 
 __all__ = ["bridge"]
@@ -33,5 +35,6 @@ def bridge(action: str, args: tuple[str, ...], gateway_id: str, confirm: bool,
     if confirm:
         request["confirm"] = request.get("node")
     signed = Signed(**options)
-    base = f"{signed.prefix}/{signed.site}/_gateway/{gateway_id}"
-    signed.send(f"{base}/request/{action}", f"{base}/response/{action}", request)
+    topics = Topics(signed.prefix, signed.site, gateway_id)
+    signed.send(topics.gateway(f"request/{action}"), topics.gateway(f"response/{action}"),
+                request)

@@ -21,7 +21,18 @@ from urllib.parse import urlsplit
 
 import click
 
-__all__ = ["Signed", "broker_options", "command", "parse_values"]
+from streetsense.gateway.topics import Topics
+
+__all__ = ["Signed", "broker_options", "command", "parse_values", "read_password"]
+
+
+def read_password(path: Path) -> str:
+    """The first line of a ``--password-file``; a usage error when there is none."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or not lines[0]:
+        raise click.BadParameter(f"{path} is empty: its first line must be the broker "
+                                 f"password", param_hint="--password-file")
+    return lines[0]
 
 
 def parse_values(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -90,12 +101,13 @@ class Signed:
         request = {"id": self.request_id or secrets.token_hex(4), **fields}
         password = None
         if self.password_file is not None:
-            password = self.password_file.read_text(encoding="utf-8").splitlines()[0]
+            password = read_password(self.password_file)
         result = asyncio.run(_send(self.broker, topic, answer_topic, key, request,
                                    self.username, password, self.timeout_s))
         click.echo(json.dumps(result, ensure_ascii=False))
         if result.get("code") != "OK":
-            raise click.ClickException(f"{result.get('code')}: {result.get('message')}")
+            hint = " (here: add --confirm)" if result.get("code") == "CONFIRM_REQUIRED" else ""
+            raise click.ClickException(f"{result.get('code')}: {result.get('message')}{hint}")
 
 
 @click.command()
@@ -113,8 +125,8 @@ def command(node: str, name: str, args: tuple[str, ...], confirm: bool,
     if confirm:
         request["confirm"] = node
     signed = Signed(**options)
-    topic = f"{signed.prefix}/{signed.site}/{node}/cmd/{name}"
-    signed.send(topic, f"{topic}/result", request)
+    topics = Topics(signed.prefix, signed.site)
+    signed.send(topics.command(node, name), topics.result(node, name), request)
 
 
 async def _send(url: str, topic: str, answer_topic: str, key: bytes, request: dict[str, Any],

@@ -5,24 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
+from streetsense.gateway.payloads import jsonable
 from streetsense.protocol import Deframer, ProtocolError, parse_frame
 from streetsense.protocol.messages import named
 
 from .describe import without_key
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, bytes):
-        return obj.hex()
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_jsonable(v) for v in obj]
-    return obj
 
 
 def _is_file(source: str) -> bool:
@@ -74,7 +64,7 @@ def decode(source: str) -> None:
             "type": frame.type_name or frame.type, "version": frame.version,
             "flags": frame.flags, "node_id": frame.node_id, "boot": frame.boot,
             "seq": frame.seq, "signed": frame.signed, "verified": False,
-            "body": _jsonable(named(frame.type, without_key(frame.type, frame.body))),
+            "body": jsonable(named(frame.type, without_key(frame.type, frame.body))),
         }))
     if failed:
         sys.exit(1)

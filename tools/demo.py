@@ -41,11 +41,9 @@ from streetsense.loopback import free_port
 
 from .demo_broker import Broker, EmbeddedBroker
 from .demo_chaos import Chaos, Tally
-from .demo_table import LiveTable, legend
+from .demo_table import DEMO_TOPICS, LiveTable, legend
 
-SITE = "hanoi"
-PREFIX = "streetsense"
-TOPIC = f"{PREFIX}/{SITE}/#"
+TOPIC = DEMO_TOPICS.everything
 EMBEDDED_PORT = 1883  # the broker's usual port when it is free, so mosquitto_sub needs no -p
 # (street, traffic exposure of its air: see hil_tests/scene.py). A tree-lined boulevard by
 # Hoàn Kiếm lake, the southern arterial with its trucks, then streets in between.
@@ -317,8 +315,9 @@ async def _run(options: Options) -> LiveTable:
         follower = asyncio.create_task(subscription.run(client))
         stack.push_async_callback(_ended, follower)
         gateway = GatewayProcess(
-            workdir=workdir / "gateway", mqtt_url=broker.url, site=SITE, gateway_id="demo-gw",
-            prefix=PREFIX, nodes=[n.entry for n in nodes],
+            workdir=workdir / "gateway", mqtt_url=broker.url, site=DEMO_TOPICS.site,
+            gateway_id=DEMO_TOPICS.gateway_id, prefix=DEMO_TOPICS.prefix,
+            nodes=[n.entry for n in nodes],
             serial=[SerialEntry(n.board.port, f"serial-{n.entry.id}") for n in nodes],
             settings={"mqtt": {**broker.gateway_settings(),
                                "client_id": f"streetsense-demo-gw-{os.getpid()}"},
@@ -332,7 +331,8 @@ async def _run(options: Options) -> LiveTable:
             node.board.start()
         summary = ", ".join(f"{n.entry.name} ({n.entry.kind}, {n.entry.location})" for n in nodes)
         say(f"nodes: {summary}")
-        say(f"gateway: demo-gw, site {SITE}; see it all with: {broker.mosquitto_sub(TOPIC)}")
+        say(f"gateway: {DEMO_TOPICS.gateway_id}, site {DEMO_TOPICS.site}; "
+            f"see it all with: {broker.mosquitto_sub(TOPIC)}")
         end = None if options.duration is None else loop.time() + options.duration
         faults: asyncio.Task[None] | None = None
         drained = False

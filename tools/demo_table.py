@@ -17,7 +17,9 @@ from typing import Any
 from streetsense.gateway.derived.index import combine
 from streetsense.gateway.derived.tables import PCU_TCVN_4054_2005, VN_AQI_CATEGORIES
 from streetsense.gateway.derived.vn_aqi import VN_AQI
+from streetsense.gateway.topics import Topics
 
+DEMO_TOPICS = Topics("streetsense", "hanoi", "demo-gw")  # where the demo's gateway publishes
 HEADERS = ("node", "kind", "last readings", "age", "link", "VN_AQI")
 UNITS = {"ug/m3": "µg/m³", "degC": "°C", "%RH": "%RH", "ppm": "ppm", "hPa": "hPa"}
 AIR = (("pm2_5", "PM2.5"), ("pm10", "PM10"), ("co2", "CO2"), ("temperature", ""),
@@ -47,8 +49,9 @@ class LiveTable:
     """Rows by node name, updated from MQTT messages under ``<prefix>/<site>/``; with
     ``nodes``, only those nodes get rows (a shared broker may hold others' retained states)."""
 
-    def __init__(self, nodes: Iterable[str] | None = None, *,
+    def __init__(self, nodes: Iterable[str] | None = None, *, topics: Topics = DEMO_TOPICS,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        self._topics = topics
         self.rows: dict[str, Row] = {}
         self.messages = 0
         self._nodes = None if nodes is None else set(nodes)
@@ -57,10 +60,10 @@ class LiveTable:
     def update(self, topic: str, payload: Any) -> bool:
         """Take one message; True when it changed what the table shows."""
         self.messages += 1
-        parts = topic.split("/")
-        if len(parts) < 4 or parts[2] == "_gateway" or not isinstance(payload, dict):
+        where = self._topics.node_sub(topic)
+        if where is None or not isinstance(payload, dict):
             return False
-        name, sub = parts[2], "/".join(parts[3:])
+        name, sub = where
         if (self._nodes is not None and name not in self._nodes) or not _well_formed(sub, payload):
             return False
         row = self.rows.setdefault(name, Row(name))

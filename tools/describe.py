@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from streetsense.protocol import messages as m
+from streetsense.protocol import names
 
 __all__ = ["fingerprint", "frame_summary", "reading_text", "readings_text", "without_key"]
 
@@ -23,11 +24,10 @@ _LABELS.update({"pm1_0_cf1": "PM1.0 CF=1", "pm2_5_cf1": "PM2.5 CF=1", "pm10_cf1"
                 "particles_5_0um": "particles >5 µm", "particles_10um": "particles >10 µm"})
 _UNITS = {"ug/m3": "µg/m³", "degC": "°C", "#/0.1L": "per 0.1 L"}
 _TRAFFIC = (16, 17, 18, 19, 20)  # quantities counted per lane
-_RESULT_CODES = {m.RESULT_OK: "OK", m.RESULT_UNKNOWN_COMMAND: "UNKNOWN_COMMAND",
-                 m.RESULT_BAD_ARGS: "BAD_ARGS", m.RESULT_FAILED: "FAILED"}
-_LOG_LEVELS = {0: "emergency", 1: "alert", 2: "critical", 3: "error", 4: "warning",
-               5: "notice", 6: "info", 7: "debug"}
-_VEHICLE_CLASSES = {1: "motorbike", 2: "car", 3: "heavy vehicle", 4: "vehicle of unknown class"}
+# The protocol's class words (names.VEHICLE_CLASSES) as a sentence says them.
+_VEHICLE_CLASSES = {names.VEHICLE_MOTORBIKE: "motorbike", names.VEHICLE_CAR: "car",
+                    names.VEHICLE_HEAVY: "heavy vehicle",
+                    names.VEHICLE_UNKNOWN: "vehicle of unknown class"}
 
 
 def fingerprint(key: bytes) -> str:
@@ -38,15 +38,16 @@ def fingerprint(key: bytes) -> str:
 def without_key(mtype: int, body: Any) -> Any:
     """A CONFIG body with its ``key`` setting replaced by the key's fingerprint: what a tool
     may show of a provisioning CONFIG (a key is never printed)."""
-    if mtype != m.CONFIG or not isinstance(body, dict) or not isinstance(body.get(2), dict) \
-            or "key" not in body[2]:
+    if mtype != m.CONFIG or not isinstance(body, dict) \
+            or not isinstance(body.get(names.CONFIG_SETTINGS), dict) \
+            or "key" not in body[names.CONFIG_SETTINGS]:
         return body
-    settings = dict(body[2])
+    settings = dict(body[names.CONFIG_SETTINGS])
     try:
         settings["key"] = "fingerprint:" + fingerprint(bytes.fromhex(settings["key"]))
     except (TypeError, ValueError):
         settings["key"] = "<not hex>"
-    return {**body, 2: settings}
+    return {**body, names.CONFIG_SETTINGS: settings}
 
 
 def _fixed(value: int, exponent: int) -> str:
@@ -88,9 +89,10 @@ def _settings_text(settings: dict[Any, Any]) -> str:
 
 
 def _event_text(body: dict[int, Any]) -> str:
-    args = body.get(4) or {}
-    if body[3] != m.EVENT_VEHICLE:
-        return f"event {body[3]} {args}"
+    args = body.get(names.EVENT_ARGS) or {}
+    code = body[names.EVENT_CODE]
+    if code != m.EVENT_VEHICLE:
+        return f"event {code} {args}"
     text = f"vehicle lane {args.get('lane', '?')}"
     if args.get("dir") is not None:
         text += " A→B" if args["dir"] == 1 else " B→A"
@@ -108,32 +110,42 @@ def frame_summary(mtype: int, body: Any) -> str:
     if mtype not in m.SCHEMAS:
         return f"type 0x{mtype:02x}, not known to protocol v1"
     if mtype == m.HELLO:
-        major, minor = (body[3] + [0, 0])[:2]
-        text = (f"{body[1] or '(no kind yet)'} firmware {body[2]}, protocol {major}.{minor}, "
-                f"sensors {', '.join(map(str, body[4])) or 'none'}, reset cause {body[5]}")
-        if "factory" in body.get(7, []):
+        major, minor = (body[names.HELLO_PROTOCOL] + [0, 0])[:2]
+        sensors = ", ".join(map(str, body[names.HELLO_SENSORS])) or "none"
+        text = (f"{body[names.HELLO_KIND] or '(no kind yet)'} firmware "
+                f"{body[names.HELLO_FIRMWARE]}, protocol {major}.{minor}, sensors {sensors}, "
+                f"reset cause {body[names.HELLO_RESET_CAUSE]}")
+        if "factory" in body.get(names.HELLO_CAPABILITIES, []):
             text += ", factory state (not provisioned)"
         return text
     if mtype == m.DATA:
-        return f"{_when(body[1], body[2])}: {readings_text(body[4])}"
+        when = _when(body[names.DATA_TS], body[names.DATA_CLOCK])
+        return f"{when}: {readings_text(body[names.DATA_READINGS])}"
     if mtype == m.EVENT:
-        return f"{_when(body[1], body[2])}: {_event_text(body)}"
+        return f"{_when(body[names.EVENT_TS], body[names.EVENT_CLOCK])}: {_event_text(body)}"
     if mtype == m.STATUS:
-        faults = body.get(4) or {}
-        text = f"up {body[1]} s, free heap {body[2]} B, link {body[3] or '-'}"
+        faults = body.get(names.STATUS_FAULTS) or {}
+        text = (f"up {body[names.STATUS_UPTIME_S]} s, free heap {body[names.STATUS_FREE_HEAP]} B,"
+                f" link {body[names.STATUS_LINK] or '-'}")
         if faults:
             text += ", FAULTS " + ", ".join(f"{k}: {v}" for k, v in faults.items())
         return text
     if mtype == m.LOG:
-        return f"{_LOG_LEVELS.get(body[1], body[1])}: {body[2]}"
+        level = body[names.LOG_LEVEL]
+        return f"{names.LOG_LEVEL_NAMES.get(level, level)}: {body[names.LOG_MESSAGE]}"
     if mtype == m.RESULT:
-        text = f"request {body[1]}: {_RESULT_CODES.get(body[2], body[2])}"
-        return text + (f" ({body[3]})" if body.get(3) else "")
+        code = body[names.RESULT_CODE]
+        text = f"request {body[names.RESULT_REQUEST]}: {names.RESULT_NAMES.get(code, code)}"
+        message = body.get(names.RESULT_MESSAGE)
+        return text + (f" ({message})" if message else "")
     if mtype == m.ACK:
-        return f"acknowledges boot {body[1]} up to seq {body[2]}"
+        return f"acknowledges boot {body[names.ACK_BOOT]} up to seq {body[names.ACK_SEQ]}"
     if mtype == m.TIME:
-        return "clock set to " + datetime.fromtimestamp(body[1] / 1000, UTC).isoformat(
+        utc_s = body[names.TIME_UTC_MS] / 1000
+        return "clock set to " + datetime.fromtimestamp(utc_s, UTC).isoformat(
             timespec="milliseconds").replace("+00:00", "Z")
     if mtype == m.CONFIG:
-        return f"request {body[1]}: {_settings_text(body[2]) or 'no settings'}"
-    return f"request {body[1]}: {body[2]} {body.get(3) or ''}".rstrip()
+        settings = _settings_text(body[names.CONFIG_SETTINGS]) or "no settings"
+        return f"request {body[names.CONFIG_REQUEST]}: {settings}"
+    request, name = body[names.COMMAND_REQUEST], body[names.COMMAND_NAME]
+    return f"request {request}: {name} {body.get(names.COMMAND_ARGS) or ''}".rstrip()

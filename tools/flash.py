@@ -142,7 +142,7 @@ def detect_chip(port: str) -> str:
             description: str = loader.get_chip_description()
     except FatalError as exc:
         raise click.ClickException(
-            f"could not talk to the chip's bootloader on {port} ({exc}). "
+            f"could not talk to the chip's bootloader on {port} ({exc}): "
             f"{_BOOTLOADER_HINT}") from None
     if name != CHIP:
         raise click.ClickException(

@@ -34,7 +34,7 @@ from typing import Any
 import click
 
 from streetsense.gateway.registry import KINDS, LINKS, NodeInfo, Registry
-from streetsense.protocol import Frame, ProtocolError, parse_frame, peek_node_id
+from streetsense.protocol import Frame, ProtocolError, names, parse_frame, peek_node_id
 from streetsense.protocol import messages as m
 
 from .describe import fingerprint, frame_summary, readings_text
@@ -122,7 +122,7 @@ class NodeSession:
 
 def _is_result(node_id: int, request: int) -> Callable[[Frame], bool]:
     """The RESULT for ``request``: signed by ``node_id``, or (a refusal) by the factory node."""
-    return lambda f: (f.type == m.RESULT and f.body[1] == request
+    return lambda f: (f.type == m.RESULT and f.body[names.RESULT_REQUEST] == request
                       and ((f.verified and f.node_id == node_id)
                            or (f.node_id == 0 and not f.signed)))
 
@@ -130,7 +130,8 @@ def _is_result(node_id: int, request: int) -> Callable[[Frame], bool]:
 def _answer(session: NodeSession, mtype: int, body: dict[int, Any],
             answer_from: int) -> Frame | None:
     """Send a CONFIG/COMMAND (again every RESEND_S) until ``answer_from`` signs its RESULT."""
-    return session.expect(_is_result(answer_from, body[1]), ANSWER_TIMEOUT_S,
+    request = body[names.COMMAND_REQUEST]  # CONFIG_REQUEST is the same key
+    return session.expect(_is_result(answer_from, request), ANSWER_TIMEOUT_S,
                           resend=lambda: session.send(mtype, body))
 
 
@@ -150,8 +151,9 @@ def _from_a_node(frame: Frame) -> bool:
 
 def _kind_refusal(port: str, claimed: str, kind: str, how: str) -> ProvisionError:
     return ProvisionError(
-        f"the node on {port} is a {claimed} node ({how}), not {kind}: check that it is the "
-        f"board you meant and give --kind {claimed}. (A board rewired for another kind is "
+        f"the node on {port} is {'an' if claimed[0] in 'aeiou' else 'a'} {claimed} node "
+        f"({how}), not {kind}: check that it is the board you meant and give --kind "
+        f"{claimed}. (A board rewired for another kind is "
         f"flashed again first: flashing erases what it was.) {NOTHING_SENT.capitalize()}.")
 
 
@@ -207,10 +209,10 @@ class Provisioning:
                 raise _no_frame(self.port, RESTART_TIMEOUT_S, " after its factory reset")
         else:
             hello = first
-            session.ack(hello)
-            claimed = hello.body[1]
-            if claimed in KINDS and claimed != node.kind:
+            claimed = hello.body[names.HELLO_KIND]
+            if claimed in KINDS and claimed != node.kind:  # refused unacked: it keeps saying HELLO
                 raise _kind_refusal(self.port, claimed, node.kind, "its HELLO says so")
+            session.ack(hello)
         click.echo(f"factory-state node: {frame_summary(m.HELLO, hello.body)}")
 
         key = secrets.token_bytes(KEY_BYTES)
@@ -221,7 +223,8 @@ class Provisioning:
         settings = {"node_id": node.id, "key": key.hex(), "kind": node.kind, "link": node.link}
         click.echo(f"sending its identity: node {node.id}, {node.kind}, {node.link} link")
         self.stage = "sent"
-        result = _answer(session, m.CONFIG, {1: request, 2: settings}, node.id)
+        result = _answer(session, m.CONFIG, {names.CONFIG_REQUEST: request,
+                                                names.CONFIG_SETTINGS: settings}, node.id)
         if result is None:
             raise ProvisionError(f"the node did not answer the provisioning CONFIG within "
                                  f"{ANSWER_TIMEOUT_S:g} s, so it may or may not hold its new "
@@ -229,9 +232,10 @@ class Provisioning:
                                  f"and run provision again; if it then says it is already "
                                  f"provisioned, factory-reset it by hand (hold BOOT while "
                                  f"powering it up) first.")
-        if result.body[2] != m.RESULT_OK:
+        if result.body[names.RESULT_CODE] != m.RESULT_OK:
             self.stage = "waiting"  # it refused: still in factory state, nothing stored
-            raise ProvisionError(f"the node refused the settings: {result.body.get(3, '')}")
+            reason = result.body.get(names.RESULT_MESSAGE, "")
+            raise ProvisionError(f"the node refused the settings: {reason}")
         if not result.verified:
             raise ProvisionError("the node answered OK without signing with its new key: its "
                                  "firmware does not follow SPEC §6.6; flash it again.")
@@ -258,7 +262,7 @@ class Provisioning:
         if rebooted is None:
             raise _no_frame(self.port, RESTART_TIMEOUT_S, f" as node {node.id} after its reset")
         session.target(node.id, rebooted.boot)
-        session.send(m.TIME, {1: time.time_ns() // 1_000_000})
+        session.send(m.TIME, {names.TIME_UTC_MS: time.time_ns() // 1_000_000})
         click.echo(f"node {node.id} restarted (boot {rebooted.boot}) and proved its key; "
                    f"clock set. Waiting up to {data_timeout:g} s for its first reading")
         # The reading stays unacked: the node keeps it until its gateway has it.
@@ -269,7 +273,7 @@ class Provisioning:
                                  f"reading within {data_timeout:g} s: check its sensors with "
                                  f"`streetsense monitor {self.port}`.")
         click.echo(f"node {node.name} provisioned; first reading "
-                   f"{readings_text(data.body[4], brief=True)}; {registered}")
+                   f"{readings_text(data.body[names.DATA_READINGS], brief=True)}; {registered}")
 
     def _factory_reset(self, session: NodeSession, first: Frame, registry: Registry | None,
                        allowed: bool) -> None:
@@ -302,8 +306,10 @@ class Provisioning:
         request = secrets.randbelow(1 << 30) + 1
         click.echo(f"factory-resetting node {first.node_id} ({known.name}) with a signed "
                    f"command")
-        result = _answer(session, m.COMMAND, {1: request, 2: "factory_reset"}, first.node_id)
-        if result is None or result.body[2] != m.RESULT_OK:
+        result = _answer(session, m.COMMAND, {names.COMMAND_REQUEST: request,
+                                                 names.COMMAND_NAME: "factory_reset"},
+                         first.node_id)
+        if result is None or result.body[names.RESULT_CODE] != m.RESULT_OK:
             raise ProvisionError(f"node {first.node_id} did not accept factory_reset: hold its "
                                  f"BOOT button while powering it up to factory-reset it by "
                                  f"hand.")

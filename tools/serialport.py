@@ -18,7 +18,7 @@ import click
 import serial
 from serial.tools import list_ports
 
-from streetsense.protocol import Deframer, Frame, ProtocolError
+from streetsense.protocol import Deframer, Frame, ProtocolError, names
 from streetsense.protocol import messages as m
 
 __all__ = ["DEFAULT_BAUD", "FrameLink", "PortError", "open_port"]
@@ -120,5 +120,6 @@ class FrameLink:
     def ack(self, frame: Frame, key: bytes | None) -> None:
         """Acknowledge ``frame`` as a gateway would (SPEC §6.3: header seq 0, signed with
         the node's key when there is one)."""
-        ack = Frame(m.ACK, frame.node_id, frame.boot, 0, {1: frame.boot, 2: frame.seq})
+        ack = Frame(m.ACK, frame.node_id, frame.boot, 0,
+                    {names.ACK_BOOT: frame.boot, names.ACK_SEQ: frame.seq})
         self.send(ack.encode(key))

@@ -35,7 +35,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from streetsense.gateway.failover import Failover
+from streetsense.gateway.topics import Topics
 
+from .command import read_password
 from .store_db import (
     KINDS,
     Database,
@@ -88,7 +90,7 @@ class Store:
                  seed: int | None = None) -> None:
         self.members = [broker_address(url) for url in brokers]
         self.db_url = db_url
-        self.topics = [f"{prefix}/{site}/+/{kind}" for kind in KINDS]
+        self.topics = [Topics(prefix, site).node("+", kind) for kind in KINDS]
         self.client_id = client_id
         self.protocol = protocol
         self.username = username
@@ -252,7 +254,7 @@ def store(brokers: tuple[str, ...], db_url: str, prefix: str, site: str, client_
         raise click.BadParameter(str(exc), param_hint="--db") from None
     password = None
     if password_file is not None:
-        password = password_file.read_text(encoding="utf-8").splitlines()[0]
+        password = read_password(password_file)
     logging.basicConfig(level=log_level.upper(), stream=sys.stdout, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("paho").setLevel(logging.WARNING)

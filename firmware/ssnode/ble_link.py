@@ -20,10 +20,11 @@ the ESP32, and reach the tasks through ThreadSafeFlags.
 """
 
 import asyncio
-import struct
 
 import bluetooth
 from micropython import const
+
+from streetsense.protocol.advert import NUS_RX, NUS_SERVICE, NUS_TX, manufacturer_data
 
 _IRQ_CENTRAL_CONNECT = const(1)
 _IRQ_CENTRAL_DISCONNECT = const(2)
@@ -35,10 +36,6 @@ _FLAG_WRITE_NO_RESPONSE = const(0x0004)
 _FLAG_WRITE = const(0x0008)
 _FLAG_NOTIFY = const(0x0010)
 
-NUS_SERVICE = "6E400001-B5A3-F393-E0A9-E50E24DCCA9E"
-NUS_RX = "6E400002-B5A3-F393-E0A9-E50E24DCCA9E"  # central -> node (write)
-NUS_TX = "6E400003-B5A3-F393-E0A9-E50E24DCCA9E"  # node -> central (notify)
-
 ATT_DEFAULT_MTU = const(23)
 _ATT_HEADER = const(3)  # opcode + handle in a notification
 PREFERRED_MTU = const(247)  # 251-byte LL data length minus the L2CAP header
@@ -48,19 +45,13 @@ _RX_LIMIT = const(1024)  # bytes held for read(); beyond it new bytes are droppe
 _NOTIFY_RETRIES = const(50)  # ENOMEM (stack out of buffers) retries per chunk
 _NOTIFY_RETRY_MS = const(10)
 
-COMPANY_ID = const(0xFFFF)  # "no company": the Bluetooth SIG's value for tests and internal use
-ADV_FORMAT = const(1)
-KIND_CODES = {"air-quality": 1, "traffic": 2}  # 0: unknown (factory state)
-
-
 def advert(node_id, kind):
     """Advertising data (31 bytes): flags, the NUS UUID, manufacturer data with id and kind."""
     uuid_le = bytes(reversed(bytes.fromhex(NUS_SERVICE.replace("-", ""))))
     return (
         b"\x02\x01\x06"  # LE General Discoverable, BR/EDR not supported
         + b"\x11\x07" + uuid_le  # complete list of 128-bit service UUIDs
-        + struct.pack("<BBH", 9, 0xFF, COMPANY_ID)
-        + struct.pack(">BIB", ADV_FORMAT, node_id, KIND_CODES.get(kind, 0))
+        + manufacturer_data(node_id, kind)  # id and kind (SPEC §1.3)
     )  # fmt: skip
 
 

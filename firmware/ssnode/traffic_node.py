@@ -24,6 +24,12 @@ import time
 from micropython import const
 
 from streetsense.protocol import messages as m
+from streetsense.protocol.names import (
+    VEHICLE_CAR,
+    VEHICLE_HEAVY,
+    VEHICLE_MOTORBIKE,
+    VEHICLE_UNKNOWN,
+)
 
 from .stats import div_round
 from .traffic import CLASS_UNKNOWN, CLASS_UNPAIRED, TICKS_MASK, TrafficCounter
@@ -41,6 +47,8 @@ _SHED_PRESSURE = 0.8
 _STUCK_MS = const(90000)  # occupied this long: a dead detector or a parked vehicle
 _MAX_LANES = const(4)
 _MAX_PAIRS = const(6)  # zone pairs the board wires (ssnode/hw.py DETECTOR_PINS)
+# The wire's vehicle class (SPEC §5.4) of each class the counter gives, by its CLASS_* index.
+_WIRE_CLASSES = (VEHICLE_MOTORBIKE, VEHICLE_CAR, VEHICLE_HEAVY, VEHICLE_UNKNOWN)
 # Settings that shape the counter, in _build()'s order (a tuple: MicroPython's dicts do not
 # keep insertion order), with their valid ranges (ints).
 _SETTINGS = (
@@ -167,7 +175,7 @@ class App:
             args = {"lane": lane}  # unpaired: no speed, so no length or class (SPEC.md §5.4)
             if cls != CLASS_UNPAIRED:
                 args["dir"] = direction
-                args["class"] = cls + 1
+                args["class"] = _WIRE_CLASSES[cls]
                 if speed_dkmh:
                     args["speed_dkmh"] = speed_dkmh
                 if cls != CLASS_UNKNOWN:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from streetsense.protocol import Deframer, ProtocolError
+from streetsense.protocol import Deframer, ProtocolError, peek_node_id
 
 from ..config import GatewayConfig
 from ..logbudget import LogBudget
@@ -242,9 +242,10 @@ class HilServer:
         if board is None or board.node_id or direction != "up" or self._lookup is None:
             return
         for item in self._deframers.setdefault(name, Deframer()).feed(data):
-            if isinstance(item, ProtocolError) or len(item) < 15:
+            node_id = None if isinstance(item, ProtocolError) else peek_node_id(item)
+            if node_id is None:
                 continue
-            info = self._lookup(int.from_bytes(item[3:7], "big"))
+            info = self._lookup(node_id)
             if info is not None:
                 board.node_id, board.node_name, board.kind = info.id, info.name, info.kind
                 del self._deframers[name]

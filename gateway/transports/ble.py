@@ -24,7 +24,6 @@ import contextlib
 import importlib
 import logging
 import random
-import struct
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,8 @@ from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakError
+
+from streetsense.protocol import advert
 
 from .base import LinkCallbacks, Transport
 
@@ -56,12 +57,10 @@ __all__ = [
 
 log = logging.getLogger("streetsense.gateway.ble")
 
-NUS_SERVICE = "6e400001-b5a3-f393-e0a9-e50e24dcca9e"
-NUS_RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"  # gateway -> node (write)
-NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"  # node -> gateway (notify)
-COMPANY_ID = 0xFFFF  # "no company": manufacturer data for tests and internal use
-ADV_FORMAT = 1
-KIND_CODES = {"air-quality": 1, "traffic": 2}  # 0 = unknown (factory state)
+# The protocol's UUIDs as bleak spells them (lower case).
+NUS_SERVICE = advert.NUS_SERVICE.lower()
+NUS_RX = advert.NUS_RX.lower()  # gateway -> node (write)
+NUS_TX = advert.NUS_TX.lower()  # node -> gateway (notify)
 START_STREAM = b"\x00"  # a lone delimiter: harmless to the deframer, starts the node's stream
 
 RETRY_MIN_S = 0.2
@@ -103,12 +102,9 @@ class NodeAdvert:
 
 def parse_advert(manufacturer_data: Mapping[int, bytes]) -> NodeAdvert | None:
     """The node id and kind from manufacturer data; None if it is not a StreetSense node."""
-    payload = manufacturer_data.get(COMPANY_ID)
-    if payload is None or len(payload) < 6 or payload[0] != ADV_FORMAT:
-        return None
-    node_id, code = struct.unpack_from(">IB", payload, 1)
-    kinds = {code: kind for kind, code in KIND_CODES.items()}
-    return NodeAdvert(node_id, kinds.get(code))
+    payload = manufacturer_data.get(advert.COMPANY_ID)
+    parsed = None if payload is None else advert.parse_advert_payload(payload)
+    return None if parsed is None else NodeAdvert(*parsed)
 
 
 @dataclass

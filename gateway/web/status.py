@@ -18,8 +18,9 @@ from typing import Any
 
 from ..journal import Row
 from ..metrics import Metrics
+from ..node_state import NodeState
 from ..registry import NodeInfo
-from ..session import NodeState, Topics
+from ..topics import Topics
 from ..version import gateway_version
 
 __all__ = ["StatusBoard"]
@@ -57,7 +58,7 @@ class StatusBoard:
         self._identity = {"id": "" if topics is None else topics.gateway_id,
                           "site": "" if topics is None else topics.site,
                           "version": gateway_version()}
-        self._base = "" if topics is None else f"{topics.prefix}/{topics.site}/"
+        self._topics = topics
         self._nodes = nodes
         self._broker = broker
         self._clock = clock
@@ -69,15 +70,13 @@ class StatusBoard:
 
     def on_rows(self, rows: Sequence[Row]) -> None:
         """Committed journal rows: keep each node's latest data, aqi and traffic payload."""
-        base = self._base
-        if not base:
+        topics = self._topics
+        if topics is None:
             return
         for row in rows:
-            topic = row.topic
-            if topic.startswith(base):
-                name, _, sub = topic[len(base):].partition("/")
-                if sub in SUBTOPICS:
-                    self._latest.setdefault(name, {})[sub] = _Latest(row.payload)
+            where = topics.node_sub(row.topic)
+            if where is not None and where[1] in SUBTOPICS:
+                self._latest.setdefault(where[0], {})[where[1]] = _Latest(row.payload)
 
     def forget(self, keep: Iterable[str]) -> None:
         """Drop the latest payloads of nodes not named in ``keep`` (renamed or removed)."""

@@ -6,16 +6,8 @@ The firmware (`firmware/ssnode/ble_link.py`) is the reference; these bytes are w
 
 from __future__ import annotations
 
-import struct
-
-from streetsense.gateway.transports.ble import (
-    ADV_FORMAT,
-    COMPANY_ID,
-    KIND_CODES,
-    NUS_RX,
-    NUS_SERVICE,
-    NUS_TX,
-)
+from streetsense.gateway.transports.ble import NUS_RX, NUS_SERVICE, NUS_TX
+from streetsense.protocol.advert import manufacturer_data
 
 from .peripheral import ServiceDefinition
 
@@ -36,6 +28,5 @@ def node_advert(node_id: int, kind: str | None) -> bytes:
     return (
         b"\x02\x01\x06"
         + b"\x11\x07" + uuid_le
-        + struct.pack("<BBH", 9, 0xFF, COMPANY_ID)
-        + struct.pack(">BIB", ADV_FORMAT, node_id, KIND_CODES.get(kind or "", 0))
+        + manufacturer_data(node_id, kind)
     )  # fmt: skip

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from bumble import hci
 
 from ..artefacts import FrameLog
+from ..lifecycle import Managed
 from .peripheral_host import PeripheralHost
 from .radio import VirtualRadio, static_address
 
@@ -31,7 +32,7 @@ def board_address(unique_id: str) -> hci.Address:
     return static_address(bytes.fromhex(unique_id))
 
 
-class BleRig:
+class BleRig(Managed):
     """A ``VirtualRadio`` on its own event loop in a daemon thread, with a sync API."""
 
     def __init__(self) -> None:
@@ -97,12 +98,6 @@ class BleRig:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
         self.loop.close()
-
-    def __enter__(self) -> BleRig:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class BleLinkDriver:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import tty
 from typing import Protocol, Self
+
+from ..pty import PtyPair
 
 
 class UartModel(Protocol):
@@ -39,15 +40,12 @@ class UartPty:
         self.dropped = 0
         self.received = bytearray()  # everything the board wrote
         self._master = -1
-        self._slave = -1
+        self._pty: PtyPair | None = None
         self._ticker: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)  # no echo, no line discipline: bytes as on a wire
-        os.set_blocking(self._master, False)
-        self.slave_path = os.ttyname(self._slave)
-        # The slave fd stays open here so the master never sees EIO between board sessions.
+        self._pty = PtyPair(nonblocking=True)  # its slave fd stays open: no EIO between
+        self._master, self.slave_path = self._pty.master, self._pty.path  # board sessions
         asyncio.get_running_loop().add_reader(self._master, self._on_readable)
         self._ticker = asyncio.create_task(self._tick(), name=f"uart-pty {self.slave_path}")
         return self.slave_path
@@ -83,11 +81,10 @@ class UartPty:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
-        if self._master >= 0:
-            asyncio.get_running_loop().remove_reader(self._master)
-            os.close(self._master)
-            os.close(self._slave)
-            self._master = self._slave = -1
+        if self._pty is not None:
+            asyncio.get_running_loop().remove_reader(self._pty.master)
+            self._pty.close()
+            self._pty, self._master = None, -1
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 import select
-import termios
 import time
-import tty
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame, ProtocolError, parse_frame
-from streetsense.protocol.messages import ACK, DATA, HELLO
+from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame, ProtocolError, names, parse_frame
+from streetsense.protocol.messages import ACK, CLOCK_UTC, DATA, HELLO
+
+from ..pty import PtyPair
 
 __all__ = ["FrameInjector", "ScriptedNode"]
 
@@ -45,41 +44,33 @@ class ScriptedNode:
 
     def hello(self, **kwargs: Any) -> bytes:
         """A HELLO for this boot."""
-        return self.frame(HELLO, {1: "streetsense-node", 2: "scripted", 3: [1, 0],
-                                  4: ["pms5003"], 5: 1, 6: self.boot}, **kwargs)
+        return self.frame(HELLO, {
+            names.HELLO_KIND: "streetsense-node", names.HELLO_FIRMWARE: "scripted",
+            names.HELLO_PROTOCOL: [1, 0], names.HELLO_SENSORS: ["pms5003"],
+            names.HELLO_RESET_CAUSE: 1, names.HELLO_BOOT: self.boot}, **kwargs)
 
     def data(self, pm2_5_tenths: int, ts: int, **kwargs: Any) -> bytes:
         """A DATA with one PM2.5 sample (``pm2_5_tenths`` * 0.1 ug/m3) at Unix time ``ts``."""
-        return self.frame(DATA, {1: ts, 2: 0, 3: 60, 4: [[2, -1, pm2_5_tenths]]}, **kwargs)
+        return self.frame(DATA, {
+            names.DATA_TS: ts, names.DATA_CLOCK: CLOCK_UTC, names.DATA_INTERVAL_S: 60,
+            names.DATA_READINGS: [[2, -1, pm2_5_tenths]]}, **kwargs)
 
 
-class FrameInjector:
-    """One PTY pair: the gateway reads the slave (``port``), the test holds the master."""
+class FrameInjector(PtyPair):
+    """One PTY pair: the gateway reads the slave (``port``), the test holds the master and
+    ``write``s towards the gateway."""
 
     def __init__(self) -> None:
-        self._master, slave = os.openpty()
-        tty.setraw(slave)
-        attrs = termios.tcgetattr(slave)
-        attrs[3] &= ~termios.ECHO
-        termios.tcsetattr(slave, termios.TCSANOW, attrs)
-        self.port = os.ttyname(slave)
-        # Keep the slave open too: closing the last slave fd would hang up the master.
-        self._slave = slave
+        super().__init__()
+        self.port = self.path
         self._deframer = Deframer()
         self.received: list[Frame] = []
-
-    def write(self, wire: bytes) -> None:
-        """Write bytes towards the gateway."""
-        view = memoryview(wire)
-        while view:
-            written = os.write(self._master, view)
-            view = view[written:]
 
     def wait_ack(self, node_id: int, boot: int, seq: int, *, timeout: float = 10.0) -> Frame:
         """Wait for an ACK covering (node_id, boot, seq); raises AssertionError on timeout."""
         found = self.wait_frame(
-            lambda f: f.type == ACK and f.node_id == node_id and f.body.get(1) == boot
-            and f.body.get(2, -1) >= seq, timeout=timeout)
+            lambda f: f.type == ACK and f.node_id == node_id and f.body.get(names.ACK_BOOT) == boot
+            and f.body.get(names.ACK_SEQ, -1) >= seq, timeout=timeout)
         if found is None:
             raise AssertionError(f"no ACK for node {node_id} boot {boot} seq {seq} "
                                  f"within {timeout} s; got {self.received}")
@@ -97,20 +88,20 @@ class FrameInjector:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            readable, _, _ = select.select([self._master], [], [], remaining)
+            readable, _, _ = select.select([self.master], [], [], remaining)
             if readable:
                 self._read()
 
     def drain(self) -> list[Frame]:
         """Read whatever the gateway has written so far; returns all frames received."""
-        while select.select([self._master], [], [], 0)[0]:
+        while select.select([self.master], [], [], 0)[0]:
             if not self._read():
                 break
         return self.received
 
     def _read(self) -> bool:
         try:
-            chunk = os.read(self._master, 4096)
+            chunk = os.read(self.master, 4096)
         except OSError:
             return False
         for item in self._deframer.feed(chunk):
@@ -120,18 +111,3 @@ class FrameInjector:
                 except ProtocolError:
                     continue
         return bool(chunk)
-
-    def close(self) -> None:
-        """Close both ends."""
-        for fd in (self._master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

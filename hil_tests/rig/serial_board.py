@@ -15,10 +15,8 @@ import collections
 import os
 import random
 import re
-import select
 import threading
 import time
-import tty
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +28,8 @@ from streetsense.gateway.bench.relays import BenchPower
 from streetsense.gateway.bench.server import LinkFaults
 
 from ..artefacts import Artefacts, FrameLog
+from ..lifecycle import SelectThread
+from ..pty import PtyPair
 from .drivers import Board
 from .emulated import node_name
 from .resources import SerialBoard
@@ -42,16 +42,13 @@ class SerialRelay:
 
     def __init__(self, device: str, baud: int, seed: int) -> None:
         self._serial = serial.Serial(device, baud, timeout=0)
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        os.set_blocking(self._master, False)
-        self.port = os.ttyname(self._slave)
+        self._pty = PtyPair(nonblocking=True)
+        self._master, self.port = self._pty.master, self._pty.path
         self.faults = LinkFaults(random.Random(seed))
         self.frames = FrameLog()
         self._lock = threading.Lock()
         self._pending: collections.deque[tuple[float, str, bytes]] = collections.deque()
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._run, name="serial-relay", daemon=True)
+        self._thread = SelectThread(self._run, "serial-relay")
         self._thread.start()
 
     def _run(self) -> None:
@@ -60,9 +57,8 @@ class SerialRelay:
             with self._lock:
                 timeout = (max(0.0, self._pending[0][0] - time.monotonic())
                            if self._pending else None)
-            readable, _, _ = select.select([board_fd, self._master, self._wake_r], [], [],
-                                           timeout)
-            if self._wake_r in readable:
+            readable = self._thread.wait([board_fd, self._master], timeout)
+            if readable is None:
                 return
             for fd in readable:
                 direction = "up" if fd == board_fd else "down"
@@ -92,12 +88,9 @@ class SerialRelay:
             self.faults.counters["overflow_bytes"] += len(data)
 
     def close(self) -> None:
-        if self._thread.is_alive():
-            os.write(self._wake_w, b"x")
-            self._thread.join(5)
+        self._thread.close()
         self._serial.close()
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
-            os.close(fd)
+        self._pty.close()
 
 
 class RelayLink:

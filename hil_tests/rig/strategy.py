@@ -14,16 +14,24 @@ cheap when the node is already online.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Protocol
 
+from streetsense.protocol import peek_node_id
 from streetsense.protocol.messages import HELLO
 
 from ..observer import MqttObserver, Observed
 from .drivers import Board
 
-__all__ = ["STATES", "BoardStrategy", "GatewayTopics", "StrategyError"]
+__all__ = ["BoardStrategy", "GatewayTopics", "Status", "StrategyError"]
 
-STATES = ("off", "booted", "provisioned")
+
+class Status(StrEnum):
+    """The states a board moves between (a test may name one by its string)."""
+
+    OFF = "off"
+    BOOTED = "booted"
+    PROVISIONED = "provisioned"
 
 
 class StrategyError(RuntimeError):
@@ -62,17 +70,20 @@ class BoardStrategy:
         self.gateway = gateway
         self.observer = observer
         self.boot_timeout_s = boot_timeout_s
-        self.state: str | None = None
+        self.state: Status | None = None
 
-    async def transition(self, state: str) -> None:
-        """Bring the board to ``state`` (one of `STATES`)."""
-        if state not in STATES:
-            raise StrategyError(f"unknown state {state!r}; states are {STATES}")
-        if state == "off":
+    async def transition(self, state: Status | str) -> None:
+        """Bring the board to ``state`` (a `Status`, or its name)."""
+        try:
+            state = Status(state)
+        except ValueError:
+            names = tuple(str(status) for status in Status)
+            raise StrategyError(f"unknown state {state!r}; states are {names}") from None
+        if state is Status.OFF:
             if self.board.power is None:
                 raise StrategyError("this rig cannot switch the board off (no power driver)")
             await self.board.power.off()
-        elif state == "booted":
+        elif state is Status.BOOTED:
             await self._boot()
         else:
             await self._boot()
@@ -81,9 +92,9 @@ class BoardStrategy:
         self.state = state
 
     async def _boot(self) -> None:
-        if self.state in ("booted", "provisioned"):
+        if self.state in (Status.BOOTED, Status.PROVISIONED):
             return
-        if self.state == "off":
+        if self.state is Status.OFF:
             # The rig cut the power: switch on and see the node's HELLO on the link.
             assert self.board.power is not None
             mark = len(self.board.link.frames.frames) if self.board.link else 0
@@ -120,7 +131,7 @@ class BoardStrategy:
         node_id = self.board.node_id
         await link.frames.wait(
             lambda f: f.raw is not None and f.raw[1] == HELLO
-            and int.from_bytes(f.raw[3:7], "big") == node_id,
+            and peek_node_id(f.raw) == node_id,
             timeout=self.boot_timeout_s, since=after)
 
     async def wait_birth(self, *, since: int = 0) -> Observed:

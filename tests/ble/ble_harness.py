@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from bleak import BleakScanner
 from bleak.backends.device import BLEDevice
 
 from streetsense.gateway.transports.ble import NUS_SERVICE, parse_advert
+from streetsense.hil import micropython
 from streetsense.hil.ble.bleak_backend import (
     BumbleAdapter,
     BumbleClient,
@@ -28,7 +28,6 @@ from streetsense.hil.ble.peripheral import (
 )
 from streetsense.hil.ble.radio import VirtualRadio, static_address
 from streetsense.hil.light_node import StopAndWaitNode
-from streetsense.hil.micropython import find_micropython, stage_protocol
 from streetsense.hil.node import BOARD_SHIM, FIRMWARE
 
 MP_NODE = Path(__file__).with_name("mp_ble_node.py")
@@ -118,13 +117,10 @@ class MpNode:
         board.write_text(json.dumps(entries))
         lib = self.tmp_path / "lib"
         if not lib.exists():
-            stage_protocol(lib)
-        env = dict(os.environ, STREETSENSE_BOARD=str(board))
-        self.proc = await asyncio.create_subprocess_exec(
-            find_micropython() or "micropython", str(MP_NODE), str(BOARD_SHIM),
-            str(FIRMWARE), str(lib), str(self.node_id), str(self.mtu),
-            stdout=asyncio.subprocess.PIPE, env=env,
-        )  # fmt: skip
+            micropython.stage_protocol(lib)
+        self.proc = await micropython.start(
+            MP_NODE, BOARD_SHIM, FIRMWARE, lib, str(self.node_id), str(self.mtu), board=board,
+            stdout=asyncio.subprocess.PIPE)
         assert await self.line() == "ready"
         return self
 

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from ble_harness import MpNode, StartNode
 
 from streetsense.hil.ble.radio import VirtualRadio
 from streetsense.hil.ble.rig import BleRig
+from tests.ble.ble_harness import MpNode, StartNode
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from ble_harness import NusNode, central, find_node
 from bleak import BleakClient
 from bleak.exc import BleakError
 
@@ -17,6 +16,7 @@ from streetsense.hil.ble.peripheral import (
     IRQ_MTU_EXCHANGED,
 )
 from streetsense.hil.ble.radio import VirtualRadio, static_address
+from tests.ble.ble_harness import NusNode, central, find_node
 
 
 async def test_scan_reports_nus_advert_with_node_id_kind_and_rssi(radio: VirtualRadio) -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tty
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ble_harness import NusNode, StartNode
 
 from streetsense.gateway.config import (
     BleSection,
@@ -32,8 +30,10 @@ from streetsense.hil.broker import Mosquitto
 from streetsense.hil.environment import FAST_SENSORS, Environment
 from streetsense.hil.node import EmulatedNode
 from streetsense.hil.observer import MqttObserver
+from streetsense.hil.pty import PtyPair
 from streetsense.protocol import FLAG_ACK_REQ, Deframer, Frame
 from streetsense.protocol.messages import ACK, DATA, HELLO
+from tests.ble.ble_harness import NusNode, StartNode
 
 pytestmark = pytest.mark.micropython
 
@@ -131,11 +131,10 @@ async def test_ble_node_readings_reach_mqtt_and_an_outage_loses_nothing(
 async def test_node_on_serial_and_ble_published_once(tmp_path: Path, radio: VirtualRadio) -> None:
     """The same DATA frame over BLE and over serial: one `data` message; both links get ACKs."""
     node = await NusNode(radio, 42).start()
-    master, slave = os.openpty()
-    tty.setraw(master)
+    pty = PtyPair()
     acks = FrameLog()
     loop = asyncio.get_running_loop()
-    loop.add_reader(master, lambda: acks.feed("down", os.read(master, 4096)))
+    loop.add_reader(pty.master, lambda: acks.feed("down", os.read(pty.master, 4096)))
     hello = Frame(HELLO, 42, 9, 0, {1: "air-quality", 2: "0.1.0", 3: [1, 0], 4: ["pms5003"],
                                     5: 1, 6: 9, 8: 1500}, FLAG_ACK_REQ).encode(KEY)  # fmt: skip
     data = [Frame(DATA, 42, 9, seq, {1: 1_764_115_200 + seq, 2: 0, 3: 60, 4: [[2, -1, 312]]},
@@ -144,7 +143,7 @@ async def test_node_on_serial_and_ble_published_once(tmp_path: Path, radio: Virt
         with Mosquitto() as broker:
             config = gateway_config(tmp_path, broker.url, await radio.serve_hci(
                 static_address(b"\xc0\0\0\0\0\x05")))  # fmt: skip
-            config = replace(config, serial=(SerialPort(path=os.ttyname(slave), name="pole"),))
+            config = replace(config, serial=(SerialPort(path=pty.path, name="pole"),))
             async with MqttObserver(broker.url, topics=["streetsense/#"]) as observer, \
                     Gateway(config, derivers=[]).running():  # fmt: skip
                 await node.wait_event(IRQ_GATTS_WRITE)  # the gateway subscribed over BLE
@@ -153,11 +152,10 @@ async def test_node_on_serial_and_ble_published_once(tmp_path: Path, radio: Virt
                 await node.wait_event(IRQ_GATTS_WRITE)  # the ACK, over BLE
                 assert any(not isinstance(f, Exception) and f[1] == ACK
                            for f in Deframer().feed(bytes(node.written)))  # fmt: skip
-                os.write(master, data[0] + data[1])  # a retransmission, then a new frame
+                pty.write(data[0] + data[1])  # a retransmission, then a new frame
                 await observer.expect(TOPIC, lambda m: m.json()["seq"] == 2, timeout=10)
                 await acks.wait(lambda f: f.raw is not None and f.raw[1] == ACK, timeout=10)
         assert [m.json()["seq"] for m in observer.messages(TOPIC)] == [1, 2]
     finally:
-        loop.remove_reader(master)
-        os.close(master)
-        os.close(slave)
+        loop.remove_reader(pty.master)
+        pty.close()

@@ -3,7 +3,6 @@ gateway's production path (gateway/ota.py, the BLE transport) to the real firmwa
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,8 @@ from streetsense.hil.ble.rig import BleRig
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.node import EmulatedNode
 from streetsense.hil.observer import MqttObserver
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
-from ota_harness import make_bundle
-from test_ble_end_to_end import KEY, UNIQUE_ID, gateway_config
+from tests.ble.test_ble_end_to_end import KEY, UNIQUE_ID, gateway_config
+from tests.firmware.ota_harness import make_bundle
 
 pytestmark = pytest.mark.micropython
 

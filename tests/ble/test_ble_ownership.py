@@ -9,13 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ble_harness import ProtocolNusNode
-
 from streetsense.hil.ble.bleak_backend import gateway_settings
 from streetsense.hil.ble.rig import BleRig
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry
 from streetsense.hil.observer import MqttObserver, Observed
+from tests.ble.ble_harness import ProtocolNusNode
 
 KEY = bytes(range(40, 72))
 NODE = "streetsense/test/HN-0042"

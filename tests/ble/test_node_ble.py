@@ -5,25 +5,24 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
-import os
 import random
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ble_harness import MpNode, StartNode, find_node
 from bleak import BleakClient, BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
 from streetsense.gateway.transports.ble import NUS_RX, NUS_SERVICE, NUS_TX, NodeAdvert, parse_advert
+from streetsense.hil import micropython
 from streetsense.hil.ble.bleak_backend import BumbleAdapter, bumble_backends
 from streetsense.hil.ble.nus import node_advert
 from streetsense.hil.ble.rig import BleRig, board_address
-from streetsense.hil.micropython import find_micropython
 from streetsense.hil.node import BOARD_SHIM
 from streetsense.protocol import cobs
+from tests.ble.ble_harness import MpNode, StartNode, find_node
 
 pytestmark = pytest.mark.micropython
 
@@ -151,11 +150,8 @@ async def test_shim_follows_micropython_buffer_and_error_rules(rig: BleRig, tmp_
     unique_id = "240ac4005e50"
     board = tmp_path / "board.json"
     board.write_text(json.dumps(rig.board_entries(unique_id)))
-    proc = await asyncio.create_subprocess_exec(
-        find_micropython() or "micropython", str(Path(__file__).with_name("mp_ble_shim.py")),
-        str(BOARD_SHIM), stdout=asyncio.subprocess.PIPE,
-        env=dict(os.environ, STREETSENSE_BOARD=str(board)),
-    )  # fmt: skip
+    proc = await micropython.start(Path(__file__).with_name("mp_ble_shim.py"), BOARD_SHIM,
+                                   board=board, stdout=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
 
     async def line() -> dict[str, Any]:

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from ble_harness import NusNode
 
 from streetsense.gateway.config import BleSection
 from streetsense.gateway.registry import NodeInfo
@@ -17,6 +16,7 @@ from streetsense.gateway.transports.base import Link
 from streetsense.gateway.transports.ble import START_STREAM, BleTransport, load_backends
 from streetsense.hil.ble.bleak_backend import BumbleAdapter, bumble_backends, gateway_settings
 from streetsense.hil.ble.radio import VirtualRadio, static_address
+from tests.ble.ble_harness import NusNode
 
 KEY = bytes(range(32))
 

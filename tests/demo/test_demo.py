@@ -28,12 +28,6 @@ AIR_ROW = re.compile(r"^HN-\d{4}\s+air-quality\s+PM2\.5 [\d.]+ µg/m³, PM10 [\d
 TRAFFIC_ROW = re.compile(r"^HN-\d{4}\s+traffic\s+motorbikes \d+, cars \d+, heavy \d+ in 5 s", re.M)
 
 
-@pytest.fixture
-def mosquitto() -> Iterator[Mosquitto]:
-    with Mosquitto() as broker:
-        yield broker
-
-
 def _descendants(pid: int) -> set[int]:
     """Every process below ``pid`` (children, and theirs), from /proc."""
     parents: dict[int, int] = {}

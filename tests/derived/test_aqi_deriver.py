@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from derived_support import T0, MemoryStore, data_message
 
 from streetsense.gateway.derived import AqiDeriver, PmCorrection
+from tests.derived.derived_support import T0, MemoryStore, data_message
 
 HOUR = 3600
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from derived_support import T0
-from pipeline_helpers import FakeNode, PtyPort, make_config, node_info, topic
-
 from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.observer import MqttObserver
+from streetsense.hil.pty import PtyPort
 from streetsense.protocol.messages import DATA
+from tests.derived.derived_support import T0
+from tests.support.fake_node import PtyNode
+from tests.support.gateway_rig import make_config, node_info, topic
 
 PM2_5, PM10, MOTORBIKES, CARS, HEAVY, SPEED, OCCUPANCY = 2, 3, 16, 17, 18, 19, 20
 HUMIDITY, PM2_5_CF1 = 6, 9
@@ -39,7 +40,7 @@ async def test_hourly_aqi_and_traffic_reach_mqtt(tmp_path: Path) -> None:
     PCU (hand-computed in the unit tests)."""
     aq_port, tr_port = PtyPort(tmp_path / "ttyAQ"), PtyPort(tmp_path / "ttyTR")
     pms_port = PtyPort(tmp_path / "ttyPMS")
-    aq, tr, pms = FakeNode(aq_port, 42), FakeNode(tr_port, 43), FakeNode(pms_port, 44)
+    aq, tr, pms = PtyNode(aq_port, 42), PtyNode(tr_port, 43), PtyNode(pms_port, 44)
     with Mosquitto() as broker:
         config = make_config(tmp_path, broker.url, [aq_port.path, tr_port.path, pms_port.path],
                              [node_info(42), node_info(43, kind="traffic"), node_info(44)])

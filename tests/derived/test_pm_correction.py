@@ -6,9 +6,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from derived_support import T0, data_message
 
 from streetsense.gateway.derived import PmCorrection, epa_2021
+from tests.derived.derived_support import T0, data_message
 
 
 def test_us_wide_line_hand_computed() -> None:

@@ -4,11 +4,11 @@ occupancy and mean speed, and the TrafficDeriver's ``traffic`` payload."""
 from __future__ import annotations
 
 import pytest
-from derived_support import T0, MemoryStore, data_message
 
 from streetsense.gateway.derived import TrafficDeriver
 from streetsense.gateway.derived.pcu import lane_flows, pcu_factors
 from streetsense.gateway.derived.tables import PCU_TCVN_4054_2005
+from tests.derived.derived_support import T0, MemoryStore, data_message
 
 TWO_LANES = {
     "motorbikes": 41, "cars": 5, "heavy_vehicles": 1, "speed_mean": 28.5, "occupancy": 12.3,

@@ -4,20 +4,19 @@ emulated board of an Environment, and decode what the app sends with streetsense
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from streetsense.hil import micropython
 from streetsense.hil.environment import Environment
-from streetsense.hil.micropython import find_micropython, stage_protocol
+from streetsense.hil.node import BOARD_SHIM, FIRMWARE
 from streetsense.protocol import Deframer, parse_frame
 from streetsense.protocol import messages as m
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 
 
 def readings(frame_body: dict[int, Any]) -> dict[str, list[float]]:
@@ -38,7 +37,7 @@ class AppRun:
     """One app process; `lines` collects its output objects, `data`/`events` the frame bodies."""
 
     def __init__(self, tmp_path: Path, env: Environment, app: str, **config: Any) -> None:
-        stage = stage_protocol(tmp_path / "lib")
+        stage = micropython.stage_protocol(tmp_path / "lib")
         board = tmp_path / "board.json"
         board.write_text(json.dumps(env.board_entries()))
         cfg = tmp_path / "config.json"
@@ -46,12 +45,10 @@ class AppRun:
         self.lines: list[dict[str, Any]] = []
         self.stderr = ""
         self._cond = threading.Condition()
-        self.proc = subprocess.Popen(
-            [find_micropython() or "micropython", str(HERE / "mp_app.py"),
-             str(ROOT / "hil_tests" / "board"), str(ROOT / "firmware"), str(stage), app, str(cfg)],
+        self.proc: subprocess.Popen[str] = micropython.popen(
+            HERE / "mp_app.py", BOARD_SHIM, FIRMWARE, stage, app, cfg, board=board,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, STREETSENSE_BOARD=str(board)), cwd=tmp_path,
-        )  # fmt: skip
+            cwd=tmp_path)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 

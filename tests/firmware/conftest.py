@@ -1,16 +1,11 @@
 """Fixtures of the firmware tests."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parents[1] / "firmware"))  # ssnode, for the CPython runs
-
-import mp_traffic  # noqa: E402
-from traffic_runner import run_micropython  # noqa: E402
+from tests.firmware import mp_traffic
+from tests.firmware.traffic_runner import run_micropython
 
 
 @pytest.fixture(

@@ -28,7 +28,7 @@ def emit(obj):
     print(json.dumps(obj))
 
 
-class FakeNode:
+class PrintingNodeCore:
     """The node core API the kind apps use (ssnode/node.py), with frames printed, not queued."""
 
     def __init__(self, config):
@@ -102,7 +102,7 @@ async def main():
     config = dict(DEFAULTS)  # as ssnode/config.py's load() does
     with open(sys.argv[5]) as f:
         config.update(json.load(f))
-    node = FakeNode(config)
+    node = PrintingNodeCore(config)
     module = __import__("ssnode." + sys.argv[4], None, None, ["App"])
     app = module.App(node, hw.Board())
     emit({"sensors": app.sensors})

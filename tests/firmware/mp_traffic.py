@@ -21,7 +21,10 @@ import sys
 def run(spec, emit=None):
     """The run's result; each event goes to `emit` as it comes if given (then ``events`` is
     empty: the driver's own list would count as the counter's heap)."""
-    from ssnode.traffic import TrafficCounter, ticks_diff
+    try:
+        from ssnode.traffic import TrafficCounter, ticks_diff  # MicroPython: flash layout
+    except ImportError:
+        from streetsense.firmware.ssnode.traffic import TrafficCounter, ticks_diff  # CPython
 
     cfg = spec["config"]
     measure = hasattr(gc, "mem_alloc")

@@ -7,13 +7,13 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from node_harness import TEST_KIND, MiniGateway
-
 from streetsense.gateway.bundles import Bundle, parse_bundle
+from streetsense.hil.mini_gateway import MiniGateway
 from streetsense.node_sources import firmware_dir
 from streetsense.protocol import Frame
 from streetsense.protocol import messages as m
 from streetsense.tools.bundle import build_bundle
+from tests.firmware.node_harness import TEST_KIND
 
 RESENDS = 5
 RESEND_AFTER_S = 3.0

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from streetsense.hil.micropython import find_micropython
+from streetsense.hil import micropython
+from streetsense.hil.node import BOARD_SHIM, FIRMWARE
 
-ROOT = Path(__file__).resolve().parents[2]
-BOARD_DIR = ROOT / "hil_tests" / "board"
-FIRMWARE_DIR = ROOT / "firmware"
 SCRIPT = Path(__file__).with_name("mp_driver.py")
-MICROPYTHON = find_micropython() or "micropython"
 
 
 class DriverError(Exception):
@@ -34,11 +30,9 @@ class MpDriver:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> MpDriver:
-        env = dict(os.environ, STREETSENSE_BOARD=str(self.board_file))
-        self.proc = await asyncio.create_subprocess_exec(
-            MICROPYTHON, str(SCRIPT), str(BOARD_DIR), str(FIRMWARE_DIR),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
-        )  # fmt: skip
+        self.proc = await micropython.start(
+            SCRIPT, BOARD_SHIM, FIRMWARE, board=self.board_file,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_harness import AppRun, readings
-from node_harness import KEY, NODE_ID, MiniGateway
 
 from streetsense.hil.emulators.pms5003 import command as pms_command
 from streetsense.hil.environment import FAST_SENSORS, SCD41_DRIFT_PPM, Environment
+from streetsense.hil.keys import KEY, NODE_ID
+from streetsense.hil.mini_gateway import MiniGateway
 from streetsense.hil.node import EmulatedNode
 from streetsense.protocol import messages as m
+from tests.firmware.app_harness import AppRun, readings
 
 pytestmark = pytest.mark.micropython
 
@@ -254,10 +255,7 @@ def test_emulated_node_data_decodes_to_the_air_set(runs: dict[str, Any]) -> None
 
 def test_stats_rounding_under_micropython_and_cpython(tmp_path: Path) -> None:
     """Stats: mean rounds half up (negative values too), min/max/count, reset per interval."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware"))
-    from ssnode.stats import Stats
+    from streetsense.firmware.ssnode.stats import Stats
 
     s = Stats(2)
     for v in (-5, -6, 4):

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
-from sensor_harness import BOARD_DIR, MICROPYTHON
+from streetsense.hil import micropython
+from streetsense.hil.node import BOARD_SHIM
 
 SCRIPT = f"""
 import sys
-sys.path[:] = [{str(BOARD_DIR)!r}]
+sys.path[:] = [{str(BOARD_SHIM)!r}]
 import machine
 p = machine.Pin(4, machine.Pin.IN, machine.Pin.PULL_UP)
 p.irq(handler=lambda pin: None, trigger=machine.Pin.IRQ_RISING)
@@ -28,10 +27,8 @@ def test_machine_shim_constants_and_reset(tmp_path: Path) -> None:
     """ESP32 constants, reset_cause from the rig, unique_id from the board file, reset() exit 86."""
     board = tmp_path / "board.json"
     board.write_text(json.dumps({"uart": {}, "i2c": {}, "unique_id": "a1b2c3d4e5f6"}))
-    env = dict(os.environ, STREETSENSE_BOARD=str(board), STREETSENSE_RESET_CAUSE="3")
-    out = subprocess.run(
-        [MICROPYTHON, "-c", SCRIPT], capture_output=True, text=True, timeout=10, env=env
-    )
+    out = micropython.run("-c", SCRIPT, board=board, env={"STREETSENSE_RESET_CAUSE": "3"},
+                          timeout=10)
     lines = out.stdout.splitlines()
     assert out.returncode == 86, out.stderr
     assert lines[0] == "1 3 3 1 2"

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sensor_harness import DriverError, MpDriver, write_board
 
 from streetsense.hil.emulators.base import SensorClock, UartSensorModel
 from streetsense.hil.emulators.bme280 import Bme280
@@ -23,6 +22,7 @@ from streetsense.hil.emulators.pms5003 import CMD_MODE, Pms5003, command, words_
 from streetsense.hil.emulators.scd4x import Scd4x
 from streetsense.hil.emulators.sds011 import Sds011
 from streetsense.hil.emulators.uart_pty import UartPty
+from tests.firmware.sensor_harness import DriverError, MpDriver, write_board
 
 pytestmark = pytest.mark.micropython
 

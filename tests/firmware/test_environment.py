@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import socket
 import subprocess
 import time
@@ -20,14 +19,13 @@ from typing import Any
 
 import pytest
 
+from streetsense.hil import micropython
 from streetsense.hil.emulators.gpio import AHEAD_S, EDGE, SNAPSHOT_END, GpioServer
 from streetsense.hil.environment import DETECTOR_PINS, Environment, expected_counts
-from streetsense.hil.micropython import find_micropython
+from streetsense.hil.node import BOARD_SHIM
 from streetsense.hil.scene import StreetScene
 
 HERE = Path(__file__).resolve().parent
-BOARD_DIR = HERE.parents[1] / "hil_tests" / "board"
-MICROPYTHON = find_micropython() or "micropython"
 
 pytestmark = pytest.mark.micropython
 
@@ -38,18 +36,17 @@ def env() -> Iterator[Environment]:
         yield e
 
 
-def _board(tmp_path: Path, env: Environment) -> dict[str, str]:
+def _board(tmp_path: Path, env: Environment) -> Path:
     path = tmp_path / "board.json"
     path.write_text(json.dumps(env.board_entries()))
-    return dict(os.environ, STREETSENSE_BOARD=str(path))
+    return path
 
 
 def _listen(tmp_path: Path, env: Environment, mode: str, edges: int) -> subprocess.Popen[str]:
     """A board process that prints the first `edges` edges it sees (or what came in 20 s)."""
-    proc = subprocess.Popen(
-        [MICROPYTHON, str(HERE / "mp_gpio.py"), str(BOARD_DIR), mode, str(edges), "20"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_board(tmp_path, env),
-    )  # fmt: skip
+    proc: subprocess.Popen[str] = micropython.popen(
+        HERE / "mp_gpio.py", BOARD_SHIM, mode, str(edges), "20", board=_board(tmp_path, env),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert env.wait_detectors_armed(2, timeout=10), "the board never armed its IRQs"
     return proc
 

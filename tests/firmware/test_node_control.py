@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from node_harness import KEY, NODE_ID, MiniGateway, hello, make_node
 
+from streetsense.hil.keys import KEY, NODE_ID
+from streetsense.hil.mini_gateway import MiniGateway
 from streetsense.protocol import messages as m
+from tests.firmware.node_harness import hello, make_node
 
 pytestmark = pytest.mark.micropython
 

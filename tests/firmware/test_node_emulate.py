@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from node_harness import MiniGateway, hello
 
 from streetsense.gateway.registry import Registry
+from streetsense.hil.mini_gateway import MiniGateway
 from streetsense.hil.scene import StreetScene
 from streetsense.protocol import messages as m
 from streetsense.tools.emulate import emulate
+from tests.firmware.node_harness import hello
 
 pytestmark = pytest.mark.micropython
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from sensor_harness import FIRMWARE_DIR, MICROPYTHON
+
+from streetsense.hil import micropython
+from streetsense.hil.node import FIRMWARE
 
 pytestmark = pytest.mark.micropython
 
@@ -16,8 +17,7 @@ SCRIPT = Path(__file__).with_name("mp_spool.py")
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     work = tmp_path_factory.mktemp("flash")
-    out = subprocess.run([MICROPYTHON, str(SCRIPT), str(FIRMWARE_DIR), str(work)],
-                         capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    out = micropython.run(SCRIPT, FIRMWARE, work, timeout=30)
     assert out.returncode == 0, out.stdout + out.stderr
     return dict(line.split(" ", 1) for line in out.stdout.splitlines())
 

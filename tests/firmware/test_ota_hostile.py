@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from ota_harness import firmware_copy
 
 from streetsense.gateway.bundles import BundleError, BundleStore, parse_bundle
 from streetsense.hil.micropython import find_micropython, stage_protocol
 from streetsense.node_sources import firmware_dir
 from streetsense.tools.bundle import build_bundle, bundle
+from tests.firmware.ota_harness import firmware_copy
 
 MANIFESTS = [  # (manifest, image size, manifest size, what the node says)
     ({"version": "1", "files": [["../boot.py", 5, "00"]]}, 15, 10, "bad path in manifest"),

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import errno
-import subprocess
 
-from sensor_harness import FIRMWARE_DIR, MICROPYTHON
-
+from streetsense.hil import micropython
 from streetsense.hil.emulators import bme280, pms5003, scd4x, sds011
 from streetsense.hil.emulators.base import ManualClock
 from streetsense.hil.emulators.i2c_bus import I2CBus
+from streetsense.hil.node import FIRMWARE
 
 WARM_S = 3600.0  # the UART models start warm: an hour of uptime
 
@@ -45,11 +44,11 @@ def test_sensirion_crc_check_value() -> None:
 def test_sensirion_crc_check_value_firmware() -> None:
     """The firmware's CRC-8 gives the same check value under MicroPython."""
     code = (
-        f"import sys; sys.path[:] = [{str(FIRMWARE_DIR)!r}]\n"
+        f"import sys; sys.path[:] = [{str(FIRMWARE)!r}]\n"
         "from ssnode.drivers.sensirion import crc8\n"
         "print(hex(crc8(b'\\xbe\\xef')))"
     )
-    out = subprocess.run([MICROPYTHON, "-c", code], capture_output=True, text=True, timeout=10)
+    out = micropython.run("-c", code, timeout=10)
     assert out.stdout.strip() == "0x92", out.stderr
 
 

@@ -7,7 +7,6 @@ hypothesis properties run under CPython only, for speed.
 
 import itertools
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-HERE = Path(__file__).resolve().parent
-FIRMWARE = HERE.parents[1] / "firmware"
-sys.path.insert(0, str(FIRMWARE))
-sys.path.insert(0, str(HERE))
-
-import mp_traffic  # noqa: E402
-import traffic_gen as tg  # noqa: E402
-from ssnode import traffic  # noqa: E402
-from traffic_runner import run_micropython  # noqa: E402
+from streetsense.firmware.ssnode import traffic
+from tests.firmware import mp_traffic
+from tests.firmware import traffic_gen as tg
+from tests.firmware.traffic_runner import run_micropython
 
 V = tg.Vehicle
 STEP_US = 100_000  # the node's task wakes every 100 ms

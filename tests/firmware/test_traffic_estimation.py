@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import traffic_gen as tg
 
 from streetsense.hil.street import LAYOUTS, Layout, Trajectory, body
 from streetsense.hil.street_scenarios import Street, edges, scripted_trajectory
+from tests.firmware import traffic_gen as tg
 
 PAIR, SUBLANE = LAYOUTS["pair"], LAYOUTS["sublane"]
 STEP_US = 100_000

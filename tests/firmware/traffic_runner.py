@@ -4,30 +4,23 @@ tests/firmware/conftest.py runs it under both interpreters)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import mp_traffic
 import pytest
 
-from streetsense.hil.micropython import find_micropython
+from streetsense.hil import micropython
+from streetsense.hil.node import FIRMWARE
+from tests.firmware import mp_traffic
 
 HERE = Path(__file__).resolve().parent
-FIRMWARE = HERE.parents[1] / "firmware"
 
 
 def run_micropython(spec: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
-    exe = find_micropython()
-    if exe is None:
+    if micropython.find_micropython() is None:
         pytest.skip("no MicroPython interpreter (set MICROPYTHON)")
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
-    proc = subprocess.run(
-        [exe, str(HERE / "mp_traffic.py"), str(path), str(FIRMWARE)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = micropython.run(HERE / "mp_traffic.py", path, FIRMWARE, timeout=60)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return mp_traffic.parse_output(proc.stdout)  # type: ignore[no-any-return]

@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from fleet_helpers import keys, member_in_use
-
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry, SerialEntry
 from streetsense.hil.light_node import LightNode
 from streetsense.hil.nats_cluster import NatsCluster
 from streetsense.hil.observer import MqttObserver
 from streetsense.hil.plugin import short_and_soak
+from tests.fleet.fleet_helpers import keys, member_in_use
 
 KEY = bytes(range(32))
 FRAMES = {"short": 120, "soak": 1200}

@@ -4,26 +4,17 @@ state; the replay floor travels with the node from one gateway to the next."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-from fleet_helpers import keys
 
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry, SerialEntry
 from streetsense.hil.light_node import LightNode
 from streetsense.hil.observer import MqttObserver
+from tests.fleet.fleet_helpers import keys
 
 KEY = bytes(range(7, 39))
 STATE = "streetsense/test/HN-0042/state"
 DATA = "streetsense/test/HN-0042/data"
-
-
-@pytest.fixture
-def mosquitto() -> Iterator[Mosquitto]:
-    with Mosquitto() as broker:
-        yield broker
 
 
 def gateway(tmp_path: Path, broker: Mosquitto, gateway_id: str,

@@ -8,21 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
 import pytest
-from fleet_helpers import message, rows, store_running, until
 
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.postgres import Postgres
-
-
-@pytest.fixture
-def mosquitto() -> Iterator[Mosquitto]:
-    with Mosquitto() as broker:
-        yield broker
+from tests.fleet.fleet_helpers import message, rows, store_running, until
 
 
 async def publish(url: str, messages: list[tuple[str, bytes]]) -> None:

@@ -11,10 +11,10 @@ from typing import Any
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from pipeline_helpers import topic
 
 from streetsense.gateway.command_auth import sign
 from streetsense.hil.observer import parse_mqtt_url
+from tests.support.gateway_rig import topic
 
 
 class V5Client:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from pipeline_helpers import gateway_with_node, make_config
 
 from streetsense.gateway.command_auth import load_operator_key, make_operator_key, sign
 from streetsense.gateway.config import GatewaySection
 from streetsense.hil.broker import Mosquitto
 from streetsense.protocol.messages import COMMAND, RESULT
+from tests.support.gateway_rig import gateway_with_node, make_config
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "gateway.md"
 PASSWORDS = {"gw-01": "gw-secret", "operator-1": "op-secret", "dashboard": "dash-secret"}

@@ -100,46 +100,46 @@ def test_start_failure_reports_the_log() -> None:
         broker.close()
 
 
-def test_proxy_forwards_mqtt(mqtt_proxy: TcpProxy) -> None:
+def test_proxy_forwards_mqtt(mosquitto_proxy: TcpProxy) -> None:
     """Bytes flow both ways through the proxy: CONNECT in, CONNACK back."""
-    with mqtt_session(mqtt_proxy.port) as sock:
+    with mqtt_session(mosquitto_proxy.port) as sock:
         assert recv_exactly(sock, 4) == CONNACK
-        assert mqtt_proxy.connections == 1
+        assert mosquitto_proxy.connections == 1
 
 
-def test_blackhole_holds_then_delivers(mqtt_proxy: TcpProxy) -> None:
+def test_blackhole_holds_then_delivers(mosquitto_proxy: TcpProxy) -> None:
     """While black-holed the connection stays open and silent; afterwards the held bytes flow."""
-    mqtt_proxy.blackhole(True)
-    with mqtt_session(mqtt_proxy.port) as sock:
+    mosquitto_proxy.blackhole(True)
+    with mqtt_session(mosquitto_proxy.port) as sock:
         sock.settimeout(0.3)
         with pytest.raises(TimeoutError):
             sock.recv(4)
-        mqtt_proxy.blackhole(False)
+        mosquitto_proxy.blackhole(False)
         sock.settimeout(5)
         assert recv_exactly(sock, 4) == CONNACK
 
 
-def test_reset_all_sends_rst(mqtt_proxy: TcpProxy) -> None:
+def test_reset_all_sends_rst(mosquitto_proxy: TcpProxy) -> None:
     """reset_all() aborts open connections (the client sees a reset), even black-holed ones."""
-    with mqtt_session(mqtt_proxy.port) as live:
+    with mqtt_session(mosquitto_proxy.port) as live:
         assert recv_exactly(live, 4) == CONNACK
-        mqtt_proxy.blackhole(True)
-        with mqtt_session(mqtt_proxy.port) as held:
-            mqtt_proxy.wait_for_connections(2)
-            mqtt_proxy.reset_all()
+        mosquitto_proxy.blackhole(True)
+        with mqtt_session(mosquitto_proxy.port) as held:
+            mosquitto_proxy.wait_for_connections(2)
+            mosquitto_proxy.reset_all()
             for sock in (live, held):
                 with pytest.raises(ConnectionResetError):
                     sock.recv(4)
-    assert mqtt_proxy.connections == 0
+    assert mosquitto_proxy.connections == 0
 
 
-def test_proxy_resets_when_target_is_down(mosquitto: Mosquitto, mqtt_proxy: TcpProxy) -> None:
+def test_proxy_resets_when_target_is_down(mosquitto: Mosquitto, mosquitto_proxy: TcpProxy) -> None:
     """With the broker stopped, a client of the proxy is reset instead of hanging."""
     mosquitto.stop()
     # The reset may already be there when connect() returns, or come at the first read.
     with pytest.raises(ConnectionResetError):
-        with socket.create_connection(("127.0.0.1", mqtt_proxy.port), timeout=5) as sock:
+        with socket.create_connection(("127.0.0.1", mosquitto_proxy.port), timeout=5) as sock:
             sock.recv(4)
     mosquitto.start()
-    with mqtt_session(mqtt_proxy.port) as sock:
+    with mqtt_session(mosquitto_proxy.port) as sock:
         assert recv_exactly(sock, 4) == CONNACK

@@ -8,21 +8,26 @@ import secrets
 import time
 from pathlib import Path
 
-from command_client import v5_client
-from pipeline_helpers import gateway_with_node, node_info, operator_key, topic, write_registry
-
 from streetsense.gateway.command_auth import sign
 from streetsense.hil.broker import Mosquitto, TcpProxy
 from streetsense.protocol.messages import COMMAND, CONFIG
+from tests.gateway.command_client import v5_client
+from tests.support.gateway_rig import (
+    gateway_with_node,
+    node_info,
+    operator_key,
+    topic,
+    write_registry,
+)
 
 
 async def test_commands_unsigned_forged_stale_replayed_and_retained_are_refused(
-        tmp_path: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy) -> None:
+        tmp_path: Path, mosquitto: Mosquitto, mosquitto_proxy: TcpProxy) -> None:
     """An anonymous factory_reset, a forged mac, a command signed a minute ago, a command
     sent again as it was, a retained one delivered again after a reconnect: each answered by
     the gateway (UNAUTHORIZED, STALE, REPLAYED); only the good ones reach the node, once."""
     async with v5_client(mosquitto.url) as app, \
-            gateway_with_node(tmp_path, mqtt_proxy.url, observe=False) as rig:
+            gateway_with_node(tmp_path, mosquitto_proxy.url, observe=False) as rig:
         node, publisher, commands = rig.node, rig.publisher, rig.gateway.commands
         assert commands is not None
         commands.resend_after_s = 60.0  # the node never answers here: no resends meanwhile
@@ -41,7 +46,7 @@ async def test_commands_unsigned_forged_stale_replayed_and_retained_are_refused(
         await app.request("HN-0042", "reboot", {"id": "kept"}, retain=True)
         await node.wait_count(lambda f: f.type == COMMAND, 2)  # run once, when it was sent
         codes = {i: (await app.answer(i))["code"] for i in ("anon", "forged", "old", "good")}
-        mqtt_proxy.reset_all()  # the gateway subscribes again: the retained copy comes back
+        mosquitto_proxy.reset_all()  # the gateway subscribes again: the retained copy comes back
         kept = await app.answer("kept", timeout=15)
     assert codes == {"anon": "UNAUTHORIZED", "forged": "UNAUTHORIZED", "old": "STALE",
                      "good": "REPLAYED"}

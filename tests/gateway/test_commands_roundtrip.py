@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from command_client import v5_client
-from pipeline_helpers import gateway_with_node, node_info, operator_key, topic
-
 from streetsense.hil.broker import Mosquitto
 from streetsense.protocol.messages import COMMAND, CONFIG, RESULT, TIME
+from tests.gateway.command_client import v5_client
+from tests.support.gateway_rig import gateway_with_node, node_info, operator_key, topic
 
 
 async def test_commands_config_round_trip_with_correlation_and_resend(

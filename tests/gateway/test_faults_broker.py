@@ -8,30 +8,30 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import PersistentSubscriber, gateway_with_node, seqs, topic
 
 from streetsense.hil.broker import Mosquitto, TcpProxy
+from tests.support.gateway_rig import PersistentSubscriber, gateway_with_node, seqs, topic
 
 
 async def test_faults_broker_blackholed_then_back(
-        tmp_path: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy,
+        tmp_path: Path, mosquitto: Mosquitto, mosquitto_proxy: TcpProxy,
         caplog: pytest.LogCaptureFixture) -> None:
     """Network black hole: outage detected by keepalive, frames journaled and ACKed, then
     delivered exactly once, in order, with `delayed: true`; reconnects counted."""
-    async with gateway_with_node(tmp_path, mqtt_proxy.url, observer_url=mosquitto.url) as rig:
+    async with gateway_with_node(tmp_path, mosquitto_proxy.url, observer_url=mosquitto.url) as rig:
         gateway, observer, node, publisher = rig.gateway, rig.observer, rig.node, rig.publisher
         now = int(time.time())
         for i in range(3):
             await node.send(node.data(300 + i, ts=now))
         await observer.collect(topic("HN-0042", "data"), 3)
         await publisher.wait_published(3)  # every PUBACK is back before the black hole
-        mqtt_proxy.blackhole(True)
+        mosquitto_proxy.blackhole(True)
         async with asyncio.timeout(10):
             await publisher.offline.wait()
         for i in range(5):
             await node.send(node.data(400 + i, ts=now))
         assert gateway.health()["published"] == 3
-        mqtt_proxy.blackhole(False)
+        mosquitto_proxy.blackhole(False)
         data = await observer.collect(topic("HN-0042", "data"), 8, timeout=20)
         assert seqs(data) == [(1, s) for s in range(8)]
         assert [m.json()["delayed"] for m in data] == [False] * 3 + [True] * 5

@@ -7,39 +7,35 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_helpers import (
-    FILLER,
-    LogWaiter,
-    fill_disk,
-    fill_journal,
-    gateway_with_node,
-    node_info,
-    node_key,
-    topic,
-)
 
 from streetsense.gateway.config import JournalSection
 from streetsense.gateway.framing import Framing, Rejections
 from streetsense.gateway.journal import Journal
 from streetsense.gateway.metrics import Metrics
 from streetsense.gateway.registry import NodeInfo
-from streetsense.gateway.session import Session, Topics
+from streetsense.gateway.session import Session
+from streetsense.gateway.topics import Topics
 from streetsense.hil.broker import Mosquitto, TcpProxy
+from streetsense.hil.keys import numbered_key
 from streetsense.protocol import Deframer, Frame, parse_frame
 from streetsense.protocol.messages import ACK, DATA
+from tests.support.gateway_rig import (
+    FILLER,
+    LogWaiter,
+    fill_disk,
+    fill_journal,
+    gateway_with_node,
+    node_info,
+    topic,
+)
 
-
-@pytest.fixture
-def mosquitto() -> Iterator[Mosquitto]:
-    """A broker that queues every message for a slow subscriber (its default drops beyond
-    1,000): the observer must see the whole backlog to count duplicates and losses."""
-    with Mosquitto(extra_config=["max_queued_messages 0"]) as broker:
-        yield broker
+# A broker that queues every message for a slow subscriber (its default drops beyond 1,000):
+# the observer must see the whole backlog to count duplicates and losses.
+pytestmark = pytest.mark.mosquitto(extra_config=["max_queued_messages 0"])
 
 
 class HeldCommit:
@@ -70,7 +66,7 @@ class AuditLink:
 
     async def send(self, data: bytes) -> None:
         (raw,) = Deframer().feed(data)
-        frame = parse_frame(bytes(raw), node_key(42))
+        frame = parse_frame(bytes(raw), numbered_key(42))
         assert frame.type == ACK
         rows = [json.loads(r.payload) for r in self.journal.pending(0, 100_000)]
         held = any(r.get("node_id") == 42 and r.get("seq") == frame.body[2] for r in rows)
@@ -81,7 +77,7 @@ class AuditLink:
 
 def _data(seq: int) -> bytes:
     body = {1: int(time.time()), 2: 0, 3: 60, 4: [[2, -1, 300 + seq]]}
-    wire: bytes = Frame(DATA, 42, 1, seq, body, 0x01).encode(node_key(42))
+    wire: bytes = Frame(DATA, 42, 1, seq, body, 0x01).encode(numbered_key(42))
     return wire
 
 
@@ -137,7 +133,7 @@ class SlowCard:
 
 
 async def test_faults_50ms_retries_against_a_full_journal_lose_nothing(
-        tmp_path: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy) -> None:
+        tmp_path: Path, mosquitto: Mosquitto, mosquitto_proxy: TcpProxy) -> None:
     """A node retrying every 50 ms against a full journal whose commits take 150 ms while
     the broker is unreachable: once the broker is back, every frame the node saw ACKed is
     on MQTT (none was ACKed from a retransmission of a refused frame)."""
@@ -146,9 +142,9 @@ async def test_faults_50ms_retries_against_a_full_journal_lose_nothing(
     prefill = Journal(journal.path, max_bytes=journal.max_bytes)
     fill_journal(prefill)
     prefill.close()
-    mqtt_proxy.blackhole(True)
+    mosquitto_proxy.blackhole(True)
     async with LogWaiter("refus") as refused, \
-            gateway_with_node(tmp_path, mqtt_proxy.url, observer_url=mosquitto.url,
+            gateway_with_node(tmp_path, mosquitto_proxy.url, observer_url=mosquitto.url,
                               derivers=[SlowCard()], journal=journal) as rig:
         node, now = rig.node, int(time.time())
 
@@ -159,7 +155,7 @@ async def test_faults_50ms_retries_against_a_full_journal_lose_nothing(
         sender = asyncio.create_task(stream())
         try:
             await refused.wait()
-            mqtt_proxy.blackhole(False)
+            mosquitto_proxy.blackhole(False)
             await asyncio.wait_for(sender, 60)
             await rig.observer.expect(topic("HN-0042", "data"),
                                       lambda m: m.json()["seq"] == frames - 1, timeout=30)
@@ -170,7 +166,7 @@ async def test_faults_50ms_retries_against_a_full_journal_lose_nothing(
 
 
 async def test_faults_disk_full_refuses_keeps_running_and_recovers(
-        tmp_path: Path, small_disk: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy) -> None:
+        tmp_path: Path, small_disk: Path, mosquitto: Mosquitto, mosquitto_proxy: TcpProxy) -> None:
     """The journal on a 4 MiB tmpfs (max_bytes 256 MiB): filled by its own backlog it stops
     short of the disk's end and refuses frames (logged once, with figures); filled up by
     someone else, the delivered flags wait in memory. The gateway keeps running; once the
@@ -180,11 +176,11 @@ async def test_faults_disk_full_refuses_keeps_running_and_recovers(
     prefill = Journal(journal.path, max_bytes=journal.max_bytes)
     filler = len(fill_journal(prefill))  # stops at the disk's bound, not with ENOSPC
     prefill.close()
-    mqtt_proxy.blackhole(True)
+    mosquitto_proxy.blackhole(True)
     async with LogWaiter("journal full") as full, \
             LogWaiter("cannot record deliveries") as unrecorded, \
             LogWaiter("records deliveries again") as recorded, \
-            gateway_with_node(tmp_path, mqtt_proxy.url, observer_url=mosquitto.url,
+            gateway_with_node(tmp_path, mosquitto_proxy.url, observer_url=mosquitto.url,
                               journal=journal) as rig:
         node, now = rig.node, int(time.time())
         last = [1 << 30]  # the seq to stop after: set once the journal has recovered
@@ -198,7 +194,7 @@ async def test_faults_disk_full_refuses_keeps_running_and_recovers(
             await full.wait()  # the first frames filled what the disk had left
             refused = node.seq - 1
             fill_disk(small_disk / "someone-else")
-            mqtt_proxy.blackhole(False)  # the backlog goes out; its flags cannot be written
+            mosquitto_proxy.blackhole(False)  # the backlog goes out; its flags cannot be written
             await unrecorded.wait(timeout=30)
             assert node.seq - 1 == refused and not rig.gateway.failed.is_set()
             (small_disk / "someone-else").unlink()

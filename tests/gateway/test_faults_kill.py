@@ -6,11 +6,13 @@ import asyncio
 import time
 from pathlib import Path
 
-from pipeline_helpers import FakeNode, PtyPort, node_key, topic
-
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry, SerialEntry
+from streetsense.hil.keys import numbered_key
 from streetsense.hil.observer import MqttObserver
+from streetsense.hil.pty import PtyPort
+from tests.support.fake_node import PtyNode
+from tests.support.gateway_rig import topic
 
 FRAMES = 40
 KILL_AFTER = 15
@@ -22,11 +24,11 @@ async def test_faults_sigkill_mid_stream_loses_nothing(tmp_path: Path,
     but not yet marked in the journal when killed may appear twice (same boot/seq). The
     broker publishes the gateway's Will (state offline) when the killed one goes silent."""
     port = PtyPort(tmp_path / "tty0")
-    node = FakeNode(port, 42)
+    node = PtyNode(port, 42)
     gateway = GatewayProcess(
         workdir=tmp_path / "gw", mqtt_url=mosquitto.url, site="test",
         serial=[SerialEntry(path=str(port.path), name="tty0")],
-        nodes=[NodeEntry(id=42, name="HN-0042", kind="air-quality", key=node_key(42))])
+        nodes=[NodeEntry(id=42, name="HN-0042", kind="air-quality", key=numbered_key(42))])
     acked = asyncio.Event()
     killed = asyncio.Event()
     async with MqttObserver(mosquitto.url, topics=["streetsense/#"]) as observer:

@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import FakeNode, gateway_with_node, seqs, topic
 
 from streetsense.hil.broker import Mosquitto
 from streetsense.protocol.messages import ACK, DATA
+from tests.support.fake_node import PtyNode
+from tests.support.gateway_rig import gateway_with_node, seqs, topic
 
 
 async def test_faults_unknown_node_and_wrong_tag_are_rejected(
@@ -18,8 +19,8 @@ async def test_faults_unknown_node_and_wrong_tag_are_rejected(
     """Unknown node: counted, logged once, no ACK, nothing on MQTT; wrong key: bad_tag."""
     async with gateway_with_node(tmp_path, mosquitto.url) as rig:
         gateway, observer, good = rig.gateway, rig.observer, rig.node
-        stranger = FakeNode(rig.port, 99)
-        forger = FakeNode(rig.port, 42, key=bytes(range(32)))
+        stranger = PtyNode(rig.port, 99)
+        forger = PtyNode(rig.port, 42, key=bytes(range(32)))
         assert gateway.session is not None
         now = int(time.time())
         for _ in range(5):

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import gateway_with_node, links_up, seqs, topic
 
 from streetsense.gateway.config import JournalSection
 from streetsense.hil.broker import Mosquitto, TcpProxy
+from tests.support.gateway_rig import gateway_with_node, links_up, seqs, topic
 
 
 async def test_faults_port_unplugged_and_replugged_is_reopened(
@@ -38,16 +38,16 @@ async def test_faults_port_unplugged_and_replugged_is_reopened(
 
 
 async def test_faults_journal_full_refuses_then_recovers(
-        tmp_path: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy,
+        tmp_path: Path, mosquitto: Mosquitto, mosquitto_proxy: TcpProxy,
         caplog: pytest.LogCaptureFixture) -> None:
     """Journal full while the broker is away: frames are refused (not ACKed, logged, counted),
     the node keeps them; once delivered rows make room every frame is published exactly once."""
     small_journal = JournalSection(path=tmp_path / "j.sqlite", max_bytes=96 * 1024)
-    async with gateway_with_node(tmp_path, mqtt_proxy.url, observer_url=mosquitto.url,
+    async with gateway_with_node(tmp_path, mosquitto_proxy.url, observer_url=mosquitto.url,
                                  journal=small_journal) as rig:
         gateway, observer, node, publisher = rig.gateway, rig.observer, rig.node, rig.publisher
         await publisher.connected.wait()
-        mqtt_proxy.blackhole(True)
+        mosquitto_proxy.blackhole(True)
         async with asyncio.timeout(10):
             await publisher.offline.wait()
         now = int(time.time())
@@ -63,7 +63,7 @@ async def test_faults_journal_full_refuses_then_recovers(
         assert accepted > 20
         assert gateway.metrics.snapshot()["journal"]["full_drops"] >= 1
         assert "journal full" in caplog.text and "not ACKed" in caplog.text
-        mqtt_proxy.blackhole(False)
+        mosquitto_proxy.blackhole(False)
         await observer.collect(topic("HN-0042", "data"), accepted, timeout=20)
         await node.send(refused, timeout=10.0, retry_s=0.5)
         await node.send(node.data(999, ts=now))

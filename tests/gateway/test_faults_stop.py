@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import sqlite3
 import subprocess
@@ -12,12 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import FILLER, FakeNode, PtyPort, fill_journal, node_key
 
 from streetsense.gateway.journal import Journal
 from streetsense.hil.broker import Mosquitto, TcpProxy
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry, SerialEntry
+from streetsense.hil.keys import numbered_key
 from streetsense.hil.observer import MqttObserver
+from streetsense.hil.pty import PtyPort
+from tests.support.fake_node import PtyNode
+from tests.support.gateway_rig import FILLER, fill_journal
 
 STOP_BOUND_S = 5.0  # what systemd's stop may take, at most (issue 15)
 STATES = ("broker lost mid-drain", "links vanished", "journal full", "commit pending")
@@ -29,7 +33,7 @@ class Bench:
 
     def __init__(self, tmp_path: Path, broker_url: str, *, max_bytes: int) -> None:
         self.port = PtyPort(tmp_path / "tty0")
-        self.node = FakeNode(self.port, 42)
+        self.node = PtyNode(self.port, 42)
         self.journal_path = tmp_path / "gw" / "data" / "journal.sqlite"
         prefill = Journal(self.journal_path, max_bytes=1 << 20)
         self.backlog = len(fill_journal(prefill))
@@ -37,7 +41,7 @@ class Bench:
         self.gateway = GatewayProcess(
             workdir=tmp_path / "gw", mqtt_url=broker_url, site="test",
             serial=[SerialEntry(path=str(self.port.path), name="tty0")],
-            nodes=[NodeEntry(id=42, name="HN-0042", kind="air-quality", key=node_key(42))],
+            nodes=[NodeEntry(id=42, name="HN-0042", kind="air-quality", key=numbered_key(42))],
             settings={"journal": {"max_bytes": max_bytes}})
         self.acked: list[int] = []
         self._sender: asyncio.Task[None] | None = None
@@ -80,20 +84,20 @@ class Bench:
 
 @pytest.mark.parametrize("state", STATES)
 async def test_faults_sigterm_ends_the_gateway_within_5_s(
-        tmp_path: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy, state: str) -> None:
+        tmp_path: Path, mosquitto: Mosquitto, mosquitto_proxy: TcpProxy, state: str) -> None:
     """SIGTERM in each of the hard states ends the process within 5 s, with a log line, by
     a graceful stop (status 0) or the stop deadline (status 1, saying so); every frame the
     node saw ACKed is in the journal afterwards."""
     full = state == "journal full"
-    bench = Bench(tmp_path, mqtt_proxy.url, max_bytes=(1 << 20) if full else 256 << 20)
+    bench = Bench(tmp_path, mosquitto_proxy.url, max_bytes=(1 << 20) if full else 256 << 20)
     try:
         if full:
-            mqtt_proxy.blackhole(True)
+            mosquitto_proxy.blackhole(True)
         async with MqttObserver(mosquitto.url, topics=[FILLER]) as observer:
             await bench.start()
             if state == "broker lost mid-drain":
                 await observer.expect(FILLER, timeout=10)
-                mqtt_proxy.blackhole(True)
+                mosquitto_proxy.blackhole(True)
             elif state == "links vanished":
                 await bench.node.wait_ack(1, timeout=10)
                 bench.port.unplug()
@@ -113,18 +117,24 @@ async def test_faults_sigterm_ends_the_gateway_within_5_s(
 
 
 async def test_faults_second_signal_ends_the_stop_at_once(
-        tmp_path: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy) -> None:
+        tmp_path: Path, mosquitto: Mosquitto, mosquitto_proxy: TcpProxy) -> None:
     """A second signal during a stop is not ignored: the gateway says so and exits at once
     (status 128 + signal), and what it committed stays in the journal."""
-    bench = Bench(tmp_path, mqtt_proxy.url, max_bytes=256 << 20)
+    bench = Bench(tmp_path, mosquitto_proxy.url, max_bytes=256 << 20)
     try:
         await bench.start()
         await bench.node.wait_ack(2, timeout=10)
-        mqtt_proxy.blackhole(True)  # the goodbye on MQTT would wait for its timeout
-        status, _ = await bench.stop_with(signal.SIGTERM, signal.SIGINT)
+        mosquitto_proxy.blackhole(True)  # the goodbye on MQTT would wait for its timeout
+        bench.gateway.signal(signal.SIGTERM)
+        # Both pending at once, the kernel delivers SIGINT (the lower number) first: the
+        # second signal is sent once the gateway has said it is stopping on the first.
+        async with asyncio.timeout(STOP_BOUND_S):
+            while "SIGTERM received: stopping" not in bench.gateway.log():
+                await asyncio.sleep(0.02)  # polls the log file for the line; no event to wait on
+        status, _ = await bench.stop_with(signal.SIGINT)
         log = bench.gateway.log()
         assert status == 128 + signal.SIGINT, log[-3000:]
-        assert "SIGINT again while stopping: exiting now" in log
+        assert re.search(r"SIGINT again while [^:]+: exiting now", log), log[-3000:]
         assert set(bench.acked) <= bench.journaled()
     finally:
         bench.close()
@@ -136,9 +146,8 @@ async def test_faults_a_task_that_drops_its_cancellation_does_not_hang_the_stop(
     arrives as its future completes, so the task goes on (the health loop did, right after a
     broker connection, and the stop ran into its deadline): stop() cancels such a task again
     until it ends."""
-    from pipeline_helpers import make_config, node_info
-
     from streetsense.gateway.service import Gateway
+    from tests.support.gateway_rig import make_config, node_info
 
     started, dropped = asyncio.Event(), asyncio.Event()
 

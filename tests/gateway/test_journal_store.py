@@ -99,6 +99,27 @@ def test_journal_full_rejects_after_dropping_delivered(tmp_path: Path,
     journal.close()
 
 
+def test_journal_full_spell_does_not_flap_at_the_edge(tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """Refused a big group, the journal also refuses the small one that would still squeeze in:
+    the spell lasts until a 64th of the bound is free again (logged once, ended once)."""
+    journal = Journal(tmp_path / "j.sqlite", max_bytes=1 << 20)
+    seq = 0
+    with pytest.raises(JournalFull):
+        while True:
+            journal.commit(_batch(1, 1, range(seq, seq + 10), size=400))
+            seq += 10
+    for _ in range(3):  # one small frame fits in what the big group left, but is refused
+        with pytest.raises(JournalFull):
+            journal.commit(_batch(1, 1, range(seq, seq + 1), size=10))
+    assert caplog.text.count("journal full") == 1 and "takes frames again" not in caplog.text
+    rows = journal.pending(0, 10_000)
+    journal.mark_published(r.id for r in rows)
+    journal.commit(_batch(1, 1, range(seq, seq + 1), size=10))
+    assert caplog.text.count("takes frames again") == 1 and journal.rejected_frames == 13
+    journal.close()
+
+
 def test_journal_full_drop_oldest_keeps_the_newest(tmp_path: Path) -> None:
     """Policy drop-oldest deletes the oldest undelivered rows, counts them and accepts."""
     journal = Journal(tmp_path / "j.sqlite", max_bytes=64 * 1024,

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import make_config, node_info
 
 from streetsense.gateway.backup import BackupError, make_backup, restore_backup
 from streetsense.gateway.journal import SCHEMA_VERSION, Journal, JournalError
@@ -21,6 +20,7 @@ from streetsense.gateway.runlock import GatewayRunning
 from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto, TcpProxy
 from streetsense.hil.gateway_proc import to_toml
+from tests.support.gateway_rig import make_config, node_info
 
 # The journal schema as streetsense 0.1.0 made it, before versions were recorded (version 1).
 SCHEMA_V1 = """
@@ -89,13 +89,13 @@ def test_journal_of_a_newer_schema_is_refused_in_one_sentence(tmp_path: Path) ->
 
 
 async def test_backup_while_running_and_restore_with_the_gateway_stopped(
-        tmp_path: Path, mosquitto: Mosquitto, mqtt_proxy: TcpProxy) -> None:
+        tmp_path: Path, mosquitto: Mosquitto, mosquitto_proxy: TcpProxy) -> None:
     """A backup taken while the gateway writes (broker away: rows pile up) holds a consistent
     journal and the registry; restore refuses while a gateway runs on that journal, and once
     it has stopped puts the backup in place, keeping the replaced files beside it; the
     restored journal's undelivered rows are there for the next start."""
-    config = make_config(tmp_path / "site", mqtt_proxy.url, [], [node_info(42), node_info(43)])
-    mqtt_proxy.blackhole(True)
+    config = make_config(tmp_path / "site", mosquitto_proxy.url, [], [node_info(42), node_info(43)])
+    mosquitto_proxy.blackhole(True)
     dest = tmp_path / "backup"
     async with Gateway(config).running() as gateway:
         assert gateway.journal is not None

@@ -4,27 +4,32 @@ node and to set the log level, answered on .../response/<action>."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import secrets
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import pytest
-from pipeline_helpers import (
+
+from streetsense.gateway.command_auth import load_operator_key, make_operator_key, sign
+from streetsense.hil.broker import Mosquitto
+from streetsense.hil.observer import Observed, parse_mqtt_url
+from tests.support.gateway_rig import (
     GatewayRig,
     LogWaiter,
     gateway_with_node,
     node_info,
     operator_key,
     topic,
+    write_registry,
 )
-
-from streetsense.gateway.command_auth import load_operator_key, make_operator_key, sign
-from streetsense.hil.broker import Mosquitto
-from streetsense.hil.observer import Observed, parse_mqtt_url
 
 BRIDGE = "streetsense/test/_gateway/gw-test"
 
@@ -148,3 +153,46 @@ async def test_bridge_requests_need_authority_confirmation_and_valid_values(
     assert removed["code"] == "OK" and "HN-0042" not in registry.read_text()
     assert level["code"] == "OK" and logging.getLogger().level == logging.DEBUG
     assert bad_level["code"] == "BAD_ARGS"
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """A folder this process may not create files in: mode 0555, or for root (whom modes do
+    not stop) the immutable attribute."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    if shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(folder)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("run as root where chattr +i does not work: no folder root cannot write")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+async def test_bridge_a_registry_the_gateway_may_not_write_is_failed_naming_it(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """The installed layout (/etc/streetsense not writable by the gateway's user): rename and
+    remove answer FAILED naming the registry, its folder and what to do, never a temporary
+    file (a rename answered BAD_ARGS, "cannot write .../.registry.toml.k2j3: Permission
+    denied"); the file is unchanged."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    registry = write_registry(folder / "registry.toml", [node_info(42)])
+    async with gateway_with_node(tmp_path, mosquitto.url, registry_path=registry) as rig:
+        await rig.observer.expect(f"{BRIDGE}/nodes")  # subscribed to its requests by then
+        before = registry.read_text()
+        with read_only(folder):
+            renamed = await ask(rig, "node/rename", {"from": "HN-0042", "to": "HN-0099"})
+            removed = await ask(rig, "node/remove", {"node": "HN-0042", "confirm": "HN-0042"})
+        assert registry.read_text() == before
+    for answer in (renamed, removed):
+        assert answer["code"] == "FAILED", answer
+        assert f"cannot write the registry {registry}" in answer["message"]
+        assert f"write access to its folder {folder}" in answer["message"]
+        assert ".registry.toml." not in answer["message"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
-from pipeline_helpers import make_config, node_info
-from test_metrics_http import samples
 
 from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto
 from streetsense.tools.gateway import gateway as gateway_cli
+from tests.gateway.test_metrics_http import samples
+from tests.support.gateway_rig import make_config, node_info
 
 
 async def test_health_a_port_that_never_opened_is_degraded_and_named(

@@ -9,10 +9,10 @@ import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner
-from pipeline_helpers import node_key
 
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry
+from streetsense.hil.keys import numbered_key
 from streetsense.hil.observer import MqttObserver
 from streetsense.tools.gateway import gateway as gateway_cli
 
@@ -24,11 +24,11 @@ async def test_reload_sighup_reloads_live_settings_and_names_what_needs_a_restar
     SIGHUP is refused with its problem and the gateway keeps running; SIGTERM still stops it
     cleanly."""
     gateway = GatewayProcess(workdir=tmp_path / "gw", mqtt_url=mosquitto.url, site="test",
-                             nodes=[NodeEntry(42, "HN-0042", "air-quality", node_key(42))])
+                             nodes=[NodeEntry(42, "HN-0042", "air-quality", numbered_key(42))])
     async with MqttObserver(mosquitto.url, topics=[f"{gateway.gateway_topic}/state"]) as seen:
         await asyncio.to_thread(gateway.start)
         try:
-            gateway.nodes.append(NodeEntry(43, "HN-0043", "traffic", node_key(43)))
+            gateway.nodes.append(NodeEntry(43, "HN-0043", "traffic", numbered_key(43)))
             gateway.config["availability"] = {"offline_after_s": 30}
             gateway.config["log"] = {"level": "DEBUG"}
             gateway.config["mqtt"]["keepalive_s"] = 5

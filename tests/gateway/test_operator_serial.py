@@ -7,10 +7,10 @@ import contextlib
 import os
 from pathlib import Path
 
-from pipeline_helpers import LogWaiter, PtyPort
-
 from streetsense.gateway.transports.base import Link
 from streetsense.gateway.transports.serial import PortSpec, SerialTransport
+from streetsense.hil.pty import PtyPort
+from tests.support.gateway_rig import LogWaiter
 
 
 class Recorder:

@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry, SerialEntry
+from streetsense.hil.keys import numbered_key as node_key
 from streetsense.hil.node import EmulatedNode
 from streetsense.hil.observer import MqttObserver
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
-from ota_harness import make_bundle
-from pipeline_helpers import node_key
+from tests.firmware.ota_harness import make_bundle
 
 pytestmark = pytest.mark.micropython
 

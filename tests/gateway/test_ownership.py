@@ -8,7 +8,8 @@ from pathlib import Path
 from streetsense.gateway.journal import Journal
 from streetsense.gateway.ownership import Ownership
 from streetsense.gateway.registry import NodeInfo
-from streetsense.gateway.session import Session, Topics
+from streetsense.gateway.session import Session
+from streetsense.gateway.topics import Topics
 from streetsense.protocol import Frame
 from streetsense.protocol.messages import DATA
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline_helpers import gateway_with_node, topic
-
 from streetsense.gateway.config import AvailabilitySection
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.observer import MqttObserver
+from tests.support.gateway_rig import gateway_with_node, topic
 
 
 async def test_pipeline_node_goes_offline_after_silence_and_back(

@@ -8,16 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline_helpers import (
-    FakeNode,
-    PtyPort,
-    gateway_with_node,
-    links_up,
-    make_config,
-    node_info,
-    topic,
-)
-
 from streetsense.gateway.config import HomeAssistantSection
 from streetsense.gateway.journal import Journal
 from streetsense.gateway.payloads import iso_utc
@@ -25,7 +15,10 @@ from streetsense.gateway.registry import NodeInfo
 from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.observer import MqttObserver, Observed
+from streetsense.hil.pty import PtyPort
 from streetsense.protocol.messages import TIME
+from tests.support.fake_node import PtyNode
+from tests.support.gateway_rig import gateway_with_node, links_up, make_config, node_info, topic
 
 
 async def test_pipeline_reading_reaches_mqtt_with_units_and_meta(
@@ -41,6 +34,7 @@ async def test_pipeline_reading_reaches_mqtt_with_units_and_meta(
         birth = state.json()["birth"]
         assert birth["boot"] == 7 and birth["firmware"] == "0.1.0"
         assert birth["sensors"] == ["pms5003", "scd41"]
+        assert birth["kind"] == "streetsense-node" and "device" not in birth  # HELLO kind
         time_frame = await node.wait_for(lambda f: f.type == TIME)
         assert time_frame.boot == 7 and time_frame.seq == 1
         assert abs(time_frame.body[1] / 1000 - time.time()) < 5
@@ -87,7 +81,7 @@ async def test_pipeline_derivers_discovery_and_health(tmp_path: Path,
     """A deriver's output is published on `<node>/<subtopic>` with state kept in the journal
     across a restart; HA discovery configs are retained; health is published."""
     port = PtyPort(tmp_path / "tty0")
-    node = FakeNode(port, 42)
+    node = PtyNode(port, 42)
     config = make_config(tmp_path, mosquitto.url, [port.path], [node_info(42)],
                          homeassistant=HomeAssistantSection(discovery=True))
     now = int(time.time())

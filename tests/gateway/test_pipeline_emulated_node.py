@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import make_config, node_info, node_key, topic
 
 from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.environment import FAST_SENSORS, Environment
+from streetsense.hil.keys import numbered_key
 from streetsense.hil.node import EmulatedNode
 from streetsense.hil.observer import MqttObserver
+from tests.support.gateway_rig import make_config, node_info, topic
 
 pytestmark = pytest.mark.micropython
 
@@ -24,7 +25,7 @@ async def test_pipeline_emulated_air_quality_node_readings_on_mqtt(
         env.set_air(pm1_0=20, pm2_5=31.2, pm10=45.4, co2=612, temperature=29.37,
                     humidity=71.5, pressure=1008.25)
         node = EmulatedNode("air-quality", flash_dir=tmp_path / "flash", environment=env,
-                            node_id=42, key=node_key(42),
+                            node_id=42, key=numbered_key(42),
                             extra_config={"sample_interval_s": 1, "pm_warmup_s": 1,
                                           "report_interval_s": 3})
         with node:

@@ -12,10 +12,12 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from pipeline_helpers import FakeNode, PtyPort, links_up, make_config, node_info, topic
 
 from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto
+from streetsense.hil.pty import PtyPort
+from tests.support.fake_node import PtyNode
+from tests.support.gateway_rig import links_up, make_config, node_info, topic
 
 
 def _openssl(*args: str) -> None:
@@ -43,7 +45,7 @@ def _pki(folder: Path) -> dict[str, Path]:
 async def _one_reading_arrives(config_url: str, tmp_path: Path, broker: Mosquitto,
                                subscriber: aiomqtt.Client, **mqtt: Any) -> None:
     port = PtyPort(tmp_path / "tty0")
-    node = FakeNode(port, 42)
+    node = PtyNode(port, 42)
     config = make_config(tmp_path, config_url, [port.path], [node_info(42)])
     config = replace(config, mqtt=replace(config.mqtt, url=config_url, **mqtt))
     await subscriber.subscribe(topic("HN-0042", "data"), qos=1)

@@ -105,6 +105,17 @@ def test_every_problem_reported(tmp_path: Path) -> None:
         Registry.load(path)
 
 
+def test_a_gateway_config_given_as_the_registry_is_named_as_such() -> None:
+    """`monitor --registry gateway.toml` (the config beside nodes.toml) listed 15 "unknown
+    key" problems; now one sentence naming the registry the config points to."""
+    example = Path(__file__).resolve().parents[2] / "gateway" / "example.toml"
+    with pytest.raises(RegistryError) as refused:
+        Registry.load(example)
+    assert [str(p) for p in refused.value.problems] == [
+        "this is a gateway config, not a node registry: give the registry it names in "
+        "registry_path (nodes.toml)"]
+
+
 def test_reload_picks_up_edits_and_survives_bad_ones(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

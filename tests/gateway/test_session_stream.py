@@ -10,15 +10,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import node_info, node_key
 
 from streetsense.gateway.framing import LOG_BURST, LOGGED_MAX, Framing, Rejections
 from streetsense.gateway.journal import Journal
 from streetsense.gateway.metrics import Metrics
 from streetsense.gateway.payloads import iso_utc
-from streetsense.gateway.session import MAX_BOOTS, Session, Topics, replay_verdict
+from streetsense.gateway.replay import MAX_BOOTS, replay_verdict
+from streetsense.gateway.session import Session
+from streetsense.gateway.topics import Topics
+from streetsense.hil.keys import numbered_key
 from streetsense.protocol import Deframer, Frame, parse_frame
 from streetsense.protocol.messages import ACK, DATA, HELLO
+from tests.support.gateway_rig import node_info
 
 
 class RecordingLink:
@@ -32,7 +35,7 @@ class RecordingLink:
 
     async def send(self, data: bytes) -> None:
         (raw,) = Deframer().feed(data)
-        self.sent.append(parse_frame(bytes(raw), node_key(42)))
+        self.sent.append(parse_frame(bytes(raw), numbered_key(42)))
         async with self.changed:
             self.changed.notify_all()
 
@@ -47,7 +50,7 @@ class Retained:
 
 def _data(seq: int, boot: int = 1, node_id: int = 42) -> bytes:
     body = {1: 1_764_115_200 + seq, 2: 0, 3: 60, 4: [[2, -1, 300 + seq]]}
-    wire: bytes = Frame(DATA, node_id, boot, seq, body, 0x01).encode(node_key(node_id))
+    wire: bytes = Frame(DATA, node_id, boot, seq, body, 0x01).encode(numbered_key(node_id))
     return wire
 
 
@@ -165,6 +168,24 @@ async def test_session_replay_state_survives_restart(tmp_path: Path) -> None:
     journal.close()
 
 
+async def test_session_restores_a_birth_saved_before_the_kind_rename(tmp_path: Path) -> None:
+    """A birth a gateway saved with the old field name "device" comes back as "kind"."""
+    framing, session, journal, task = await _session(tmp_path)
+    framing.on_bytes(RecordingLink(), _data(0))
+    await _settle(session, 1)
+    journal.save_state("session.births", {"42": {"boot": 1, "device": "air-quality",
+                                                 "anchors": {"1": 1000.0}}})
+    task.cancel()
+    journal.close()
+    framing, session, journal, task = await _session(tmp_path)
+    session.restore()
+    assert session.nodes[42].birth == {"boot": 1, "kind": "air-quality",
+                                       "anchors": {"1": 1000.0}}
+    assert session.nodes[42].anchors == {1: 1000.0}
+    task.cancel()
+    journal.close()
+
+
 async def test_session_maps_uptime_timestamps_to_utc(tmp_path: Path) -> None:
     """clock 1 (uptime) becomes UTC with the boot's anchor (HELLO arrival - uptime_ms);
     a boot whose HELLO was never seen stays `uptime` with ts null."""
@@ -172,9 +193,10 @@ async def test_session_maps_uptime_timestamps_to_utc(tmp_path: Path) -> None:
     framing, session, journal, task = await _session(tmp_path, clock=lambda: now)
     link = RecordingLink()
     hello = {1: "streetsense-node", 2: "0.1.0", 3: [1, 0], 4: [], 5: 1, 6: 2, 8: 5000}
-    framing.on_bytes(link, Frame(HELLO, 42, 2, 0, hello, 0x01).encode(node_key(42)))
-    framing.on_bytes(link, Frame(DATA, 42, 2, 1, {1: 65, 2: 1, 4: []}, 0x01).encode(node_key(42)))
-    framing.on_bytes(link, Frame(DATA, 42, 1, 9, {1: 30, 2: 1, 4: []}, 0x01).encode(node_key(42)))
+    key = numbered_key(42)
+    framing.on_bytes(link, Frame(HELLO, 42, 2, 0, hello, 0x01).encode(key))
+    framing.on_bytes(link, Frame(DATA, 42, 2, 1, {1: 65, 2: 1, 4: []}, 0x01).encode(key))
+    framing.on_bytes(link, Frame(DATA, 42, 1, 9, {1: 30, 2: 1, 4: []}, 0x01).encode(key))
     await _settle(session, 3)
     mapped, unknown = [json.loads(r.payload) for r in journal.pending(0, 10)]
     assert (mapped["clock"], mapped["uptime_s"]) == ("mapped", 65)
@@ -196,11 +218,11 @@ def test_session_a_flood_of_strangers_costs_bounded_memory_and_log_lines(
     link = RecordingLink()
     for node_id in range(1000, 6000):
         framing.on_bytes(link, Frame(DATA, node_id, 1, 0, {1: 1, 2: 0, 4: []}, 0x01).encode(
-            node_key(node_id)))
+            numbered_key(node_id)))
     lines = [r.getMessage() for r in caplog.records if r.name.endswith("framing")]
     assert rejections.counts["unknown_node"] == 5000
     assert rejections.sources <= LOGGED_MAX and len(lines) == LOG_BURST
     now[0] += 60.0
-    framing.on_bytes(link, Frame(DATA, 7, 1, 0, {1: 1, 2: 0, 4: []}, 0x01).encode(node_key(7)))
+    framing.on_bytes(link, Frame(DATA, 7, 1, 0, {1: 1, 2: 0, 4: []}, 0x01).encode(numbered_key(7)))
     last = [r.getMessage() for r in caplog.records if r.name.endswith("framing")][-1]
     assert "node 7 on rec0" in last and f"({5000 - LOG_BURST} more like it not logged)" in last

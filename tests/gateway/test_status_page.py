@@ -8,8 +8,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from browser import browser_page
-from pipeline_helpers import FakeNode, PtyPort, links_up, make_config, node_info
 from playwright.async_api import expect
 
 from streetsense.gateway.config import HttpSection
@@ -17,18 +15,22 @@ from streetsense.gateway.journal import Row
 from streetsense.gateway.registry import Registry
 from streetsense.gateway.service import Gateway
 from streetsense.hil.broker import Mosquitto
+from streetsense.hil.pty import PtyPort
 from streetsense.protocol.messages import DATA
+from tests.gateway.browser import browser_page
+from tests.support.fake_node import PtyNode
+from tests.support.gateway_rig import links_up, make_config, node_info
 
 HOUR_S = 3600
 
 
-def air(node: FakeNode, ts: int, pm2_5_tenths: int) -> tuple[bytes, int]:
+def air(node: PtyNode, ts: int, pm2_5_tenths: int) -> tuple[bytes, int]:
     """A DATA frame: the PM2.5 mean of the half hour ending at ``ts`` (UTC clock)."""
     return node.frame(DATA, {1: ts, 2: 0, 3: 1800,
                              4: [[2, -1, pm2_5_tenths, pm2_5_tenths - 5, pm2_5_tenths + 5, 6]]})
 
 
-def counts(node: FakeNode, ts: int) -> tuple[bytes, int]:
+def counts(node: PtyNode, ts: int) -> tuple[bytes, int]:
     """A traffic DATA frame: lane 0 counted 41 motorbikes, 5 cars, 1 heavy vehicle in 60 s."""
     return node.frame(DATA, {1: ts, 2: 0, 3: 60, 4: [[16, 0, 41], [17, 0, 5], [18, 0, 1]]})
 
@@ -40,7 +42,7 @@ async def test_status_page_shows_nodes_readings_aqi_and_flow_live(
     and colour (PM2.5 57 µg/m³: 112, Poor, orange), the traffic flow (2,820 veh/h, 1,188
     PCU/h), the journal and the broker state."""
     port, port1 = PtyPort(tmp_path / "tty0"), PtyPort(tmp_path / "tty1")
-    air_node, traffic_node = FakeNode(port, 42), FakeNode(port1, 43)
+    air_node, traffic_node = PtyNode(port, 42), PtyNode(port1, 43)
     config = replace(make_config(tmp_path, mosquitto.url, [port.path, port1.path],
                                  [node_info(42), node_info(43, kind="traffic")]),
                      http=HttpSection(listen="127.0.0.1:0"))

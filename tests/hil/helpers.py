@@ -7,6 +7,7 @@ from typing import Any
 from streetsense.hil.artefacts import FrameLog
 from streetsense.hil.observer import MqttObserver, Observed
 from streetsense.hil.rig.drivers import Board
+from streetsense.protocol import peek_node_id
 from streetsense.protocol.messages import DATA, QUANTITIES
 
 QUANTITY_NAMES = {name for name, _ in QUANTITIES.values()}
@@ -37,7 +38,7 @@ def sent_data(frames: FrameLog, node_id: int) -> list[tuple[int, int]]:
     for frame in frames.frames:
         raw = frame.raw
         if frame.direction == "up" and raw is not None and len(raw) >= 15 and raw[1] == DATA \
-                and int.from_bytes(raw[3:7], "big") == node_id:
+                and peek_node_id(raw) == node_id:
             seen[(int.from_bytes(raw[7:11], "big"), int.from_bytes(raw[11:15], "big"))] = None
     return list(seen)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import command
 
 from streetsense.hil.observer import MqttObserver, Observed
 from streetsense.hil.rig.drivers import Board, ConsoleDriver, EnvironmentDriver
 from streetsense.hil.rig.strategy import BoardStrategy
+from tests.hil.helpers import command
 
 # 8 s reports leave room for the PM duty cycle: the sensor sleeps after each report and wakes
 # a warm-up before the last 6 samples of the next (docs/sensors.md).

@@ -6,13 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_outages import test_gateway_sigkill_mid_stream_loses_nothing as sigkill_scenario
 
 from streetsense.hil.gateway_proc import GatewayProcess
 from streetsense.hil.observer import MqttObserver
 from streetsense.hil.plugin import Durations
 from streetsense.hil.rig.drivers import Board, LinkDriver
 from streetsense.hil.rig.strategy import BoardStrategy
+from tests.hil.test_outages import test_gateway_sigkill_mid_stream_loses_nothing as sigkill_scenario
 
 BROKEN = [sys.executable, str(Path(__file__).with_name("broken_gateway.py")), "run"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import command as _command
 
 from streetsense.hil.observer import MqttObserver
 from streetsense.hil.rig.drivers import Board, ConsoleDriver
 from streetsense.hil.rig.strategy import BoardStrategy
+from tests.hil.helpers import command as _command
 
 
 @pytest.mark.board(kind="traffic")

@@ -12,7 +12,6 @@ import asyncio
 from typing import Any
 
 import pytest
-from helpers import assert_delivered_once_in_order, sent_data
 
 from streetsense.hil.artefacts import LinkFrame
 from streetsense.hil.broker import Mosquitto, TcpProxy
@@ -23,6 +22,7 @@ from streetsense.hil.rig.drivers import Board, LinkDriver, PowerDriver
 from streetsense.hil.rig.strategy import BoardStrategy
 from streetsense.protocol import parse_frame
 from streetsense.protocol.messages import ACK
+from tests.hil.helpers import assert_delivered_once_in_order, sent_data
 
 
 async def _more_data(board: Board, count: int, *, timeout: float) -> None:

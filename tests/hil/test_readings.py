@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import quantity
 
 from streetsense.hil.observer import MqttObserver, Observed
 from streetsense.hil.rig.drivers import Board, EnvironmentDriver
 from streetsense.hil.rig.strategy import BoardStrategy
+from tests.hil.helpers import quantity
 
 AIR = {"pm1_0": 17.0, "pm2_5": 35.0, "pm10": 52.0, "co2": 812.0, "temperature": 24.5,
        "humidity": 55.0, "pressure": 1005.0}

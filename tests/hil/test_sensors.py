@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import quantity
 
 from streetsense.hil.observer import MqttObserver, Observed
 from streetsense.hil.plugin import Durations, short_and_soak
 from streetsense.hil.rig.drivers import Board, EnvironmentDriver
 from streetsense.hil.rig.strategy import BoardStrategy
+from tests.hil.helpers import quantity
 
 CLASS_READINGS = {"motorbike": "motorbikes", "car": "cars", "heavy": "heavy_vehicles"}
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import quantity
 
 from streetsense.hil.observer import MqttObserver
 from streetsense.hil.plugin import Durations, short_and_soak
 from streetsense.hil.rig.drivers import Board, EnvironmentDriver
 from streetsense.hil.rig.strategy import BoardStrategy
 from streetsense.hil.street import LAYOUTS
+from tests.hil.helpers import quantity
 
 SUBLANE = {**LAYOUTS["sublane"].settings(), "report_interval_s": 3}
 COUNTED = ("motorbikes", "cars", "heavy_vehicles", "unknown_vehicles", "unclassified_vehicles")

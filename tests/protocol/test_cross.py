@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from protocol_helpers import from_tagged, same, to_tagged
-from protocol_strategies import KEYS_OR_NONE, frames
 
 from streetsense.protocol import (
     Deframer,
@@ -23,6 +21,8 @@ from streetsense.protocol import (
     cobs,
     parse_frame,
 )
+from tests.protocol.protocol_helpers import from_tagged, same, to_tagged
+from tests.protocol.protocol_strategies import KEYS_OR_NONE, frames
 
 HERE = Path(__file__).resolve().parent
 ADAPTER = HERE.parents[1] / "protocol" / "vectors" / "adapter.py"
@@ -221,3 +221,24 @@ def test_first_bad_field_is_the_same(device: Device) -> None:
         parse_frame(raw)
     error = device.decode(cobs.encode(raw) + b"\x00", None)["error"]
     assert (error["class"], error["field"]) == ("MalformedBody", info.value.field)
+
+
+def test_bin_capability_beside_an_empty_kind_decodes_without_a_warning(
+        micropython: str, mp_path: Path) -> None:
+    """A HELLO with an empty kind and a bin item among its capabilities: both interpreters
+    refuse the kind, and MicroPython prints nothing (it warns on bytes == str, which the
+    factory-state check did; the 1,000,000-input fuzz found it, input 265504)."""
+    wire = bytes.fromhex("031001010101010101010201010108018701a0cc02db01010a05302e312e3003"
+                         "9201100491a56c6f6f7073050106010791c405c30f4e2300")
+    server = Device(micropython, mp_path)
+    try:
+        item = server.decode(wire, None)
+    finally:
+        assert server.proc.stdin is not None and server.proc.stderr is not None
+        server.proc.stdin.close()
+        server.proc.wait(timeout=10)
+        warnings = server.proc.stderr.read().decode()
+    assert (item["error"]["class"], item["error"]["field"]) == ("MalformedBody", "kind"), item
+    with pytest.raises(MalformedBody, match="kind"):
+        parse_frame(cobs.decode(wire[:-1]), None)
+    assert warnings == ""

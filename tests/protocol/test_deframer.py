@@ -5,7 +5,6 @@ from typing import Any
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from protocol_strategies import frames
 
 from streetsense.protocol import (
     Deframer,
@@ -17,6 +16,7 @@ from streetsense.protocol import (
     parse_frame,
 )
 from streetsense.protocol.frame import MAX_ENCODED
+from tests.protocol.protocol_strategies import frames
 
 KEY = bytes(range(32))
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from differential import CAPTURES, run
 
 from streetsense.protocol import Deframer, parse_frame
+from tests.protocol.differential import CAPTURES, run
 
 pytestmark = pytest.mark.micropython
 

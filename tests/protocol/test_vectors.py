@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from protocol_helpers import from_tagged as read_tagged
-from protocol_helpers import same
 
 from streetsense.protocol import Deframer, Frame, ProtocolError, errors, parse_frame
 from streetsense.protocol import messages as m
 from streetsense.protocol.body import packb
+from tests.protocol.protocol_helpers import from_tagged as read_tagged
+from tests.protocol.protocol_helpers import same
 
 HERE = Path(__file__).resolve().parent
 PROTOCOL = HERE.parents[1] / "protocol"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tty
 from collections.abc import Callable, Iterator
 
 import pytest
-from fake_node import FakeNode
-from tools_helpers import Pty, start_tool
 
+from streetsense.hil.pty import PtyPair
 from streetsense.hil.rig.resources import SerialBoard, parse_board
+from tests.support.fake_node import ProvisioningNode
+from tests.tools.tools_helpers import start_tool
 
 BOARD_ENV = "STREETSENSE_HIL_BOARD"  # the HIL rig's board option (hil_tests/plugin.py)
 NEEDS_BOARD = (f"needs a real ESP32: {BOARD_ENV}=serial:LINK_PORT,console=USB_PORT "
@@ -45,19 +45,16 @@ def bench_board() -> SerialBoard:
 
 
 @pytest.fixture
-def pty() -> Iterator[Pty]:
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    tty.setraw(master)
-    yield Pty(master, slave, os.ttyname(slave))
-    os.close(master)
-    os.close(slave)
+def pty() -> Iterator[PtyPair]:
+    """A raw PTY pair: tools open ``path``; the test writes and reads the ``master`` fd."""
+    with PtyPair() as pair:
+        yield pair
 
 
 @pytest.fixture
-def node(pty: Pty, request: pytest.FixtureRequest) -> Iterator[FakeNode]:
-    """A node on the PTY's master side; parametrise with a dict of FakeNode options."""
-    fake = FakeNode(pty.master, **getattr(request, "param", {}))
+def node(pty: PtyPair, request: pytest.FixtureRequest) -> Iterator[ProvisioningNode]:
+    """A node on the PTY's master side; parametrise with a dict of ProvisioningNode options."""
+    fake = ProvisioningNode(pty.master, **getattr(request, "param", {}))
     fake.start()
     yield fake
     fake.stop()

@@ -8,17 +8,16 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
-from fake_node import FakeNode
-from tools_helpers import Pty
 
+from streetsense.hil import micropython
 from streetsense.hil.micropython import find_micropython
+from streetsense.hil.pty import PtyPair
 from streetsense.hil.rig.resources import SerialBoard
 from streetsense.node_sources import firmware_dir
 from streetsense.protocol import FLAG_ACK_REQ, Frame
@@ -32,6 +31,7 @@ from streetsense.tools.flash import (
     run_command,
     wait_for_hello,
 )
+from tests.support.fake_node import ProvisioningNode
 
 PORT = "/dev/ttyUSB7"
 
@@ -134,24 +134,22 @@ def test_compile_steps_make_mpy_files_that_micropython_runs(image: Path, firmwar
             run_command(step, stage)
     assert (stage / "ssnode" / "drivers" / "sds011.mpy").read_bytes()[:2] == b"M\x06"
     assert not list(stage.rglob("*.py"))
-    micropython = find_micropython()
-    assert micropython, "no MicroPython interpreter: run `make venv`"
+    assert find_micropython(), "no MicroPython interpreter: run `make venv`"
     body = {1: 7, 2: m.CLOCK_UPTIME, 4: [[2, -1, 312]]}
     script = ("from streetsense.protocol import Frame\n"
               f"print(Frame(2, 42, 3, 7, {body!r}, 1).encode(bytes(range(32))).hex())")
-    out = subprocess.run([micropython, "-c", script], capture_output=True, text=True,
-                         env={**os.environ, "MICROPYPATH": f"{stage}:.frozen"}, check=True,
-                         cwd=tmp_path, timeout=20).stdout.strip()
+    out = micropython.run("-c", script, path=[stage], check=True, cwd=tmp_path,
+                          timeout=20).stdout.strip()
     assert out == Frame(m.DATA, 42, 3, 7, body, FLAG_ACK_REQ).encode(bytes(range(32))).hex()
 
 
-def test_hello_wait_reports_the_node(pty: Pty, node: FakeNode) -> None:
+def test_hello_wait_reports_the_node(pty: PtyPair, node: ProvisioningNode) -> None:
     """The last step returns what the node's HELLO says."""
     assert "factory state" in wait_for_hello(pty.path, 5)
 
 
 @pytest.mark.parametrize("node", [{"silent": True}], indirect=True)
-def test_hello_wait_explains_silence(pty: Pty, node: FakeNode) -> None:
+def test_hello_wait_explains_silence(pty: PtyPair, node: ProvisioningNode) -> None:
     """No HELLO in time: the error names the link port and the wiring to check."""
     with pytest.raises(click.ClickException, match=r"the node never said HELLO on .* within"):
         wait_for_hello(pty.path, 0.3)

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fake_node import FakeNode
-from tools_helpers import Pty, Tool, wait_line
 
 from streetsense.gateway.registry import NodeInfo, append_node
+from streetsense.hil.pty import PtyPair
 from streetsense.protocol import FLAG_ACK_REQ, Frame
 from streetsense.protocol import messages as m
 from streetsense.protocol.cobs import encode_delimited
 from streetsense.tools.monitor import monitor
+from tests.support.fake_node import ProvisioningNode
+from tests.tools.tools_helpers import Tool, wait_line
 
 KEY = bytes(range(32))
 HELLO_BODY = {1: "streetsense-node", 2: "0.1.0", 3: [1, 0], 4: ["pms5003", "scd41"], 5: 1, 6: 3}
@@ -35,7 +36,7 @@ def _frames() -> list[bytes]:
     return [hello, b"line noise\r\n\x00", encode_delimited(data), bytes(bad_crc), event]
 
 
-def test_table_shows_each_frame_and_counts_failures(tool: Tool, pty: Pty) -> None:
+def test_table_shows_each_frame_and_counts_failures(tool: Tool, pty: PtyPair) -> None:
     """Good frames become rows with plain readings; garbage and a bad CRC are shown and counted."""
     proc = tool("monitor", pty.path, "--count", "3")
     assert "monitoring" in wait_line(proc)
@@ -54,7 +55,7 @@ def test_table_shows_each_frame_and_counts_failures(tool: Tool, pty: Pty) -> Non
     assert proc.returncode == 1
 
 
-def test_json_lines_carry_named_bodies_and_errors(tool: Tool, pty: Pty) -> None:
+def test_json_lines_carry_named_bodies_and_errors(tool: Tool, pty: PtyPair) -> None:
     """--json prints one object per frame or failure, then the totals, nothing else on stdout."""
     proc = tool("monitor", pty.path, "--json", "--count", "2")
     wait_line(proc)
@@ -70,7 +71,7 @@ def test_json_lines_carry_named_bodies_and_errors(tool: Tool, pty: Pty) -> None:
                                    "failed": {"malformed_frame": 1}}}
 
 
-def test_config_key_is_shown_as_fingerprint_only(tool: Tool, pty: Pty) -> None:
+def test_config_key_is_shown_as_fingerprint_only(tool: Tool, pty: PtyPair) -> None:
     """A CONFIG seen on the wire never prints the node key, only its fingerprint."""
     settings = {"node_id": 42, "key": KEY.hex(), "kind": "air-quality"}
     proc = tool("monitor", pty.path, "--seconds", "3", "--count", "1")
@@ -82,7 +83,7 @@ def test_config_key_is_shown_as_fingerprint_only(tool: Tool, pty: Pty) -> None:
     assert proc.returncode == 0
 
 
-def test_registry_keys_verify_tags_and_catch_a_wrong_one(tool: Tool, pty: Pty,
+def test_registry_keys_verify_tags_and_catch_a_wrong_one(tool: Tool, pty: PtyPair,
                                                         tmp_path: Path) -> None:
     """With --registry, a node's frames are verified and named; a wrong key is a bad_tag."""
     registry = tmp_path / "nodes.toml"
@@ -120,7 +121,7 @@ def test_unplugged_port_ends_with_counts_and_advice(tool: Tool) -> None:
 
 
 @pytest.mark.parametrize("node", [{"node_id": 7, "key": KEY, "kind": "air-quality"}], indirect=True)
-def test_ack_lets_the_node_send_past_its_hello(tool: Tool, pty: Pty, node: FakeNode,
+def test_ack_lets_the_node_send_past_its_hello(tool: Tool, pty: PtyPair, node: ProvisioningNode,
                                                tmp_path: Path) -> None:
     """--ack acknowledges verified frames with the node's key, so its DATA follows the HELLO."""
     registry = tmp_path / "nodes.toml"

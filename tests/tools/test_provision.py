@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from fake_node import FakeNode
-from tools_helpers import Pty, Tool, wait_line
 
 from streetsense.gateway.registry import NodeInfo, Registry, append_node
+from streetsense.hil.pty import PtyPair
 from streetsense.tools.provision import provision
+from tests.support.fake_node import ProvisioningNode
+from tests.tools.tools_helpers import Tool, wait_line
 
 OLD_KEY = bytes(range(100, 132))
 
 
-def _provision(pty: Pty, *args: str) -> Result:
+def _provision(pty: PtyPair, *args: str) -> Result:
     return CliRunner().invoke(provision, ["--port", pty.path, "--node-id", "42", "--kind",
                                           "air-quality", "--hello-timeout", "5", *args])
 
@@ -29,7 +30,7 @@ def _assert_no_key(output: str, key: bytes) -> None:
         assert piece not in output.lower(), f"key bytes {start}.. on the screen"
 
 
-def test_factory_node_is_provisioned_registered_and_reports(pty: Pty, node: FakeNode,
+def test_factory_node_is_provisioned_registered_and_reports(pty: PtyPair, node: ProvisioningNode,
                                                             tmp_path: Path) -> None:
     """Key sent once, RESULT verified, node in the registry, label with fingerprint, reading."""
     registry = tmp_path / "nodes.toml"
@@ -50,7 +51,7 @@ def test_factory_node_is_provisioned_registered_and_reports(pty: Pty, node: Fake
 
 
 def test_ble_node_ends_at_its_result_and_its_key_is_only_in_the_registry(
-        pty: Pty, node: FakeNode, tmp_path: Path) -> None:
+        pty: PtyPair, node: ProvisioningNode, tmp_path: Path) -> None:
     """--link ble: the tool stops at the label (the node talks Bluetooth after its reset);
     the key is in the registry file, never on the screen."""
     registry = tmp_path / "nodes.toml"
@@ -63,7 +64,7 @@ def test_ble_node_ends_at_its_result_and_its_key_is_only_in_the_registry(
     assert last.endswith(f"registered in {registry}")
 
 
-def test_without_registry_nothing_is_sent(pty: Pty, node: FakeNode) -> None:
+def test_without_registry_nothing_is_sent(pty: PtyPair, node: ProvisioningNode) -> None:
     """No --registry: a usage error saying why it is needed; the node is not touched."""
     result = CliRunner().invoke(provision, ["--port", pty.path, "--node-id", "42", "--kind",
                                             "air-quality"])
@@ -73,7 +74,7 @@ def test_without_registry_nothing_is_sent(pty: Pty, node: FakeNode) -> None:
 
 
 def test_missing_registry_folder_is_refused_before_the_node_is_keyed(
-        pty: Pty, node: FakeNode, tmp_path: Path) -> None:
+        pty: PtyPair, node: ProvisioningNode, tmp_path: Path) -> None:
     """A registry in a folder that does not exist (a typo): exit 1 before anything is sent."""
     registry = tmp_path / "etc-streetsens" / "nodes.toml"
     result = _provision(pty, "--registry", str(registry))
@@ -84,7 +85,7 @@ def test_missing_registry_folder_is_refused_before_the_node_is_keyed(
 
 
 def test_unwritable_registry_is_named_and_refused_before_the_node_is_keyed(
-        pty: Pty, node: FakeNode) -> None:
+        pty: PtyPair, node: ProvisioningNode) -> None:
     """A registry where the user may not create files (/sys: not even root may) is refused
     up front, naming the user's file and folder, never a temporary file."""
     result = _provision(pty, "--registry", "/sys/nodes.toml")
@@ -96,7 +97,7 @@ def test_unwritable_registry_is_named_and_refused_before_the_node_is_keyed(
 
 
 def test_mistyped_registry_name_next_to_a_registry_is_refused(
-        pty: Pty, node: FakeNode, tmp_path: Path) -> None:
+        pty: PtyPair, node: ProvisioningNode, tmp_path: Path) -> None:
     """--registry node.toml where nodes.toml is the registry: refused, naming the likely one."""
     append_node(tmp_path / "nodes.toml", NodeInfo(7, "HN-0007", "traffic", OLD_KEY))
     result = _provision(pty, "--registry", str(tmp_path / "node.toml"))
@@ -106,12 +107,12 @@ def test_mistyped_registry_name_next_to_a_registry_is_refused(
 
 
 def test_registry_failing_after_keying_saves_the_entry_to_a_rescue_file(
-        pty: Pty, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        pty: PtyPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The registry breaks while the node takes its key (here: a folder appears in its
     place): the entry goes to a private rescue file, the error says where, exit 1."""
     registry = tmp_path / "nodes.toml"
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    fake = FakeNode(pty.master, on_config=lambda settings: registry.mkdir())
+    fake = ProvisioningNode(pty.master, on_config=lambda settings: registry.mkdir())
     fake.start()
     try:
         result = _provision(pty, "--registry", str(registry))
@@ -128,7 +129,7 @@ def test_registry_failing_after_keying_saves_the_entry_to_a_rescue_file(
 
 @pytest.mark.parametrize("node", [{"node_id": 7, "key": OLD_KEY, "kind": "air-quality"}],
                          indirect=True)
-def test_provisioned_node_is_refused_with_what_to_do(pty: Pty, node: FakeNode,
+def test_provisioned_node_is_refused_with_what_to_do(pty: PtyPair, node: ProvisioningNode,
                                                      tmp_path: Path) -> None:
     """A node whose HELLO is signed is left alone; the error says how to factory-reset it."""
     result = _provision(pty, "--registry", str(tmp_path / "nodes.toml"))
@@ -141,7 +142,8 @@ def test_provisioned_node_is_refused_with_what_to_do(pty: Pty, node: FakeNode,
 @pytest.mark.parametrize("node", [{"node_id": 7, "key": OLD_KEY, "kind": "air-quality",
                                     "running": True}],
                          indirect=True)
-def test_running_node_is_recognised_at_once(pty: Pty, node: FakeNode, tmp_path: Path) -> None:
+def test_running_node_is_recognised_at_once(pty: PtyPair, node: ProvisioningNode,
+        tmp_path: Path) -> None:
     """A provisioned node that said its HELLO long ago (it only resends its DATA) is named
     as provisioned at its first frame, not after the HELLO wait runs out."""
     registry = tmp_path / "nodes.toml"
@@ -156,7 +158,8 @@ def test_running_node_is_recognised_at_once(pty: Pty, node: FakeNode, tmp_path: 
 
 
 @pytest.mark.parametrize("node", [{"kind": "traffic"}], indirect=True)
-def test_board_of_another_kind_is_refused(pty: Pty, node: FakeNode, tmp_path: Path) -> None:
+def test_board_of_another_kind_is_refused(pty: PtyPair, node: ProvisioningNode,
+        tmp_path: Path) -> None:
     """A factory node whose HELLO says traffic is not provisioned as air-quality."""
     result = _provision(pty, "--registry", str(tmp_path / "nodes.toml"))
     assert result.exit_code == 1
@@ -165,8 +168,25 @@ def test_board_of_another_kind_is_refused(pty: Pty, node: FakeNode, tmp_path: Pa
     assert node.configs == [] and node.key is None
 
 
+@pytest.mark.parametrize("node", [{"kind": "traffic"}], indirect=True)
+def test_board_refused_for_its_kind_is_then_provisioned_with_the_kind_it_names(
+        pty: PtyPair, node: ProvisioningNode, tmp_path: Path) -> None:
+    """The refusal sends nothing, not even the ACK of the HELLO: the node keeps saying it,
+    so the run with the --kind the error names finds it (an acked factory node said nothing
+    more, and that run ended in 'nothing came from a node')."""
+    registry = tmp_path / "nodes.toml"
+    refused = _provision(pty, "--registry", str(registry))
+    assert refused.exit_code == 1 and "give --kind traffic" in refused.output
+    assert node.seq == 0  # its HELLO is still unacked
+    result = CliRunner().invoke(provision, [
+        "--port", pty.path, "--node-id", "42", "--kind", "traffic", "--hello-timeout", "5",
+        "--registry", str(registry)])
+    assert result.exit_code == 0, result.output
+    assert Registry.load(registry).lookup(42).kind == "traffic"
+
+
 @pytest.mark.parametrize("node", [{"node_id": 7, "key": OLD_KEY, "kind": "traffic"}], indirect=True)
-def test_registered_node_of_another_kind_is_not_wiped(pty: Pty, node: FakeNode,
+def test_registered_node_of_another_kind_is_not_wiped(pty: PtyPair, node: ProvisioningNode,
                                                       tmp_path: Path) -> None:
     """--factory-reset of a node registered as traffic with --kind air-quality: refused
     before the signed wipe, so the node keeps working."""
@@ -180,7 +200,7 @@ def test_registered_node_of_another_kind_is_not_wiped(pty: Pty, node: FakeNode,
 
 @pytest.mark.parametrize("node", [{"node_id": 7, "key": OLD_KEY, "kind": "air-quality"}],
                          indirect=True)
-def test_factory_reset_with_registry_key_then_provision(pty: Pty, node: FakeNode,
+def test_factory_reset_with_registry_key_then_provision(pty: PtyPair, node: ProvisioningNode,
                                                         tmp_path: Path) -> None:
     """--factory-reset wipes a registered node with a signed COMMAND, then provisions it."""
     registry = tmp_path / "nodes.toml"
@@ -194,7 +214,8 @@ def test_factory_reset_with_registry_key_then_provision(pty: Pty, node: FakeNode
 
 
 @pytest.mark.parametrize("node", [{"refuse": "kind: unknown"}], indirect=True)
-def test_refused_settings_are_reported(pty: Pty, node: FakeNode, tmp_path: Path) -> None:
+def test_refused_settings_are_reported(pty: PtyPair, node: ProvisioningNode,
+        tmp_path: Path) -> None:
     """A RESULT BAD_ARGS stops provisioning with the node's reason; nothing is registered."""
     registry = tmp_path / "nodes.toml"
     result = _provision(pty, "--registry", str(registry))
@@ -204,7 +225,7 @@ def test_refused_settings_are_reported(pty: Pty, node: FakeNode, tmp_path: Path)
 
 
 @pytest.mark.parametrize("node", [{"silent": True}], indirect=True)
-def test_silent_node_gives_an_error_naming_port_and_wiring(pty: Pty, node: FakeNode,
+def test_silent_node_gives_an_error_naming_port_and_wiring(pty: PtyPair, node: ProvisioningNode,
                                                           tmp_path: Path) -> None:
     """Nothing within --hello-timeout: an error naming the port, the wiring and the EN button."""
     result = CliRunner().invoke(provision, ["--port", pty.path, "--node-id", "42", "--kind",
@@ -215,7 +236,7 @@ def test_silent_node_gives_an_error_naming_port_and_wiring(pty: Pty, node: FakeN
     assert "EN button" in result.output
 
 
-def test_taken_id_is_refused_before_the_node_is_touched(pty: Pty, node: FakeNode,
+def test_taken_id_is_refused_before_the_node_is_touched(pty: PtyPair, node: ProvisioningNode,
                                                         tmp_path: Path) -> None:
     """An id already in the registry is refused up front; the node stays in factory state."""
     registry = tmp_path / "nodes.toml"
@@ -225,7 +246,7 @@ def test_taken_id_is_refused_before_the_node_is_touched(pty: Pty, node: FakeNode
     assert node.configs == [] and node.key is None
 
 
-def _interrupted(tool: Tool, pty: Pty, registry: Path, wait_for: str) -> tuple[int, str]:
+def _interrupted(tool: Tool, pty: PtyPair, registry: Path, wait_for: str) -> tuple[int, str]:
     """Run provision as a process, press Ctrl-C (SIGINT) once ``wait_for`` is printed."""
     proc = tool("provision", "--port", pty.path, "--node-id", "42", "--kind", "air-quality",
                 "--registry", str(registry), "--name", "HN-0042")
@@ -237,7 +258,7 @@ def _interrupted(tool: Tool, pty: Pty, registry: Path, wait_for: str) -> tuple[i
 
 
 @pytest.mark.parametrize("node", [{"silent": True}], indirect=True)
-def test_ctrl_c_before_anything_was_sent(tool: Tool, pty: Pty, node: FakeNode,
+def test_ctrl_c_before_anything_was_sent(tool: Tool, pty: PtyPair, node: ProvisioningNode,
                                          tmp_path: Path) -> None:
     """Ctrl-C while waiting for the node: says node and registry are unchanged; status 130."""
     registry = tmp_path / "nodes.toml"
@@ -249,7 +270,7 @@ def test_ctrl_c_before_anything_was_sent(tool: Tool, pty: Pty, node: FakeNode,
 
 
 @pytest.mark.parametrize("node", [{"reboots": False}], indirect=True)
-def test_ctrl_c_after_registering_says_so(tool: Tool, pty: Pty, node: FakeNode,
+def test_ctrl_c_after_registering_says_so(tool: Tool, pty: PtyPair, node: ProvisioningNode,
                                           tmp_path: Path) -> None:
     """Ctrl-C while waiting for the node's restart: it is provisioned and registered, and
     the message says so (not a bare "Aborted!")."""

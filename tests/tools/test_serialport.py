@@ -6,10 +6,11 @@ import os
 
 import serial
 from click.testing import CliRunner
-from tools_helpers import Pty, Tool
 
+from streetsense.hil.pty import PtyPair
 from streetsense.tools.monitor import monitor
 from streetsense.tools.serialport import PortError, open_port
+from tests.tools.tools_helpers import Tool
 
 
 def test_missing_port_says_to_check_the_cable() -> None:
@@ -20,7 +21,7 @@ def test_missing_port_says_to_check_the_cable() -> None:
     assert "USB cable" in result.output and "Traceback" not in result.output
 
 
-def test_busy_port_names_the_program_holding_it(tool: Tool, pty: Pty) -> None:
+def test_busy_port_names_the_program_holding_it(tool: Tool, pty: PtyPair) -> None:
     """A port another process holds exclusively is reported busy, with that process's PID."""
     with serial.Serial(pty.path, exclusive=True):
         proc = tool("monitor", pty.path)
@@ -30,7 +31,7 @@ def test_busy_port_names_the_program_holding_it(tool: Tool, pty: Pty) -> None:
     assert "Close that program" in err
 
 
-def test_no_permission_gives_the_dialout_command(pty: Pty) -> None:
+def test_no_permission_gives_the_dialout_command(pty: PtyPair) -> None:
     """EACCES on open gives the exact usermod line and says a new login is needed."""
     read_end, write_end = os.pipe()
     os.chmod(pty.path, 0o600 if os.geteuid() == 0 else 0o000)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tools_helpers import Tool, wait_line
 
 from streetsense.gateway.registry import Registry
 from streetsense.hil.environment import FAST_SENSORS, Environment
 from streetsense.hil.node import EmulatedNode
 from streetsense.tools.provision import provision
+from tests.tools.tools_helpers import Tool, wait_line
 
 pytestmark = pytest.mark.micropython
 

@@ -1,4 +1,5 @@
-"""Helpers for the technician-tool tests: PTYs as serial ports, the tools as processes."""
+"""Helpers for the technician-tool tests: the tools as processes (their serial ports are
+``streetsense.hil.pty.PtyPair``s)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
-
-
-@dataclass
-class Pty:
-    """A raw PTY pair: tools open ``path``; the test writes and reads the ``master`` fd."""
-
-    master: int
-    slave: int
-    path: str
-
-    def write(self, data: bytes) -> None:
-        os.write(self.master, data)
-
 
 Tool = Callable[..., subprocess.Popen[str]]  # the `tool` fixture
 

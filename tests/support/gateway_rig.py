@@ -1,8 +1,9 @@
-"""Test parts for the gateway's data path: PTY ports, a CPython fake node, gateway configs.
+"""Test parts for the gateway's data path: gateway configs and registries, a running gateway
+with a fake node on a PTY port (``gateway_with_node``), log and MQTT waiters.
 
-The fake node speaks protocol v1 with ``streetsense.protocol`` on the master side of a real
-PTY; the gateway opens the slave through a symlink (as it would ``/dev/serial/by-id/...``),
-so a test can unplug the port and plug a new PTY in at the same path.
+The node is a `PtyNode` (tests/support/fake_node.py) on the master side of a real PTY; the
+gateway opens the slave through a symlink (as it would ``/dev/serial/by-id/...``), so a test
+can unplug the port and plug a new PTY in at the same path (`streetsense.hil.pty.PtyPort`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import errno
 import json
 import logging
 import os
-import tty
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,23 +36,21 @@ from streetsense.gateway.publisher import Publisher
 from streetsense.gateway.registry import NodeInfo
 from streetsense.gateway.service import Gateway
 from streetsense.gateway.session import Deriver
+from streetsense.gateway.topics import Topics
+from streetsense.hil.keys import numbered_key
 from streetsense.hil.observer import MqttObserver
-from streetsense.protocol import Deframer, Frame, ProtocolError, parse_frame
-from streetsense.protocol.messages import ACK, DATA, HELLO
+from streetsense.hil.pty import PtyPort
+
+from .fake_node import PtyNode
 
 SITE = "test"
 GATEWAY_ID = "gw-test"
 PREFIX = "streetsense"
 
 
-def node_key(node_id: int) -> bytes:
-    """A deterministic 32-byte key per node id."""
-    return bytes((node_id * 7 + i) & 0xFF for i in range(32))
-
-
 def node_info(node_id: int, kind: str = "air-quality", **changes: Any) -> NodeInfo:
     return replace(NodeInfo(id=node_id, name=f"HN-{node_id:04d}", kind=kind,
-                            key=node_key(node_id), location="pole test"), **changes)
+                            key=numbered_key(node_id), location="pole test"), **changes)
 
 
 def write_registry(path: Path, nodes: Sequence[NodeInfo]) -> Path:
@@ -92,8 +90,11 @@ def operator_key(config: GatewayConfig) -> bytes:
     return load_operator_key(config.commands.operator_key_file)
 
 
+TOPICS = Topics(PREFIX, SITE, GATEWAY_ID)
+
+
 def topic(node: str, sub: str) -> str:
-    return f"{PREFIX}/{SITE}/{node}/{sub}"
+    return TOPICS.node(node, sub)
 
 
 FILLER = topic("filler", "data")
@@ -133,153 +134,6 @@ def fill_disk(path: Path) -> int:
         os.close(fd)
 
 
-class PtyPort:
-    """A PTY whose slave the gateway opens through the symlink ``path``; replug = a new PTY."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.master = -1
-        self._slave = -1
-        self.plug()
-
-    def plug(self) -> None:
-        self.master, self._slave = os.openpty()
-        tty.setraw(self._slave)  # no echo, no line discipline: bytes as they are
-        tty.setraw(self.master)
-        staging = self.path.with_suffix(".new")
-        with contextlib.suppress(FileNotFoundError):
-            staging.unlink()
-        staging.symlink_to(os.ttyname(self._slave))
-        staging.replace(self.path)
-
-    def unplug(self) -> None:
-        """Close both ends (the gateway's reads fail) and remove the path."""
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        self.close()
-
-    def close(self) -> None:
-        for fd in (self.master, self._slave):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self.master = self._slave = -1
-
-
-class FakeNode:
-    """A provisioned node in CPython: builds signed frames, reads the gateway's downlinks."""
-
-    def __init__(self, port: PtyPort, node_id: int, *, boot: int = 1,
-                 key: bytes | None = None) -> None:
-        self.port = port
-        self.node_id = node_id
-        self.key = key if key is not None else node_key(node_id)
-        self.boot = boot
-        self.seq = 0
-        self.downlinks: list[Frame] = []
-        self.errors: list[ProtocolError] = []
-        self._deframer = Deframer()
-        self._changed = asyncio.Condition()
-        self._reading_fd = -1
-
-    def attach(self) -> None:
-        """Start reading downlinks from the port's current PTY."""
-        self._reading_fd = self.port.master
-        self._deframer = Deframer()
-        asyncio.get_running_loop().add_reader(self._reading_fd, self._readable)
-
-    def detach(self) -> None:
-        if self._reading_fd >= 0:
-            with contextlib.suppress(ValueError, OSError):
-                asyncio.get_running_loop().remove_reader(self._reading_fd)
-        self._reading_fd = -1
-
-    def _readable(self) -> None:
-        try:
-            data = os.read(self._reading_fd, 4096)
-        except OSError:
-            self.detach()
-            return
-        for item in self._deframer.feed(data):
-            if isinstance(item, ProtocolError):
-                self.errors.append(item)
-                continue
-            try:
-                self.downlinks.append(parse_frame(bytes(item), self.key))
-            except ProtocolError as exc:
-                self.errors.append(exc)
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    def reboot(self) -> None:
-        self.boot += 1
-        self.seq = 0
-
-    def frame(self, mtype: int, body: Any, *, seq: int | None = None, boot: int | None = None,
-              ack: bool = True, key: bytes | None = None) -> tuple[bytes, int]:
-        """(wire bytes, seq) of a new uplink; the node's seq advances unless ``seq`` is given."""
-        if seq is None:
-            seq = self.seq
-            self.seq += 1
-        flags = 0x01 if ack else 0
-        frame = Frame(mtype, self.node_id, self.boot if boot is None else boot, seq, body, flags)
-        return frame.encode(key if key is not None else self.key), seq
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self.port.master, view)
-            view = view[written:]
-
-    def hello(self, uptime_ms: int = 1500) -> tuple[bytes, int]:
-        return self.frame(HELLO, {1: "streetsense-node", 2: "0.1.0", 3: [1, 0],
-                                  4: ["pms5003", "scd41"], 5: 1, 6: self.boot, 8: uptime_ms})
-
-    def data(self, pm2_5_tenths: int, ts: int = 1_764_115_200, clock: int = 0
-             ) -> tuple[bytes, int]:
-        return self.frame(DATA, {1: ts, 2: clock, 3: 60,
-                                 4: [[2, -1, pm2_5_tenths, pm2_5_tenths - 5, pm2_5_tenths + 5, 12],
-                                     [4, 0, 415]]})
-
-    async def wait_for(self, predicate: Callable[[Frame], bool], timeout: float = 5.0) -> Frame:
-        """The first downlink received that matches ``predicate`` (waits for it)."""
-        async with asyncio.timeout(timeout), self._changed:
-            while True:
-                for frame in self.downlinks:
-                    if predicate(frame):
-                        return frame
-                await self._changed.wait()
-
-    async def wait_count(self, predicate: Callable[[Frame], bool], count: int,
-                         timeout: float = 5.0) -> list[Frame]:
-        """Until ``count`` downlinks match ``predicate``; returns them."""
-        async with asyncio.timeout(timeout), self._changed:
-            while True:
-                found = [frame for frame in self.downlinks if predicate(frame)]
-                if len(found) >= count:
-                    return found
-                await self._changed.wait()
-
-    async def wait_ack(self, seq: int, *, boot: int | None = None, timeout: float = 5.0) -> Frame:
-        boot = self.boot if boot is None else boot
-        return await self.wait_for(
-            lambda f: f.type == ACK and f.body[1] == boot and f.body[2] >= seq, timeout)
-
-    async def send(self, wire_and_seq: tuple[bytes, int], *, boot: int | None = None,
-                   timeout: float = 5.0, retry_s: float = 1.0) -> int:
-        """Stop-and-wait: write, retransmit the same bytes until ACKed; returns the seq."""
-        wire, seq = wire_and_seq
-        async with asyncio.timeout(timeout):
-            while True:
-                self.write(wire)
-                with contextlib.suppress(TimeoutError):
-                    await self.wait_ack(seq, boot=boot, timeout=retry_s)
-                    return seq
-
-
 def seqs(messages: Sequence[Any]) -> list[tuple[int, int]]:
     """(boot, seq) of observed data/event messages, in arrival order."""
     return [(m.json()["boot"], m.json()["seq"]) for m in messages]
@@ -298,7 +152,7 @@ class GatewayRig:
     (unless ``observe=False``) the observer."""
 
     port: PtyPort
-    node: FakeNode
+    node: PtyNode
     gateway: Gateway
     _observer: MqttObserver | None = None
 
@@ -330,7 +184,7 @@ async def gateway_with_node(tmp_path: Path, broker_url: str, *, observer_url: st
     reuses its number).
     """
     port = PtyPort(tmp_path / port_name)
-    node = FakeNode(port, 42, boot=boot)
+    node = PtyNode(port, 42, boot=boot)
     try:
         config = make_config(tmp_path, broker_url, [port.path],
                              [node_info(42)] if nodes is None else nodes, **sections)
