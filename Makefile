@@ -59,6 +59,7 @@ bench: venv broker
 	$(BIN)/python benchmarks/gateway_bench.py
 	$(BIN)/python benchmarks/ble_bench.py
 	$(BIN)/python benchmarks/fleet_bench.py
+	$(BIN)/python benchmarks/ota_bench.py
 	$(BIN)/python benchmarks/traffic_accuracy.py
 
 # Emulated nodes -> gateway -> an embedded MQTT broker, live on screen; Ctrl-C ends it.

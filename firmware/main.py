@@ -1,4 +1,5 @@
-# The node: see ssnode/app.py.
-from ssnode.app import main
+# The node: ssboot.py picks the app slot (an update's, or the flashed one) and runs
+# ssnode/app.py from it.
+import ssboot
 
-main()
+ssboot.start()

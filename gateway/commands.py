@@ -28,7 +28,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streetsense.protocol import ProtocolError, limits, names
 from streetsense.protocol.messages import COMMAND, CONFIG
@@ -41,6 +41,9 @@ from .publisher import Message, Publisher
 from .registry import NodeInfo
 from .session import Session
 from .topics import Topics
+
+if TYPE_CHECKING:
+    from .ota import Ota
 
 __all__ = ["Commands", "parse_request"]
 
@@ -94,6 +97,7 @@ class Commands:
         self.sent = 0
         self.timeouts = 0
         self.refused = 0
+        self.ota: Ota | None = None  # cmd/ota starts a firmware update (gateway/ota.py)
 
     @property
     def subscription(self) -> str:
@@ -125,6 +129,9 @@ class Commands:
         target = refusal or self._check(topic, node_name, name, request, message.retain)
         if not isinstance(target, NodeState):
             await self._refuse(node_name, name, correlation, request_id, *target)
+        elif name == "ota" and self.ota is not None:
+            code, text = await self.ota.start(target, request)
+            await self._gateway_result(node_name, name, correlation, request_id, code, text)
         elif name == "time":
             await self._session.send_time(target)
             await self._gateway_result(node_name, name, correlation, request_id, "OK",

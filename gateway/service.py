@@ -14,10 +14,12 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import payloads
 from .bridge import Bridge
+from .bundles import BundleStore
 from .command_auth import CommandAuth, load_operator_key
 from .commands import Commands
 from .config import GatewayConfig
@@ -27,6 +29,7 @@ from .journal import Journal, Row
 from .metrics import Metrics
 from .mqtt_wire import topic_matches
 from .node_state import NodeState
+from .ota import Ota
 from .ownership import Ownership
 from .publisher import BrokerSettings, Message, Publisher
 from .registry import NodeInfo, Registry
@@ -94,6 +97,7 @@ class Gateway:
         self.session: Session | None = None
         self.publisher: Publisher | None = None
         self.commands: Commands | None = None
+        self.ota: Ota | None = None
         self.command_auth: CommandAuth | None = None
         self.bridge: Bridge | None = None
         self.ownership: Ownership | None = None
@@ -124,6 +128,7 @@ class Gateway:
             state_topic=self.topics.gateway("state"), online_payload=self._online_payload,
             offline_payload=payloads.encode(self._gateway_state(online=False)),
             subscriptions=[self.topics.command("+", "+"), self.topics.gateway("request/#"),
+                           self.topics.node("_bundles", "+"),
                            *(self.ownership.subscriptions if self.ownership else [])],
             metrics=self.metrics)
         self.publisher = publisher
@@ -145,6 +150,9 @@ class Gateway:
             lookup_name=self.registry.by_name,
             per_node_per_minute=cfg.commands.per_node_per_minute)
         self.commands = commands
+        self.ota = Ota(session, publisher, self.topics, journal,
+                       BundleStore(Path(f"{cfg.journal.path}.bundles")))
+        session.ota = commands.ota = self.ota
         self.bridge = Bridge(self.topics, self.registry, publisher, auth=self.command_auth,
                              reload_registry=self._reload_registry, renamed=self._node_renamed,
                              removed=self._node_removed, clock=time.time)
@@ -188,6 +196,8 @@ class Gateway:
         assert self.bridge is not None and self.commands is not None
         if self.bridge.handles(message.topic):
             await self.bridge.on_message(message)
+        elif self.ota is not None and self.ota.handles(message.topic):
+            self.ota.on_bundle(message.topic, message.payload)
         else:
             await self.commands.on_message(message)
 
@@ -277,6 +287,9 @@ class Gateway:
             raise
         assert self.session is not None and self.publisher is not None
         self.session.restore()
+        if self.ota is not None:
+            self.ota.restore()
+            self._spawn(self.ota.run(), "ota")
         self.started_at = time.time()
         self._spawn(self.session.run(), "session:commit")
         self._spawn(self.publisher.run(), "mqtt")
@@ -342,7 +355,7 @@ class Gateway:
         for task in list(self._handlers):
             task.cancel()
         await asyncio.gather(*self._handlers, return_exceptions=True)
-        for closer in (self.commands, session, publisher):
+        for closer in (self.commands, self.ota, session, publisher):
             if closer is not None:
                 self.stop_step = f"closing the {type(closer).__name__.lower()}"
                 await closer.close()

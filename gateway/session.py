@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from streetsense.protocol import Frame, names
-from streetsense.protocol.messages import ACK, CLOCK_UPTIME, DATA, HELLO, TIME
+from streetsense.protocol.messages import ACK, CLOCK_UPTIME, DATA, HELLO, OTA_STATUS, TIME
 
 from . import payloads
 from .frame_messages import Announcer, FrameMessages, ResultMatcher, RetainedSink
@@ -60,6 +60,13 @@ class DataAmender(Protocol):
 
     def amend_data(self, message: dict[str, Any]) -> None:
         """Change ``message`` in place."""
+
+
+class OtaStatusSink(Protocol):
+    """Where a node's OTA_STATUS goes (gateway/ota.py): the messages to journal for it."""
+
+    def on_status(self, node: NodeState, body: dict[int, Any], now: float) -> list[Message]:
+        ...
 
 
 @dataclass
@@ -121,6 +128,7 @@ class Session:
         self._inbox_ready = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unknown_type_logged: dict[int, float] = {}
+        self.ota: OtaStatusSink | None = None  # firmware updates (gateway/ota.py)
         self.committed = asyncio.Condition()  # notified after each group commit
 
     # ---- startup ------------------------------------------------------------------------
@@ -243,6 +251,10 @@ class Session:
     def _build(self, arrival: _Arrival) -> None:
         if arrival.frame.type == HELLO:
             self._birth(arrival.node, arrival.frame, arrival.received_at)
+            return
+        if arrival.frame.type == OTA_STATUS and self.ota is not None:
+            arrival.messages = self.ota.on_status(arrival.node, arrival.frame.body,
+                                                  arrival.received_at)
             return
         built = self._messages.build(arrival.node, arrival.frame, arrival.received_at)
         if built is None:

@@ -116,7 +116,9 @@ class Console:
 class LinkRelay:
     """Two PTY pairs joined by a thread: the node's UART on one, `port` for the gateway on the
     other. Faults (seeded): `drop` whole frames (split at 0x00), flip bits at rate `ber`,
-    `delay_ms` each way; `unplug()` discards everything until `replug()`. The relay keeps both
+    `delay_ms` each way; `baud`: each direction carries 10 bits a byte at that rate (8N1, as
+    the link UART), so bytes arrive when a real line would have delivered them (0: at once);
+    `unplug()` discards everything until `replug()`. The relay keeps both
     slave ends open, so neither master sees a hang-up when a peer closes its end. `tap`, when
     set, gets ("up" | "down", bytes) for every chunk read, before any fault applies."""
 
@@ -130,6 +132,8 @@ class LinkRelay:
         self.drop = 0.0
         self.ber = 0.0
         self.delay_ms = 0
+        self.baud = 0
+        self._line_free = {self._node_master: 0.0, self._gw_master: 0.0}  # per destination
         self.plugged = True
         self.tap: Callable[[str, bytes], None] | None = None
         self.counters = {
@@ -202,7 +206,12 @@ class LinkRelay:
             data = self._flip(data)
         if not data:
             return
-        if self.delay_ms:
+        if self.baud:  # the line is busy until the bytes before these are through
+            start = max(time.monotonic() + self.delay_ms / 1000, self._line_free[dest])
+            self._line_free[dest] = due = start + len(data) * 10 / self.baud
+            self._order += 1
+            heapq.heappush(self._pending, (due, self._order, dest, data))
+        elif self.delay_ms:
             self._order += 1
             due = time.monotonic() + self.delay_ms / 1000
             heapq.heappush(self._pending, (due, self._order, dest, data))
@@ -303,7 +312,7 @@ class EmulatedNode(Managed):
     def _stage(self) -> None:
         """Copy firmware and protocol package onto the flash, as flashing a board would."""
         ignore = shutil.ignore_patterns("__pycache__")
-        for name in ("boot.py", "main.py"):
+        for name in ("boot.py", "main.py", "ssboot.py"):
             shutil.copy(FIRMWARE / name, self.flash_dir / name)
         shutil.copytree(FIRMWARE / "ssnode", self.flash_dir / "ssnode", ignore=ignore,
                         dirs_exist_ok=True)  # fmt: skip

@@ -12,13 +12,16 @@ EVENT = const(0x03)
 STATUS = const(0x04)
 LOG = const(0x05)
 RESULT = const(0x06)
+OTA_STATUS = const(0x07)  # firmware update (SPEC.md §5.13, issue 22)
 ACK = const(0x10)
 TIME = const(0x11)
 CONFIG = const(0x12)
 COMMAND = const(0x13)
+OTA_BEGIN = const(0x14)
+OTA_CHUNK = const(0x15)
 
 # Types sent by the gateway to a node (the DOWNLINK flag is set on them).
-DOWNLINK_TYPES = (ACK, TIME, CONFIG, COMMAND)
+DOWNLINK_TYPES = (ACK, TIME, CONFIG, COMMAND, OTA_BEGIN, OTA_CHUNK)
 
 # Value kinds of a body key: i int, s str, b bytes, l list, m map, t bool.
 # Each schema: type -> (name, {key: (field name, kind, required)}).
@@ -82,6 +85,25 @@ SCHEMAS = {
         2: ("name", "s", True),
         3: ("args", "m", False),
     }),
+    OTA_STATUS: ("ota_status", {
+        1: ("request", "i", True),
+        2: ("state", "i", True),
+        3: ("offset", "i", True),
+        4: ("version", "s", True),
+        5: ("message", "s", False),
+    }),
+    OTA_BEGIN: ("ota_begin", {
+        1: ("request", "i", True),
+        2: ("version", "s", True),
+        3: ("size", "i", True),
+        4: ("sha256", "b", True),
+        5: ("manifest_size", "i", True),
+    }),
+    OTA_CHUNK: ("ota_chunk", {
+        1: ("request", "i", True),
+        2: ("offset", "i", True),
+        3: ("data", "b", True),
+    }),
 }  # fmt: skip
 
 # DATA/EVENT/STATUS/LOG "clock": where the timestamp "ts" (seconds) comes from.
@@ -96,6 +118,15 @@ RESULT_OK = const(0)
 RESULT_UNKNOWN_COMMAND = const(1)
 RESULT_BAD_ARGS = const(2)
 RESULT_FAILED = const(3)
+
+# OTA_STATUS states (SPEC.md §5.13).
+OTA_IDLE = const(0)  # no transfer
+OTA_RECEIVING = const(1)  # `offset` bytes of the image are on flash
+OTA_INSTALLED = const(2)  # verified and switched: the node resets into it
+OTA_FAILED = const(3)  # the transfer was refused or did not verify: `message` says why
+OTA_ROLLED_BACK = const(4)  # the new firmware did not reach the gateway: the previous runs
+OTA_CONFIRMED = const(5)  # the new firmware runs, its HELLO was acknowledged
+OTA_CHUNK_MAX = const(448)  # bytes of `data` in one OTA_CHUNK (fits a signed frame, §2)
 
 # LOG levels (syslog severities).
 LOG_ERROR = const(3)
@@ -248,6 +279,27 @@ def _event_args(value, body, boot):
     return wrong
 
 
+def _ota_state(value, body, boot):
+    return None if OTA_IDLE <= value <= OTA_CONFIRMED else "not a state 0..5"
+
+
+def _sha256(value, body, boot):
+    return None if len(value) == 32 else "not 32 bytes"
+
+
+def _image_size(value, body, boot):
+    return None if 0 < value <= 0xFFFFFFFF else "out of range 1..2**32-1"
+
+
+def _manifest_size(value, body, boot):
+    size = body[3]
+    return None if 0 < value <= size else "not 1..size"
+
+
+def _chunk_data(value, body, boot):
+    return None if 0 < len(value) <= OTA_CHUNK_MAX else "not 1..%d bytes" % OTA_CHUNK_MAX
+
+
 def _readings(value, body, boot):
     for index in range(len(value)):
         _check_reading(value[index], index)
@@ -272,6 +324,9 @@ RULES = {
     (TIME, 1): _utc_ms,
     (CONFIG, 2): _strs,
     (COMMAND, 3): _strs,
+    (OTA_STATUS, 2): _ota_state, (OTA_STATUS, 3): _u32,
+    (OTA_BEGIN, 3): _image_size, (OTA_BEGIN, 4): _sha256, (OTA_BEGIN, 5): _manifest_size,
+    (OTA_CHUNK, 2): _u32, (OTA_CHUNK, 3): _chunk_data,
 }  # fmt: skip
 
 

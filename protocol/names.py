@@ -9,6 +9,12 @@ Imported only by code that wants the names: on a node it costs RAM for each one.
 from .compat import const
 from .messages import (
     EVENT_VEHICLE,
+    OTA_CONFIRMED,
+    OTA_FAILED,
+    OTA_IDLE,
+    OTA_INSTALLED,
+    OTA_RECEIVING,
+    OTA_ROLLED_BACK,
     RESULT_BAD_ARGS,
     RESULT_FAILED,
     RESULT_OK,
@@ -74,6 +80,21 @@ COMMAND_REQUEST = const(1)
 COMMAND_NAME = const(2)
 COMMAND_ARGS = const(3)
 
+# OTA_STATUS 0x07, OTA_BEGIN 0x14, OTA_CHUNK 0x15 (§5.13)
+OTA_STATUS_REQUEST = const(1)
+OTA_STATUS_STATE = const(2)
+OTA_STATUS_OFFSET = const(3)
+OTA_STATUS_VERSION = const(4)
+OTA_STATUS_MESSAGE = const(5)
+OTA_BEGIN_REQUEST = const(1)
+OTA_BEGIN_VERSION = const(2)
+OTA_BEGIN_SIZE = const(3)
+OTA_BEGIN_SHA256 = const(4)
+OTA_BEGIN_MANIFEST_SIZE = const(5)
+OTA_CHUNK_REQUEST = const(1)
+OTA_CHUNK_OFFSET = const(2)
+OTA_CHUNK_DATA = const(3)
+
 # Vehicle classes: the vehicle EVENT's `class` arg (§5.4).
 VEHICLE_MOTORBIKE = const(1)
 VEHICLE_CAR = const(2)
@@ -86,5 +107,8 @@ VEHICLE_CLASSES = {VEHICLE_MOTORBIKE: "motorbike", VEHICLE_CAR: "car",
 RESULT_NAMES = {RESULT_OK: "OK", RESULT_UNKNOWN_COMMAND: "UNKNOWN_COMMAND",
                 RESULT_BAD_ARGS: "BAD_ARGS", RESULT_FAILED: "FAILED"}
 EVENT_NAMES = {EVENT_VEHICLE: "vehicle"}
+OTA_STATE_NAMES = {OTA_IDLE: "idle", OTA_RECEIVING: "receiving", OTA_INSTALLED: "installed",
+                   OTA_FAILED: "failed", OTA_ROLLED_BACK: "rolled_back",
+                   OTA_CONFIRMED: "confirmed"}
 LOG_LEVEL_NAMES = {0: "emergency", 1: "alert", 2: "critical", 3: "error", 4: "warning",
                    5: "notice", 6: "info", 7: "debug"}

@@ -19,6 +19,8 @@ from .extras import missing_extra, needs_extra
 COMMANDS: dict[str, tuple[str, str, str | None, str]] = {
     "bridge": ("bridge", "bridge", "gateway",
                "Sign and send one request to a gateway's bridge (rename, remove, log level)."),
+    "bundle": ("bundle", "bundle", None,
+               "Build a firmware update bundle (.mpy files, manifest, SHA-256) from firmware/."),
     "command": ("command", "command", "gateway",
                 "Sign and send one command to a node, print its result."),
     "conformance": ("conformance", "conformance", None,
@@ -34,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str, str | None, str]] = {
                 "Run the gateway (serial/BLE nodes in, MQTT out) or check its config."),
     "monitor": ("monitor", "monitor", "technician",
                 "Live decoded frames from a serial port, tags checked."),
+    "ota": ("ota", "ota", "gateway",
+            "Roll a firmware bundle out to a site: canaries first, then the rest."),
     "provision": ("provision", "provision", "technician",
                   "Give a factory-state node its id, key and kind; register it."),
     "store": ("store", "store", "store",

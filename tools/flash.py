@@ -35,7 +35,9 @@ IMAGE_OFFSET = "0x1000"  # where MicroPython's ESP32 image goes (micropython.org
 FLASH_BAUD = 460800  # esptool's write speed, as MicroPython's ESP32 guide uses
 _BOOTLOADER_HINT = ("hold BOOT, press and release EN, release BOOT, then run flash again; "
                     "check that the USB cable carries data.")
-SOURCE_FILES = ("boot.py", "main.py")  # stay .py on the board: MicroPython runs them by name
+# Stay .py on the board: MicroPython runs them by name; ssboot.py (the boot selector) is never
+# replaced by an update, so it stays readable for whoever inspects the board.
+SOURCE_FILES = ("boot.py", "main.py", "ssboot.py")
 
 
 @dataclass(frozen=True, eq=False)

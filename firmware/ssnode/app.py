@@ -43,16 +43,27 @@ def make_transport(config, board):
     return SerialTransport(board.link_uart())
 
 
-async def run(config, board, boot):
+async def run(config, board, boot, slot=None):
     queue = UplinkQueue(Spool(max_bytes=config["spool_max_kb"] * 1024))
     node = Node(config, board, boot, make_transport(config, board), queue)
     tasks = [("send", node.link.send_loop()), ("receive", node.link.receive_loop())]
+    extra = []
     if node.provisioned:
-        node.app = load_app(node, board)
+        from .ota import Ota  # only a provisioned node takes updates
+
+        node.ota = Ota(node, slot)
+        extra = ["ota"] if slot is not None else []
+        if slot is not None and slot.safe_mode:  # ssboot.py: too many failed boots in a row
+            node.faults["app"] = f"safe mode: {slot.pointer['fails']} failed boots in a row"
+            extra.append("safe_mode")
+        else:
+            node.app = load_app(node, board)
         tasks.append(("status", node.status_loop()))
         if node.app is not None:
             tasks.append(("app", node.app.run()))
-    node.hello(node.app.sensors if node.app is not None else [])
+    node.hello(node.app.sensors if node.app is not None else [], extra)
+    if node.ota is not None:
+        node.ota.after_boot()
     node.log(6, f"boot {boot} node {node.node_id} kind {config['kind']} "
                 f"reset_cause {board.reset_cause()}")
     if "app" in node.faults:
@@ -71,10 +82,11 @@ def factory_reset_by_button(board):
     print("I factory reset (BOOT button)")
 
 
-def main():
+def main(slot=None):
+    """Run the node; `slot` is ssboot.py's Slot (None: started without the boot selector)."""
     board = Board()
     if board.boot_button_held():
         factory_reset_by_button(board)
     config = config_file.load()
     boot = config_file.next_boot()
-    asyncio.run(run(config, board, boot))
+    asyncio.run(run(config, board, boot, slot))

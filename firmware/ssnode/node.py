@@ -23,6 +23,7 @@ FIRMWARE_VERSION = "0.1.0"
 _LEVELS = {3: "E", 4: "W", 6: "I", 7: "D"}
 _RESULT_WAIT_MS = const(5000)  # how long a RESULT may take to be acked before a reset
 CAPABILITIES = ["spool", "time", "config", "reboot", "identify", "factory_reset"]
+_ACCEPTED = (m.TIME, m.CONFIG, m.COMMAND, m.OTA_BEGIN, m.OTA_CHUNK)  # downlinks, §6.4
 
 
 class Clock:
@@ -59,6 +60,7 @@ class Node:
         self.clock = Clock()
         self.faults = {}  # sensor name -> fault text, sent in STATUS
         self.app = None  # the kind app, once loaded
+        self.ota = None  # the update receiver (ssnode/ota.py), on a provisioned node
         self.link = Link(transport, queue, self.on_frame, config["retry_max_s"])
         self.control = Control(self)
         self.rx_dropped = 0  # downlinks refused by the SPEC §6.4 rules
@@ -124,8 +126,8 @@ class Node:
         self.link.wake()
         return seq
 
-    def hello(self, sensors):
-        caps = CAPABILITIES if self.provisioned else ["factory"]
+    def hello(self, sensors, extra=()):
+        caps = CAPABILITIES + list(extra) if self.provisioned else ["factory"]
         self._send(m.HELLO, {
             1: self.config["kind"], 2: FIRMWARE_VERSION, 3: [1, 0], 4: sensors,
             5: self.board.reset_cause(), 6: self.boot, 7: caps, 8: self.clock.uptime_ms(),
@@ -172,9 +174,11 @@ class Node:
         if frame.type == m.ACK:
             if body[1] == self.boot and body[2] > self._acked_seq:
                 self._acked_seq = body[2]
+                if self.ota is not None:  # the HELLO (seq 0) is acknowledged
+                    self.ota.hello_acked()
             self.link.ack(body[1], body[2])
             return
-        accepted = (m.TIME, m.CONFIG, m.COMMAND) if self.key is not None else (m.CONFIG,)
+        accepted = _ACCEPTED if self.key is not None else (m.CONFIG,)
         if (frame.type not in accepted or frame.boot != self.boot
                 or frame.seq <= self._downlink_seq):  # fmt: skip
             self.rx_dropped += 1
@@ -184,6 +188,9 @@ class Node:
         if frame.type == m.TIME:
             self.clock.set_utc(body[1])
             return
+        if frame.type == m.OTA_BEGIN or frame.type == m.OTA_CHUNK:
+            self._ota_frame(frame.type, body)
+            return
         try:
             if frame.type == m.CONFIG:
                 self.control.config(body[1], body[2])
@@ -192,6 +199,24 @@ class Node:
         except Exception as exc:  # a failing app hook answers FAILED, the link stays up
             sys.print_exception(exc)
             self.result(body[1], m.RESULT_FAILED, repr(exc))
+
+    def _ota_frame(self, mtype, body):
+        if self.ota is None:
+            self.rx_dropped += 1
+            return
+        try:
+            if mtype == m.OTA_BEGIN:
+                self.ota.begin(body)
+            else:
+                self.ota.chunk(body)
+        except OSError as exc:  # the flash is full or failing: say so, keep running
+            self.ota.fail(f"flash: {exc!r}")
+        except MemoryError:  # a fragmented heap: what is on flash stays, the chunk comes again
+            gc.collect()
+            self.ota.status(m.OTA_RECEIVING)
+
+    def send_ota_status(self, body):
+        return self._send(m.OTA_STATUS, body)
 
     # -- identity changes and resets -------------------------------------------------------
     def provision(self, node_id, key_hex):

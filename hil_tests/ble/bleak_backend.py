@@ -410,9 +410,9 @@ class BumbleBackends:
     ``address`` is the gateway's own Bluetooth address: gateways on one radio need
     different ones, or a node cannot tell their connections apart."""
 
-    def __init__(self, *, transport: str, address: str | None = None) -> None:
+    def __init__(self, *, transport: str, address: str | None = None, mtu: int = 247) -> None:
         self.adapter = BumbleAdapter(
-            transport=transport,
+            transport=transport, mtu=mtu,
             address=CENTRAL_ADDRESS if address is None
             else hci.Address(address, hci.Address.RANDOM_DEVICE_ADDRESS))
         self.scanner, self.client = bumble_backends(self.adapter)
@@ -421,8 +421,11 @@ class BumbleBackends:
         await self.adapter.close()
 
 
-def gateway_settings(transport: str, address: str | None = None) -> dict[str, Any]:
+def gateway_settings(transport: str, address: str | None = None,
+                     mtu: int | None = None) -> dict[str, Any]:
     """The gateway config's ``[ble]`` entries that put it on the radio at ``transport``
-    (with its own Bluetooth ``address``, "C0:..." static random, when several share it)."""
-    options = {"transport": transport} | ({"address": address} if address else {})
+    (with its own Bluetooth ``address``, "C0:..." static random, when several share it;
+    ``mtu``: what it asks for in the ATT exchange, 23 for none)."""
+    options: dict[str, Any] = {"transport": transport}
+    options |= ({"address": address} if address else {}) | ({"mtu": mtu} if mtu else {})
     return {"backend": f"{__name__}:{BumbleBackends.__name__}", "backend_options": options}

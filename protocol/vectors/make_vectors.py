@@ -472,11 +472,54 @@ def build():
 
     air_quality_cases(ts)
     clarifications()
+    firmware_update()
     CASES.sort(key=lambda case: case["name"])
     names = [case["name"] for case in CASES]
     if len(set(names)) != len(names):
         raise SystemExit("duplicate case names")
     return {"format": FORMAT, "protocol_version": 1, "cases": CASES}
+
+
+def firmware_update():
+    """OTA_STATUS, OTA_BEGIN and OTA_CHUNK (SPEC.md §5.13, issue 22)."""
+
+    def bad(name, description, mtype, body, field, **head):
+        error(name, description, wire(raw_frame(mtype, packb(body), KEY, **head)),
+              MalformedBody, field, KEY)
+
+    sha = bytes(range(0xA0, 0xC0))
+    valid("ota_status_receiving", "OTA_STATUS: 8,192 bytes on flash, ACK requested",
+          m.OTA_STATUS, {1: 77, 2: m.OTA_RECEIVING, 3: 8192, 4: "0.2.0"}, flags=FLAG_ACK_REQ)
+    valid("ota_status_rolled_back", "OTA_STATUS with a message: why the node rolled back",
+          m.OTA_STATUS, {1: 0, 2: m.OTA_ROLLED_BACK, 3: 0, 4: "0.2.0",
+                         5: "0.2.0 not acknowledged in 3 boots"}, flags=FLAG_ACK_REQ)
+    valid("ota_begin_signed", "OTA_BEGIN: version, image size and SHA-256, manifest size",
+          m.OTA_BEGIN, {1: 77, 2: "0.2.0", 3: 61440, 4: sha, 5: 1800}, node_id=TARGET_NODE)
+    valid("ota_chunk_largest", "OTA_CHUNK with the largest data (448 bytes), signed",
+          m.OTA_CHUNK, {1: 77, 2: 0xFFFFFFFF, 3: bytes(range(256)) + bytes(192)},
+          node_id=TARGET_NODE)
+    valid("ota_chunk_one_byte", "OTA_CHUNK with one byte of data", m.OTA_CHUNK,
+          {1: 77, 2: 448, 3: b"\x00"}, node_id=TARGET_NODE)
+    bad("malformed_body_ota_status_state_6", "OTA_STATUS state 6: not a state", m.OTA_STATUS,
+        {1: 1, 2: 6, 3: 0, 4: "0.2.0"}, "state")
+    bad("malformed_body_ota_status_negative_offset", "OTA_STATUS offset -1", m.OTA_STATUS,
+        {1: 1, 2: 1, 3: -1, 4: "0.2.0"}, "offset")
+    bad("malformed_body_ota_begin_sha_31_bytes", "OTA_BEGIN sha256 of 31 bytes", m.OTA_BEGIN,
+        {1: 1, 2: "0.2.0", 3: 100, 4: sha[:31], 5: 10}, "sha256", node_id=TARGET_NODE)
+    bad("malformed_body_ota_begin_sha_str", "OTA_BEGIN sha256 as hex text, not bin",
+        m.OTA_BEGIN, {1: 1, 2: "0.2.0", 3: 100, 4: sha.hex(), 5: 10}, "sha256",
+        node_id=TARGET_NODE)
+    bad("malformed_body_ota_begin_size_0", "OTA_BEGIN of an empty image", m.OTA_BEGIN,
+        {1: 1, 2: "0.2.0", 3: 0, 4: sha, 5: 10}, "size", node_id=TARGET_NODE)
+    bad("malformed_body_ota_begin_manifest_beyond_size", "OTA_BEGIN manifest larger than the "
+        "image", m.OTA_BEGIN, {1: 1, 2: "0.2.0", 3: 100, 4: sha, 5: 101}, "manifest_size",
+        node_id=TARGET_NODE)
+    bad("malformed_body_ota_chunk_449_bytes", "OTA_CHUNK data of 449 bytes", m.OTA_CHUNK,
+        {1: 1, 2: 0, 3: bytes(449)}, "data", node_id=TARGET_NODE)
+    bad("malformed_body_ota_chunk_empty", "OTA_CHUNK without data bytes", m.OTA_CHUNK,
+        {1: 1, 2: 0, 3: b""}, "data", node_id=TARGET_NODE)
+    bad("malformed_body_ota_chunk_offset_over_32_bits", "OTA_CHUNK offset 2**32", m.OTA_CHUNK,
+        {1: 1, 2: 2**32, 3: b"x"}, "offset", node_id=TARGET_NODE)
 
 
 def clarifications():

@@ -74,6 +74,10 @@ BODIES: dict[int, st.SearchStrategy[Any]] = {
     m.TIME: _body({1: st.integers(0, 2**63 - 1)}, {}),
     m.CONFIG: _body({1: INTS, 2: NAMED_MAPS}, {}),
     m.COMMAND: _body({1: INTS, 2: TEXT}, {3: NAMED_MAPS}),
+    m.OTA_STATUS: _body({1: INTS, 2: st.integers(0, 5), 3: U32, 4: TEXT}, {5: TEXT}),
+    m.OTA_BEGIN: _body({1: INTS, 2: TEXT, 3: st.integers(1000, 2**32 - 1),
+                        4: st.binary(min_size=32, max_size=32), 5: st.integers(1, 1000)}, {}),
+    m.OTA_CHUNK: _body({1: INTS, 2: U32, 3: st.binary(min_size=1, max_size=448)}, {}),
 }
 UNKNOWN_TYPES = st.integers(0, 255).filter(lambda t: t not in m.SCHEMAS)
 

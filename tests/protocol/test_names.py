@@ -12,7 +12,8 @@ from streetsense.protocol import messages as m
 VECTORS = Path(__file__).resolve().parents[2] / "protocol" / "vectors" / "v1.json"
 PREFIXES = {"HELLO": m.HELLO, "DATA": m.DATA, "EVENT": m.EVENT, "STATUS": m.STATUS,
             "LOG": m.LOG, "RESULT": m.RESULT, "ACK": m.ACK, "TIME": m.TIME,
-            "CONFIG": m.CONFIG, "COMMAND": m.COMMAND}
+            "CONFIG": m.CONFIG, "COMMAND": m.COMMAND, "OTA_STATUS": m.OTA_STATUS,
+            "OTA_BEGIN": m.OTA_BEGIN, "OTA_CHUNK": m.OTA_CHUNK}
 
 
 def test_body_key_names_match_the_schemas() -> None:
@@ -20,6 +21,9 @@ def test_body_key_names_match_the_schemas() -> None:
     named = set()
     for name in dir(names):
         prefix, _, field = name.partition("_")
+        if prefix == "OTA":  # two-word type names: OTA_STATUS_STATE
+            second, _, field = field.partition("_")
+            prefix += "_" + second
         if prefix in PREFIXES and isinstance(getattr(names, name), int) and not hasattr(m, name):
             fields = m.SCHEMAS[PREFIXES[prefix]][1]
             key = getattr(names, name)

