@@ -38,6 +38,7 @@ DEFAULTS = {
     "car_max_cm": 600,
     "length_max_cm": 2000,  # nothing longer drives a city street (a road train: 20 m)
     "debounce_ms": 20,
+    "ota_trial_s": 600,  # a firmware on trial that has no HELLO acknowledged by then resets
 }
 
 

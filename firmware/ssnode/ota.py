@@ -114,6 +114,7 @@ class Ota:
         self._listed = False  # the manifest is complete and checked: `files` holds it
         self._busy = False  # verifying and installing: chunks are not taken meanwhile
         self._task = None
+        self._deadline = None
         self._confirmed = False
         try:
             with open(JOB) as f:
@@ -135,10 +136,22 @@ class Ota:
             self.node.log(m.LOG_WARNING, "rolled back: " + rolled["why"])
             self.status(m.OTA_ROLLED_BACK, 0, rolled["version"] or "?", rolled["why"])
         self._task = asyncio.create_task(self._count_up())
+        if self.slot.pointer.get("trial"):
+            self._deadline = asyncio.create_task(self._trial_deadline())
 
     async def _count_up(self):
         await asyncio.sleep(UP_AFTER_S)
         self.slot.up()
+
+    async def _trial_deadline(self):
+        """A firmware on trial that runs but never has its HELLO acknowledged (its link is
+        broken, or it cannot reach the gateway) resets after `ota_trial_s`: a trial boot that
+        failed, so ssboot rolls back after TRIAL_BOOTS of them instead of keeping it."""
+        seconds = self.node.config["ota_trial_s"]
+        await asyncio.sleep(seconds)
+        if not self._confirmed and self.node.failure is None:
+            self.node.failure = (f"firmware {self.slot.pointer.get('version')} on trial: HELLO "
+                                 f"not acknowledged in {seconds} s")
 
     def hello_acked(self):
         """The gateway acknowledged this boot's HELLO: a firmware on trial is confirmed."""

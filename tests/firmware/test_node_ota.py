@@ -113,6 +113,32 @@ def test_firmware_that_crashes_on_boot_rolls_back(tmp_path: Path) -> None:
     assert pointer(node)["active"] == "" and not pointer(node)["trial"]
 
 
+def test_firmware_never_acknowledged_on_trial_resets_and_rolls_back(tmp_path: Path) -> None:
+    """A firmware that boots and runs but never has its HELLO acknowledged (a broken link in
+    the new build, or a gateway it cannot reach) resets after `ota_trial_s` on each trial
+    boot; after three, ssboot runs the previous slot, which reports why."""
+    bundle = make_bundle(tmp_path, "0.4.0")
+    with make_node(tmp_path, node_id=NODE_ID, key=KEY,
+                   extra_config={"ota_trial_s": 2}) as node, \
+            MiniGateway(node.port, {NODE_ID: KEY}) as gw:  # fmt: skip
+        gw.wait(hello(1))
+        sender = Sender(gw, bundle, request=5)
+        sender.begin()
+        assert sender.send_from(0).body[2] == m.OTA_INSTALLED
+        gw.acking = False  # from now on the node's HELLOs go unanswered
+        trials = [gw.wait(lambda f, b=boot: f.type == m.HELLO and f.boot == b, timeout=30)
+                  for boot in (2, 3, 4)]
+        back = gw.wait(lambda f: f.type == m.HELLO and f.boot == 5, timeout=30)
+        gw.acking = True
+        rolled = gw.wait(lambda f: f.type == m.OTA_STATUS and f.body[2] == m.OTA_ROLLED_BACK,
+                         timeout=30)
+        resets = [line for line in node.console if "HELLO not acknowledged in 2 s" in line]
+    assert [f.body[2] for f in trials] == ["0.4.0"] * 3 and back.body[2] == "0.1.0"
+    assert len(resets) == 3, node.console[-20:]
+    assert rolled.body[4] == "0.4.0" and "not acknowledged" in rolled.body[5]
+    assert pointer(node)["active"] == "" and not pointer(node)["trial"]
+
+
 def test_boot_loop_starts_safe_mode(tmp_path: Path) -> None:
     """An app that crashes at every boot (here the flashed one): after 5 failed boots in a
     row the node starts in safe mode, the link only, and says so in HELLO and STATUS."""
