@@ -16,14 +16,18 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
 
+if TYPE_CHECKING:
+    import aiomqtt
+
 from streetsense.gateway.topics import Topics
 
-__all__ = ["Signed", "broker_options", "command", "parse_values", "read_password"]
+__all__ = ["Signed", "broker_client", "broker_options", "command", "parse_values",
+           "read_password"]
 
 
 def read_password(path: Path) -> str:
@@ -129,6 +133,22 @@ def command(node: str, name: str, args: tuple[str, ...], confirm: bool,
     signed.send(topics.command(node, name), topics.result(node, name), request)
 
 
+def broker_client(url: str, username: str | None, password: str | None) -> aiomqtt.Client:
+    """An MQTT 3.1.1 client for ``--broker`` URL (mqtt:// or mqtts:// with the system's CAs);
+    a usage error for any other URL."""
+    import aiomqtt
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise click.BadParameter(f"{url!r} is not mqtt://host[:port] or mqtts://host[:port]",
+                                 param_hint="--broker")
+    tls = parts.scheme == "mqtts"
+    return aiomqtt.Client(
+        parts.hostname, parts.port or (8883 if tls else 1883), username=username,
+        password=password, protocol=aiomqtt.ProtocolVersion.V311,
+        tls_context=ssl.create_default_context() if tls else None)
+
+
 async def _send(url: str, topic: str, answer_topic: str, key: bytes, request: dict[str, Any],
                 username: str | None, password: str | None,
                 timeout_s: float) -> dict[str, Any]:
@@ -136,15 +156,7 @@ async def _send(url: str, topic: str, answer_topic: str, key: bytes, request: di
 
     from streetsense.gateway.command_auth import sign
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise click.BadParameter(f"{url!r} is not mqtt://host[:port] or mqtts://host[:port]",
-                                 param_hint="--broker")
-    tls = parts.scheme == "mqtts"
-    client = aiomqtt.Client(
-        parts.hostname, parts.port or (8883 if tls else 1883), username=username,
-        password=password, protocol=aiomqtt.ProtocolVersion.V311,
-        tls_context=ssl.create_default_context() if tls else None)
+    client = broker_client(url, username, password)
     try:
         async with client:
             await client.subscribe(answer_topic, qos=1)

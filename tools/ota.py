@@ -15,20 +15,18 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import ssl
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 
 from streetsense.gateway.bundles import Bundle
 
 from .bundle import read_bundle
-from .command import broker_options
+from .command import broker_client, broker_options
 
 __all__ = ["ota"]
 
@@ -143,15 +141,7 @@ async def _run(rollout: Rollout, url: str, username: str | None, password: str |
                names: list[str], canary: int, watch_s: float, stage_timeout_s: float) -> None:
     import aiomqtt
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise click.BadParameter(f"{url!r} is not mqtt://host[:port] or mqtts://host[:port]",
-                                 param_hint="--broker")
-    tls = parts.scheme == "mqtts"
-    client = aiomqtt.Client(
-        parts.hostname, parts.port or (8883 if tls else 1883), username=username,
-        password=password, protocol=aiomqtt.ProtocolVersion.V311,
-        tls_context=ssl.create_default_context() if tls else None)
+    client = broker_client(url, username, password)
     try:
         async with client:
             states: dict[str, dict[str, Any]] = {}
