@@ -8,7 +8,7 @@ import contextlib
 import json
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from streetsense.hil.gateway_proc import GatewayProcess
@@ -60,15 +60,6 @@ async def store_running(**options: Any) -> AsyncIterator[Store]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def until(predicate: Callable[[], bool], *, timeout: float = 30.0,
-                poll_s: float = 0.1) -> None:
-    """Until ``predicate()`` holds: for state outside this process (a database, a log) that
-    has no event to wait on; the poll interval is the only sleep."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(poll_s)
 
 
 def keys(payloads: Sequence[dict[str, Any]]) -> list[Key]:

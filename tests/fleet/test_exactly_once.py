@@ -11,7 +11,8 @@ from streetsense.hil.gateway_proc import GatewayProcess, NodeEntry, SerialEntry
 from streetsense.hil.light_node import LightNode
 from streetsense.hil.nats_cluster import NatsCluster
 from streetsense.hil.plugin import short_and_soak
-from tests.fleet.fleet_helpers import member_in_use, rows, store_running, until
+from tests.fleet.fleet_helpers import member_in_use, rows, store_running
+from tests.support.polling import until
 
 FRAMES = {"short": 60, "soak": 600}  # per node
 

@@ -15,7 +15,8 @@ import pytest
 
 from streetsense.hil.broker import Mosquitto
 from streetsense.hil.postgres import Postgres
-from tests.fleet.fleet_helpers import message, rows, store_running, until
+from tests.fleet.fleet_helpers import message, rows, store_running
+from tests.support.polling import until
 
 
 async def publish(url: str, messages: list[tuple[str, bytes]]) -> None:

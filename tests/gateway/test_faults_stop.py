@@ -22,6 +22,7 @@ from streetsense.hil.observer import MqttObserver
 from streetsense.hil.pty import PtyPort
 from tests.support.fake_node import PtyNode
 from tests.support.gateway_rig import FILLER, fill_journal
+from tests.support.polling import until
 
 STOP_BOUND_S = 5.0  # what systemd's stop may take, at most (issue 15)
 STATES = ("broker lost mid-drain", "links vanished", "journal full", "commit pending")
@@ -128,9 +129,8 @@ async def test_faults_second_signal_ends_the_stop_at_once(
         bench.gateway.signal(signal.SIGTERM)
         # Both pending at once, the kernel delivers SIGINT (the lower number) first: the
         # second signal is sent once the gateway has said it is stopping on the first.
-        async with asyncio.timeout(STOP_BOUND_S):
-            while "SIGTERM received: stopping" not in bench.gateway.log():
-                await asyncio.sleep(0.02)  # polls the log file for the line; no event to wait on
+        await until(lambda: "SIGTERM received: stopping" in bench.gateway.log(),
+                    timeout=STOP_BOUND_S, poll_s=0.02)
         status, _ = await bench.stop_with(signal.SIGINT)
         log = bench.gateway.log()
         assert status == 128 + signal.SIGINT, log[-3000:]
